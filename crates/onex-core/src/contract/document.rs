@@ -1,0 +1,88 @@
+//! Loading one contract file: detect what kind of document it is, decode and validate it.
+
+use super::decode::{parse_source, Cx, Decode};
+use super::diagnostic::{ContractErrors, Loaded};
+use super::fsm::FsmContract;
+use super::node::NodeContract;
+use super::runtime::RuntimeConfig;
+use super::workflow::WorkflowDefinition;
+use crate::error::codes;
+use crate::yaml::{Node, Value};
+
+/// Any document found under `contracts/`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContractDocument {
+    /// A node contract (`node_type` present).
+    Node(Box<NodeContract>),
+    /// A bare FSM subcontract (the seed's standalone FSM files).
+    Fsm(Box<FsmContract>),
+    /// A bare workflow definition.
+    Workflow(Box<WorkflowDefinition>),
+    /// The runtime configuration.
+    Runtime(Box<RuntimeConfig>),
+}
+
+fn top_keys(node: &Node) -> Vec<&str> {
+    match &node.value {
+        Value::Map(entries) => entries
+            .iter()
+            .filter_map(|(k, _)| match &k.value {
+                Value::Scalar { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn load_with<T>(source: &str, bytes: &[u8], decode: impl FnOnce(&mut Cx, &Node) -> Option<T>) -> Result<Loaded<T>, ContractErrors> {
+    let mut cx = Cx::new(source);
+    let value = parse_source(&mut cx, bytes).and_then(|(node, _)| decode(&mut cx, &node));
+    cx.finish(value)
+}
+
+/// Loads any contract document, telling its kind from its top-level keys.
+pub fn load_document(source: &str, bytes: &[u8]) -> Result<Loaded<ContractDocument>, ContractErrors> {
+    load_with(source, bytes, |cx, node| {
+        let keys = top_keys(node);
+        let has = |k: &str| keys.contains(&k);
+        if has("node_type") {
+            NodeContract::decode(cx, node, "").map(|n| ContractDocument::Node(Box::new(n)))
+        } else if has("state_machine_name") || (has("states") && has("transitions")) {
+            FsmContract::decode(cx, node, "").map(|f| ContractDocument::Fsm(Box::new(f)))
+        } else if has("workflow_metadata") {
+            WorkflowDefinition::decode(cx, node, "").map(|w| ContractDocument::Workflow(Box::new(w)))
+        } else if has("bus") || has("state_store") || has("runtime_name") || has("admin_addr") {
+            RuntimeConfig::decode(cx, node, "").map(|r| ContractDocument::Runtime(Box::new(r)))
+        } else {
+            let found = if matches!(node.value, Value::Map(_)) { "a mapping without any of those keys" } else { node.type_name() };
+            cx.error(
+                codes::CONTRACT_UNKNOWN_KIND,
+                node.pos,
+                "",
+                format!("not a contract: expected a mapping with `node_type` (node), `state_machine_name` or `states`+`transitions` (FSM), `workflow_metadata` (workflow) or `bus`/`state_store` (runtime config); found {found}"),
+            );
+            None
+        }
+    })
+}
+
+/// Loads a node contract.
+pub fn load_node_contract(source: &str, bytes: &[u8]) -> Result<Loaded<NodeContract>, ContractErrors> {
+    load_with(source, bytes, |cx, node| NodeContract::decode(cx, node, ""))
+}
+
+/// Loads a bare FSM subcontract (either form).
+pub fn load_fsm(source: &str, bytes: &[u8]) -> Result<Loaded<FsmContract>, ContractErrors> {
+    load_with(source, bytes, |cx, node| FsmContract::decode(cx, node, ""))
+}
+
+/// Loads a bare workflow definition.
+pub fn load_workflow(source: &str, bytes: &[u8]) -> Result<Loaded<WorkflowDefinition>, ContractErrors> {
+    load_with(source, bytes, |cx, node| WorkflowDefinition::decode(cx, node, ""))
+}
+
+/// Loads the runtime configuration.
+pub fn load_runtime_config(source: &str, bytes: &[u8]) -> Result<Loaded<RuntimeConfig>, ContractErrors> {
+    load_with(source, bytes, |cx, node| RuntimeConfig::decode(cx, node, ""))
+}

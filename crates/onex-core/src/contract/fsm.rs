@@ -1,0 +1,379 @@
+//! FSM subcontracts: the upstream form (`state_name`, `from_state`, `trigger`, ...) and the
+//! seed's compact form (`states[{name, type}]`, `transitions[{from, to, event}]`), decoded into
+//! one model and checked semantically.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use serde_json::Value as Json;
+
+use super::decode::{index, join, Cx, Decode, Fields};
+use crate::error::codes;
+use crate::fsm::Expression;
+use crate::yaml::{Node, Pos};
+
+/// The source state of a transition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FromState {
+    /// `*`: any non-terminal state.
+    Any,
+    /// One named state.
+    State(String),
+}
+
+/// One declared state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateDef {
+    /// Unique name.
+    pub name: String,
+    /// Whether the state absorbs every event.
+    pub is_terminal: bool,
+    /// Actions run (as intents) when entering the state.
+    pub entry_actions: Vec<String>,
+    /// Actions run (as intents) when leaving the state.
+    pub exit_actions: Vec<String>,
+    /// Where declared.
+    pub pos: Pos,
+}
+
+/// A guard on a transition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConditionDef {
+    /// Name for messages.
+    pub name: String,
+    /// Parsed `field op value`.
+    pub expression: Expression,
+    /// A failed required condition blocks the transition; an optional one is only reported.
+    pub required: bool,
+    /// Message to use instead of the generated one.
+    pub error_message: Option<String>,
+    /// Where declared.
+    pub pos: Pos,
+}
+
+/// An action run by a transition (becomes an intent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionDef {
+    /// Intent type.
+    pub name: String,
+    /// Free-form action type.
+    pub action_type: Option<String>,
+    /// Configuration passed along in the intent.
+    pub config: Json,
+    /// Where declared.
+    pub pos: Pos,
+}
+
+/// One declared transition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransitionDef {
+    /// Name (generated as `from->to` when the compact form omits it).
+    pub name: String,
+    /// Source state.
+    pub from: FromState,
+    /// Target state.
+    pub to: String,
+    /// Event type that fires it.
+    pub trigger: String,
+    /// Higher wins among candidates with the same source kind.
+    pub priority: i64,
+    /// Guards.
+    pub conditions: Vec<ConditionDef>,
+    /// Actions (intents) of the transition itself.
+    pub actions: Vec<ActionDef>,
+    /// Where declared.
+    pub pos: Pos,
+}
+
+/// A state machine, in either source form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FsmContract {
+    /// Machine name.
+    pub name: String,
+    /// Start state.
+    pub initial_state: String,
+    /// States in declaration order.
+    pub states: Vec<StateDef>,
+    /// Transitions in declaration order.
+    pub transitions: Vec<TransitionDef>,
+    /// States that are errors (informational; they may have transitions out).
+    pub error_states: Vec<String>,
+    /// Whether each step also emits a `persist_state` intent.
+    pub persistence_enabled: bool,
+    /// Where the machine is declared.
+    pub pos: Pos,
+}
+
+const UPSTREAM_FSM_FIELDS: &[&str] = &[
+    "state_machine_name", "initial_state", "states", "transitions", "terminal_states", "error_states",
+    "persistence_enabled", "description", "version", "state_machine_version", "operations",
+    "checkpoint_interval_ms", "max_checkpoints", "recovery_enabled", "rollback_enabled",
+    "conflict_resolution_strategy", "concurrent_transitions_allowed", "transition_timeout_ms",
+    "strict_validation_enabled", "validation_hooks",
+];
+const UPSTREAM_FSM_IGNORED: &[&str] = &[
+    "version", "state_machine_version", "operations", "checkpoint_interval_ms", "max_checkpoints",
+    "recovery_enabled", "rollback_enabled", "conflict_resolution_strategy", "concurrent_transitions_allowed",
+    "transition_timeout_ms", "strict_validation_enabled", "validation_hooks",
+];
+const STATE_FIELDS: &[&str] = &[
+    "state_name", "state_type", "description", "is_terminal", "is_recoverable", "entry_actions",
+    "exit_actions", "required_data", "optional_data", "validation_rules", "timeout_ms", "version",
+];
+const STATE_IGNORED: &[&str] =
+    &["state_type", "is_recoverable", "required_data", "optional_data", "validation_rules", "timeout_ms", "version"];
+const TRANSITION_FIELDS: &[&str] = &[
+    "transition_name", "from_state", "to_state", "trigger", "priority", "conditions", "actions",
+    "description", "rollback_transitions", "is_atomic", "retry_enabled", "max_retries", "retry_delay_ms", "version",
+];
+const TRANSITION_IGNORED: &[&str] =
+    &["rollback_transitions", "is_atomic", "retry_enabled", "max_retries", "retry_delay_ms", "version"];
+const CONDITION_FIELDS: &[&str] = &[
+    "condition_name", "condition_type", "expression", "required", "error_message", "retry_count", "timeout_ms", "version",
+];
+const ACTION_FIELDS: &[&str] = &[
+    "action_name", "action_type", "action_config", "execution_order", "is_critical", "rollback_action", "timeout_ms", "version",
+];
+
+impl Decode for ConditionDef {
+    fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
+        let mut f = Fields::new(cx, node, path)?;
+        let name = f.req(cx, "condition_name");
+        let source: Option<String> = f.req(cx, "expression");
+        let required = f.or(cx, "required", true);
+        let error_message = f.opt(cx, "error_message");
+        f.ignored(cx, &["condition_type", "retry_count", "timeout_ms", "version"]);
+        f.finish(cx, CONDITION_FIELDS);
+        let expression = match Expression::parse(&source?) {
+            Ok(e) => e,
+            Err(message) => {
+                cx.error(codes::FSM_BAD_CONDITION, node.pos, &join(path, "expression"), message);
+                return None;
+            }
+        };
+        Some(Self { name: name?, expression, required, error_message, pos: node.pos })
+    }
+}
+
+impl Decode for ActionDef {
+    fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
+        // A bare string is an action with that name (the form entry/exit actions use).
+        if let crate::yaml::Value::Scalar { .. } = node.value {
+            let name = String::decode(cx, node, path)?;
+            return Some(Self { name, action_type: None, config: Json::Null, pos: node.pos });
+        }
+        let mut f = Fields::new(cx, node, path)?;
+        let name = f.req(cx, "action_name");
+        let action_type = f.opt(cx, "action_type");
+        let config = f.or(cx, "action_config", Json::Null);
+        f.ignored(cx, &["execution_order", "is_critical", "rollback_action", "timeout_ms", "version"]);
+        f.finish(cx, ACTION_FIELDS);
+        Some(Self { name: name?, action_type, config, pos: node.pos })
+    }
+}
+
+fn from_state(text: String) -> FromState {
+    if text == "*" { FromState::Any } else { FromState::State(text) }
+}
+
+fn decode_upstream_state(cx: &mut Cx, node: &Node, path: &str) -> Option<StateDef> {
+    let mut f = Fields::new(cx, node, path)?;
+    let name = f.req(cx, "state_name");
+    let is_terminal = f.or(cx, "is_terminal", false);
+    let entry_actions = f.or(cx, "entry_actions", Vec::new());
+    let exit_actions = f.or(cx, "exit_actions", Vec::new());
+    let _description: Option<String> = f.opt(cx, "description");
+    f.ignored(cx, STATE_IGNORED);
+    f.finish(cx, STATE_FIELDS);
+    Some(StateDef { name: name?, is_terminal, entry_actions, exit_actions, pos: node.pos })
+}
+
+fn decode_upstream_transition(cx: &mut Cx, node: &Node, path: &str) -> Option<TransitionDef> {
+    let mut f = Fields::new(cx, node, path)?;
+    let name = f.req(cx, "transition_name");
+    let from: Option<String> = f.req(cx, "from_state");
+    let to = f.req(cx, "to_state");
+    let trigger = f.req(cx, "trigger");
+    let priority = f.or(cx, "priority", 1);
+    let conditions = f.or(cx, "conditions", Vec::new());
+    let actions = f.or(cx, "actions", Vec::new());
+    let _description: Option<String> = f.opt(cx, "description");
+    f.ignored(cx, TRANSITION_IGNORED);
+    f.finish(cx, TRANSITION_FIELDS);
+    Some(TransitionDef { name: name?, from: from_state(from?), to: to?, trigger: trigger?, priority, conditions, actions, pos: node.pos })
+}
+
+fn decode_list<T>(cx: &mut Cx, f: &mut Fields<'_>, key: &str, item: fn(&mut Cx, &Node, &str) -> Option<T>) -> Option<Vec<T>> {
+    let path = join(f.path(), key);
+    let Some(node) = f.node(key) else {
+        cx.error(codes::CONTRACT_MISSING_FIELD, f.pos, &path, "required field is missing");
+        return None;
+    };
+    let crate::yaml::Value::Seq(items) = &node.value else {
+        cx.error(codes::CONTRACT_WRONG_TYPE, node.pos, &path, format!("expected a sequence, found {}", node.type_name()));
+        return None;
+    };
+    items.iter().enumerate().map(|(i, n)| item(cx, n, &index(&path, i))).collect::<Vec<_>>().into_iter().collect()
+}
+
+fn decode_upstream(cx: &mut Cx, node: &Node, path: &str) -> Option<FsmContract> {
+    let mut f = Fields::new(cx, node, path)?;
+    let name = f.req(cx, "state_machine_name");
+    let initial_state = f.req(cx, "initial_state");
+    let states = decode_list(cx, &mut f, "states", decode_upstream_state);
+    let transitions = decode_list(cx, &mut f, "transitions", decode_upstream_transition);
+    let terminal_states: Vec<String> = f.or(cx, "terminal_states", Vec::new());
+    let error_states = f.or(cx, "error_states", Vec::new());
+    let persistence_enabled = f.or(cx, "persistence_enabled", true);
+    let _description: Option<String> = f.opt(cx, "description");
+    let terminal_pos = f.node("terminal_states").map_or(f.pos, |n| n.pos);
+    f.ignored(cx, UPSTREAM_FSM_IGNORED);
+    let pos = f.pos;
+    f.finish(cx, UPSTREAM_FSM_FIELDS);
+    let mut states: Vec<StateDef> = states?;
+    for t in &terminal_states {
+        match states.iter_mut().find(|s| &s.name == t) {
+            Some(s) => s.is_terminal = true,
+            None => cx.error(codes::FSM_UNKNOWN_STATE, terminal_pos, &join(path, "terminal_states"), format!("`{t}` is not a declared state")),
+        }
+    }
+    Some(FsmContract { name: name?, initial_state: initial_state?, states, transitions: transitions?, error_states, persistence_enabled, pos })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CompactType {
+    Initial,
+    Normal,
+    Final,
+}
+
+super::decode::decode_enum!(CompactType, "state type", {
+    "initial" => CompactType::Initial,
+    "normal" => CompactType::Normal,
+    "final" => CompactType::Final,
+});
+
+fn decode_compact(cx: &mut Cx, node: &Node, path: &str) -> Option<FsmContract> {
+    let mut f = Fields::new(cx, node, path)?;
+    let name = f.req(cx, "name");
+    let _description: Option<String> = f.opt(cx, "description");
+    f.ignored(cx, &["version"]);
+    let states = decode_list(cx, &mut f, "states", |cx, n, p| {
+        let mut s = Fields::new(cx, n, p)?;
+        let name = s.req(cx, "name");
+        let kind: CompactType = s.or(cx, "type", CompactType::Normal);
+        let entry_actions = s.or(cx, "entry_actions", Vec::new());
+        let exit_actions = s.or(cx, "exit_actions", Vec::new());
+        let _description: Option<String> = s.opt(cx, "description");
+        s.finish(cx, &["name", "type", "description", "entry_actions", "exit_actions"]);
+        Some((StateDef { name: name?, is_terminal: kind == CompactType::Final, entry_actions, exit_actions, pos: n.pos }, kind))
+    });
+    let transitions = decode_list(cx, &mut f, "transitions", |cx, n, p| {
+        let mut t = Fields::new(cx, n, p)?;
+        let from: Option<String> = t.req(cx, "from");
+        let to: Option<String> = t.req(cx, "to");
+        let trigger = t.req(cx, "event");
+        let name: Option<String> = t.opt(cx, "name");
+        let priority = t.or(cx, "priority", 1);
+        let conditions = t.or(cx, "conditions", Vec::new());
+        let actions = t.or(cx, "actions", Vec::new());
+        t.finish(cx, &["from", "to", "event", "name", "priority", "conditions", "actions"]);
+        let (from, to) = (from?, to?);
+        let name = name.unwrap_or_else(|| format!("{from}->{to}"));
+        Some(TransitionDef { name, from: from_state(from), to, trigger: trigger?, priority, conditions, actions, pos: n.pos })
+    });
+    let pos = f.pos;
+    f.finish(cx, &["name", "version", "description", "states", "transitions"]);
+    let typed: Vec<(StateDef, CompactType)> = states?;
+    let initials: Vec<&StateDef> = typed.iter().filter(|(_, k)| *k == CompactType::Initial).map(|(s, _)| s).collect();
+    let initial_state = match initials.as_slice() {
+        [one] => one.name.clone(),
+        [] => {
+            cx.error(codes::FSM_NO_INITIAL_STATE, pos, &join(path, "states"), "no state has `type: initial`");
+            return None;
+        }
+        [_, second, ..] => {
+            cx.error(codes::FSM_NO_INITIAL_STATE, second.pos, &join(path, "states"), "more than one state has `type: initial`");
+            return None;
+        }
+    };
+    let states = typed.into_iter().map(|(s, _)| s).collect();
+    Some(FsmContract { name: name?, initial_state, states, transitions: transitions?, error_states: Vec::new(), persistence_enabled: true, pos })
+}
+
+impl Decode for FsmContract {
+    fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
+        let upstream = matches!(&node.value, crate::yaml::Value::Map(entries)
+            if entries.iter().any(|(k, _)| matches!(&k.value, crate::yaml::Value::Scalar { text, .. } if text == "state_machine_name")));
+        let fsm = if upstream { decode_upstream(cx, node, path)? } else { decode_compact(cx, node, path)? };
+        validate(cx, &fsm, path);
+        Some(fsm)
+    }
+}
+
+/// Semantic checks: states, initial state, transitions, terminal states, ambiguity, reachability.
+fn validate(cx: &mut Cx, fsm: &FsmContract, path: &str) {
+    let states_path = join(path, "states");
+    let mut names: HashMap<&str, &StateDef> = HashMap::new();
+    for (i, s) in fsm.states.iter().enumerate() {
+        if let Some(first) = names.insert(&s.name, s) {
+            cx.error(codes::FSM_DUPLICATE_STATE, s.pos, &index(&states_path, i), format!("state `{}` is declared twice (first at line {})", s.name, first.pos.line));
+        }
+    }
+    if !names.contains_key(fsm.initial_state.as_str()) {
+        cx.error(codes::FSM_NO_INITIAL_STATE, fsm.pos, &join(path, "initial_state"), format!("initial state `{}` is not a declared state", fsm.initial_state));
+    }
+    for e in &fsm.error_states {
+        if !names.contains_key(e.as_str()) {
+            cx.error(codes::FSM_UNKNOWN_STATE, fsm.pos, &join(path, "error_states"), format!("`{e}` is not a declared state"));
+        }
+    }
+    let tr_path = join(path, "transitions");
+    let mut seen: HashMap<(&FromState, &str, i64), &TransitionDef> = HashMap::new();
+    for (i, t) in fsm.transitions.iter().enumerate() {
+        let here = index(&tr_path, i);
+        if let FromState::State(from) = &t.from {
+            match names.get(from.as_str()) {
+                None => cx.error(codes::FSM_UNKNOWN_STATE, t.pos, &join(&here, "from_state"), format!("`{from}` is not a declared state (use `*` for any state)")),
+                Some(s) if s.is_terminal => cx.error(
+                    codes::FSM_TRANSITION_FROM_TERMINAL,
+                    t.pos,
+                    &join(&here, "from_state"),
+                    format!("`{from}` is terminal; terminal states absorb every event"),
+                ),
+                Some(_) => {}
+            }
+        }
+        if !names.contains_key(t.to.as_str()) {
+            cx.error(codes::FSM_UNKNOWN_STATE, t.pos, &join(&here, "to_state"), format!("`{}` is not a declared state", t.to));
+        }
+        if let Some(first) = seen.insert((&t.from, &t.trigger, t.priority), t) {
+            cx.error(
+                codes::FSM_AMBIGUOUS_TRANSITION,
+                t.pos,
+                &here,
+                format!("same from state, trigger `{}` and priority {} as `{}` (line {}); give one a different priority", t.trigger, t.priority, first.name, first.pos.line),
+            );
+        }
+    }
+    for s in unreachable(fsm) {
+        cx.warn(codes::FSM_UNREACHABLE_STATE, s.pos, &states_path, format!("state `{}` cannot be reached from `{}`", s.name, fsm.initial_state));
+    }
+}
+
+fn unreachable(fsm: &FsmContract) -> Vec<&StateDef> {
+    let terminal: HashSet<&str> = fsm.states.iter().filter(|s| s.is_terminal).map(|s| s.name.as_str()).collect();
+    let mut reached: HashSet<&str> = HashSet::from([fsm.initial_state.as_str()]);
+    let mut queue = VecDeque::from([fsm.initial_state.as_str()]);
+    while let Some(state) = queue.pop_front() {
+        for t in &fsm.transitions {
+            let applies = match &t.from {
+                FromState::Any => !terminal.contains(state),
+                FromState::State(f) => f == state,
+            };
+            if applies && reached.insert(t.to.as_str()) {
+                queue.push_back(t.to.as_str());
+            }
+        }
+    }
+    fsm.states.iter().filter(|s| !reached.contains(s.name.as_str())).collect()
+}

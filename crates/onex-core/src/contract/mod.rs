@@ -1,0 +1,23 @@
+//! Contracts: YAML models for nodes, FSMs, workflows and the runtime config, loaded from bytes
+//! with every error located (source, line, column, field path) and validated semantically.
+
+pub(crate) mod decode;
+mod diagnostic;
+mod document;
+mod fsm;
+mod node;
+mod runtime;
+mod set;
+mod workflow;
+
+pub use decode::MAX_CONTRACT_BYTES;
+pub use diagnostic::{ContractErrors, Diagnostic, Loaded, Severity};
+pub use document::{load_document, load_fsm, load_node_contract, load_runtime_config, load_workflow, ContractDocument};
+pub use fsm::{ActionDef, ConditionDef, FromState, FsmContract, StateDef, TransitionDef};
+pub use node::{
+    BackoffStrategy, CircuitBreakerPolicy, EventSpec, IoOperation, NodeContract, NodeKind, RateLimitPolicy, Resilience,
+    RetryPolicy,
+};
+pub use runtime::{BusConfig, BusKind, HandlerConfig, RuntimeConfig, SecretRef, StateStoreConfig, StoreKind, OVERRIDES};
+pub use set::ContractSet;
+pub use workflow::{ErrorAction, ExecutionMode, StepDef, StepType, WorkflowCoordination, WorkflowDefinition, WorkflowMetadata};

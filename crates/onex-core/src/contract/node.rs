@@ -1,0 +1,338 @@
+//! Node contracts: identity, events, I/O operations and resilience of one node.
+
+use super::decode::{decode_enum, Cx, Decode, Fields};
+use super::fsm::FsmContract;
+use super::workflow::WorkflowCoordination;
+use crate::envelope::is_valid_operation;
+use crate::error::codes;
+use crate::yaml::{Node, Pos};
+
+/// The four node kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodeKind {
+    /// One I/O operation through a handler.
+    Effect,
+    /// A pure function of its input.
+    Compute,
+    /// A pure FSM step; state persisted by the host.
+    Reducer,
+    /// A declarative workflow.
+    Orchestrator,
+}
+
+decode_enum!(NodeKind, "node_type", {
+    "effect" => NodeKind::Effect,
+    "compute" => NodeKind::Compute,
+    "reducer" => NodeKind::Reducer,
+    "orchestrator" => NodeKind::Orchestrator,
+});
+
+/// A topic and the event type carried on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSpec {
+    /// Topic name (`onex.<kind>.<producer>.<event>.v<N>`).
+    pub topic: String,
+    /// Event type (an FSM trigger, an intent type, ...).
+    pub event_type: String,
+    /// Where it was declared.
+    pub pos: Pos,
+}
+
+impl Decode for EventSpec {
+    fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
+        let mut f = Fields::new(cx, node, path)?;
+        let topic: Option<String> = f.req(cx, "topic");
+        let event_type = f.req(cx, "event_type");
+        f.ignored(cx, &["description", "schema", "version"]);
+        f.finish(cx, &["topic", "event_type", "description", "schema", "version"]);
+        if let Some(t) = &topic {
+            if let Err(e) = t.parse::<crate::topic::TopicName>() {
+                cx.error(codes::CONTRACT_INVALID_VALUE, node.pos, &super::decode::join(path, "topic"), e.to_string());
+            }
+        }
+        Some(Self { topic: topic?, event_type: event_type?, pos: node.pos })
+    }
+}
+
+/// One I/O operation the node performs through a handler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IoOperation {
+    /// `handler.name`, e.g. `db.query`.
+    pub operation: String,
+    /// Human description.
+    pub description: Option<String>,
+    /// Per-operation timeout overriding the node's.
+    pub timeout_ms: Option<u64>,
+    /// Where it was declared.
+    pub pos: Pos,
+}
+
+impl Decode for IoOperation {
+    fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
+        let mut f = Fields::new(cx, node, path)?;
+        let operation: Option<String> = f.req(cx, "operation");
+        let description = f.opt(cx, "description");
+        let timeout_ms = f.opt(cx, "timeout_ms");
+        f.finish(cx, &["operation", "description", "timeout_ms"]);
+        let operation = operation?;
+        if !is_valid_operation(&operation) {
+            cx.error(
+                codes::CONTRACT_INVALID_VALUE,
+                node.pos,
+                &super::decode::join(path, "operation"),
+                format!("`{operation}` is not of the form `handler.name`"),
+            );
+        }
+        Some(Self { operation, description, timeout_ms, pos: node.pos })
+    }
+}
+
+/// How retry delays grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackoffStrategy {
+    /// The same delay every time.
+    Constant,
+    /// `base * attempt`.
+    Linear,
+    /// `base * 2^attempt`.
+    Exponential,
+}
+
+decode_enum!(BackoffStrategy, "backoff_strategy", {
+    "constant" => BackoffStrategy::Constant,
+    "fixed" => BackoffStrategy::Constant,
+    "linear" => BackoffStrategy::Linear,
+    "exponential" => BackoffStrategy::Exponential,
+});
+
+/// Retry policy of a node's handler calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// How delays grow.
+    pub backoff_strategy: BackoffStrategy,
+    /// First delay.
+    pub base_delay_ms: u64,
+    /// Cap on any delay.
+    pub max_delay_ms: u64,
+    /// 0.0..=1.0: how much of each delay is randomised.
+    pub jitter_factor: f64,
+    /// Error codes that may be retried in addition to the retryable categories; empty means
+    /// "every retryable category".
+    pub retry_on: Vec<String>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 3,
+            backoff_strategy: BackoffStrategy::Exponential,
+            base_delay_ms: 100,
+            max_delay_ms: 10_000,
+            jitter_factor: 0.1,
+            retry_on: Vec::new(),
+        }
+    }
+}
+
+impl Decode for RetryPolicy {
+    fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
+        let d = Self::default();
+        let mut f = Fields::new(cx, node, path)?;
+        let policy = Self {
+            max_retries: f.or(cx, "max_retries", d.max_retries),
+            backoff_strategy: f.or(cx, "backoff_strategy", d.backoff_strategy),
+            base_delay_ms: f.or(cx, "base_delay_ms", d.base_delay_ms),
+            max_delay_ms: f.or(cx, "max_delay_ms", d.max_delay_ms),
+            jitter_factor: f.or(cx, "jitter_factor", d.jitter_factor),
+            retry_on: f.or(cx, "retry_on", d.retry_on),
+        };
+        f.finish(cx, &["max_retries", "backoff_strategy", "base_delay_ms", "max_delay_ms", "jitter_factor", "retry_on"]);
+        if !(0.0..=1.0).contains(&policy.jitter_factor) {
+            cx.error(codes::CONTRACT_INVALID_VALUE, node.pos, &super::decode::join(path, "jitter_factor"), "must be between 0.0 and 1.0");
+        }
+        if policy.max_delay_ms < policy.base_delay_ms {
+            cx.error(codes::CONTRACT_INVALID_VALUE, node.pos, &super::decode::join(path, "max_delay_ms"), "must not be below base_delay_ms");
+        }
+        Some(policy)
+    }
+}
+
+/// Circuit-breaker thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitBreakerPolicy {
+    /// Consecutive failures that open the breaker.
+    pub failure_threshold: u32,
+    /// How long it stays open before a trial call.
+    pub recovery_timeout_ms: u64,
+    /// Consecutive half-open successes that close it.
+    pub success_threshold: u32,
+}
+
+impl Default for CircuitBreakerPolicy {
+    fn default() -> Self {
+        Self { failure_threshold: 5, recovery_timeout_ms: 30_000, success_threshold: 1 }
+    }
+}
+
+impl Decode for CircuitBreakerPolicy {
+    fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
+        let d = Self::default();
+        let mut f = Fields::new(cx, node, path)?;
+        let policy = Self {
+            failure_threshold: f.or(cx, "failure_threshold", d.failure_threshold),
+            recovery_timeout_ms: f.or(cx, "recovery_timeout_ms", d.recovery_timeout_ms),
+            success_threshold: f.or(cx, "success_threshold", d.success_threshold),
+        };
+        f.finish(cx, &["failure_threshold", "recovery_timeout_ms", "success_threshold"]);
+        for (name, value) in [("failure_threshold", policy.failure_threshold), ("success_threshold", policy.success_threshold)] {
+            if value == 0 {
+                cx.error(codes::CONTRACT_INVALID_VALUE, node.pos, &super::decode::join(path, name), "must be at least 1");
+            }
+        }
+        Some(policy)
+    }
+}
+
+/// Token-bucket rate limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimitPolicy {
+    /// Sustained calls per second.
+    pub per_second: f64,
+    /// Calls allowed at once after idling.
+    pub burst: u32,
+}
+
+impl Decode for RateLimitPolicy {
+    fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
+        let mut f = Fields::new(cx, node, path)?;
+        let per_second: Option<f64> = f.req(cx, "per_second");
+        let burst = f.opt(cx, "burst");
+        f.finish(cx, &["per_second", "burst"]);
+        let per_second = per_second?;
+        if per_second <= 0.0 || !per_second.is_finite() {
+            cx.error(codes::CONTRACT_INVALID_VALUE, node.pos, &super::decode::join(path, "per_second"), "must be a positive number");
+        }
+        Some(Self { per_second, burst: burst.unwrap_or_else(|| per_second.ceil().max(1.0) as u32) })
+    }
+}
+
+/// Resilience settings wrapped around every handler call of the node.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Resilience {
+    /// Per-call timeout.
+    pub timeout_ms: Option<u64>,
+    /// Retries of retryable failures.
+    pub retry_policy: Option<RetryPolicy>,
+    /// Circuit breaker.
+    pub circuit_breaker: Option<CircuitBreakerPolicy>,
+    /// Rate limit.
+    pub rate_limit: Option<RateLimitPolicy>,
+    /// Most concurrent calls.
+    pub max_concurrency: Option<u32>,
+}
+
+impl Decode for Resilience {
+    fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
+        let mut f = Fields::new(cx, node, path)?;
+        let r = Self {
+            timeout_ms: f.opt(cx, "timeout_ms"),
+            retry_policy: f.opt(cx, "retry_policy"),
+            circuit_breaker: f.opt(cx, "circuit_breaker"),
+            rate_limit: f.opt(cx, "rate_limit"),
+            max_concurrency: f.opt(cx, "max_concurrency"),
+        };
+        f.finish(cx, &["timeout_ms", "retry_policy", "circuit_breaker", "rate_limit", "max_concurrency"]);
+        Some(r)
+    }
+}
+
+/// A node contract.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeContract {
+    /// Unique node name.
+    pub name: String,
+    /// Version of the contract format.
+    pub contract_version: String,
+    /// Version of the node.
+    pub node_version: String,
+    /// Kind of node.
+    pub node_type: NodeKind,
+    /// Human description.
+    pub description: Option<String>,
+    /// Events the node consumes.
+    pub consumed_events: Vec<EventSpec>,
+    /// Events the node publishes.
+    pub published_events: Vec<EventSpec>,
+    /// Handler operations the node performs.
+    pub io_operations: Vec<IoOperation>,
+    /// Resilience around its handler calls.
+    pub resilience: Resilience,
+    /// The state machine (reducers only).
+    pub state_machine: Option<FsmContract>,
+    /// The workflow and intent routing (orchestrators only).
+    pub workflow_coordination: Option<WorkflowCoordination>,
+    /// Where the document starts.
+    pub pos: Pos,
+}
+
+const NODE_FIELDS: &[&str] = &[
+    "name", "contract_version", "node_version", "node_type", "description", "consumed_events",
+    "published_events", "io_operations", "resilience", "state_machine", "workflow_coordination",
+    "input_model", "output_model", "dependencies", "author", "tags", "metadata",
+];
+
+impl Decode for NodeContract {
+    fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
+        let mut f = Fields::new(cx, node, path)?;
+        let name = f.req(cx, "name");
+        let contract_version = f.req(cx, "contract_version");
+        let node_version = f.req(cx, "node_version");
+        let node_type: Option<NodeKind> = f.req(cx, "node_type");
+        let description = f.opt(cx, "description");
+        let consumed_events = f.or(cx, "consumed_events", Vec::new());
+        let published_events = f.or(cx, "published_events", Vec::new());
+        let io_operations: Vec<IoOperation> = f.or(cx, "io_operations", Vec::new());
+        let resilience = f.or(cx, "resilience", Resilience::default());
+        let state_machine: Option<FsmContract> = f.opt(cx, "state_machine");
+        let workflow_coordination: Option<WorkflowCoordination> = f.opt(cx, "workflow_coordination");
+        f.ignored(cx, &["input_model", "output_model", "dependencies", "author", "tags", "metadata"]);
+        let pos = f.pos;
+        let has_fsm = f.has("state_machine");
+        let has_workflow = f.has("workflow_coordination");
+        f.finish(cx, NODE_FIELDS);
+        let node_type = node_type?;
+        let kind_rules = [
+            (NodeKind::Reducer, has_fsm, "state_machine", "REDUCER"),
+            (NodeKind::Orchestrator, has_workflow, "workflow_coordination", "ORCHESTRATOR"),
+        ];
+        for (kind, present, key, kind_name) in kind_rules {
+            if (node_type == kind) != present {
+                let message = if present {
+                    format!("`{key}` is only allowed on {kind_name} nodes")
+                } else {
+                    format!("a {kind_name} node needs `{key}`")
+                };
+                cx.error(codes::CONTRACT_INVALID_VALUE, pos, key, message);
+            }
+        }
+        if node_type == NodeKind::Effect && io_operations.is_empty() {
+            cx.error(codes::CONTRACT_MISSING_FIELD, pos, "io_operations", "an EFFECT node declares at least one operation");
+        }
+        Some(Self {
+            name: name?,
+            contract_version: contract_version?,
+            node_version: node_version?,
+            node_type,
+            description,
+            consumed_events,
+            published_events,
+            io_operations,
+            resilience,
+            state_machine,
+            workflow_coordination,
+            pos,
+        })
+    }
+}

@@ -1,0 +1,344 @@
+//! The runtime configuration (`contracts/runtime/runtime_config.yaml`) and its `ONEX_*` overrides.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value as Json;
+
+use super::decode::{decode_enum, join, Cx, Decode, Fields};
+use super::diagnostic::Diagnostic;
+use crate::error::codes;
+use crate::yaml::{Node, Pos};
+
+/// Which event bus the host uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusKind {
+    /// In-process, for the embedded default and tests.
+    InMemory,
+    /// Kafka (or a Kafka-protocol broker).
+    Kafka,
+}
+
+decode_enum!(BusKind, "bus kind", { "inmemory" => BusKind::InMemory, "kafka" => BusKind::Kafka });
+
+/// Where reducer state, idempotency records and journals live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// A local SQLite file.
+    Sqlite,
+    /// PostgreSQL (required for scale-out).
+    Postgres,
+}
+
+decode_enum!(StoreKind, "state store kind", { "sqlite" => StoreKind::Sqlite, "postgres" => StoreKind::Postgres });
+
+/// Event bus settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BusConfig {
+    /// Which bus.
+    pub kind: BusKind,
+    /// Kafka bootstrap servers.
+    pub bootstrap_servers: Option<String>,
+    /// Consumer group of this host.
+    pub group_id: String,
+    /// Topic requests are consumed from.
+    pub request_topic: String,
+    /// Topic replies are published to.
+    pub reply_topic: String,
+    /// Topic dead letters go to.
+    pub dlq_topic: String,
+    /// Partitions per topic (in-memory bus).
+    pub partitions: u32,
+    /// Messages buffered per partition before publishers wait (in-memory bus).
+    pub capacity: u32,
+}
+
+impl Decode for BusConfig {
+    fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
+        let mut f = Fields::new(cx, node, path)?;
+        let bus = Self {
+            kind: f.or(cx, "kind", BusKind::InMemory),
+            bootstrap_servers: f.opt(cx, "bootstrap_servers"),
+            group_id: f.or(cx, "group_id", "onex-runtime".to_owned()),
+            request_topic: f.or(cx, "request_topic", "onex.cmd.runtime.envelope.v1".to_owned()),
+            reply_topic: f.or(cx, "reply_topic", "onex.evt.runtime.reply.v1".to_owned()),
+            dlq_topic: f.or(cx, "dlq_topic", "onex.dlq.runtime.envelope.v1".to_owned()),
+            partitions: f.or(cx, "partitions", 8),
+            capacity: f.or(cx, "capacity", 1024),
+        };
+        f.finish(cx, &["kind", "bootstrap_servers", "group_id", "request_topic", "reply_topic", "dlq_topic", "partitions", "capacity"]);
+        for (key, topic) in [("request_topic", &bus.request_topic), ("reply_topic", &bus.reply_topic), ("dlq_topic", &bus.dlq_topic)] {
+            if let Err(e) = topic.parse::<crate::topic::TopicName>() {
+                cx.error(codes::CONTRACT_INVALID_VALUE, node.pos, &join(path, key), e.to_string());
+            }
+        }
+        if bus.kind == BusKind::Kafka && bus.bootstrap_servers.is_none() {
+            cx.error(codes::CONTRACT_MISSING_FIELD, node.pos, &join(path, "bootstrap_servers"), "the kafka bus needs bootstrap_servers");
+        }
+        Some(bus)
+    }
+}
+
+/// State store settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateStoreConfig {
+    /// Which store.
+    pub kind: StoreKind,
+    /// SQLite file (relative to the data dir).
+    pub path: String,
+    /// PostgreSQL URL, usually a `${env:…}` reference.
+    pub url: Option<String>,
+    /// Pool size.
+    pub max_connections: u32,
+}
+
+impl Decode for StateStoreConfig {
+    fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
+        let mut f = Fields::new(cx, node, path)?;
+        let store = Self {
+            kind: f.or(cx, "kind", StoreKind::Sqlite),
+            path: f.or(cx, "path", "onex-state.db".to_owned()),
+            url: f.opt(cx, "url"),
+            max_connections: f.or(cx, "max_connections", 10),
+        };
+        f.finish(cx, &["kind", "path", "url", "max_connections"]);
+        if store.kind == StoreKind::Postgres && store.url.is_none() {
+            cx.error(codes::CONTRACT_MISSING_FIELD, node.pos, &join(path, "url"), "the postgres store needs a url");
+        }
+        Some(store)
+    }
+}
+
+/// One handler's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandlerConfig {
+    /// Whether the host initialises it.
+    pub enabled: bool,
+    /// Handler-specific configuration (may hold secret references).
+    pub config: Json,
+}
+
+impl Decode for HandlerConfig {
+    fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
+        let mut f = Fields::new(cx, node, path)?;
+        let enabled = f.or(cx, "enabled", true);
+        let config_node = f.node("config");
+        let config = config_node.map_or(Json::Null, super::decode::to_json);
+        f.finish(cx, &["enabled", "config"]);
+        if let Some(n) = config_node {
+            check_secrets(cx, n.pos, &join(path, "config"), &config);
+        }
+        Some(Self { enabled, config })
+    }
+}
+
+/// A reference to a secret, resolved by the host at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// `${env:NAME}`
+    Env(String),
+    /// `${vault:mount/path#key}`
+    Vault {
+        /// `mount/path`.
+        path: String,
+        /// Key inside the secret.
+        key: String,
+    },
+}
+
+impl SecretRef {
+    /// Parses `${env:NAME}` or `${vault:path#key}`; `None` for anything else.
+    pub fn parse(value: &str) -> Option<Self> {
+        let inner = value.strip_prefix("${")?.strip_suffix('}')?;
+        if let Some(name) = inner.strip_prefix("env:") {
+            return (!name.is_empty()).then(|| Self::Env(name.to_owned()));
+        }
+        let (path, key) = inner.strip_prefix("vault:")?.split_once('#')?;
+        (!path.is_empty() && !key.is_empty()).then(|| Self::Vault { path: path.to_owned(), key: key.to_owned() })
+    }
+}
+
+const SECRET_KEYS: &[&str] = &["password", "token", "secret", "api_key", "secret_id", "private_key"];
+
+fn check_secrets(cx: &mut Cx, pos: Pos, path: &str, value: &Json) {
+    match value {
+        Json::Object(map) => {
+            for (k, v) in map {
+                let field = join(path, k);
+                let secret_like = SECRET_KEYS.iter().any(|s| k.to_ascii_lowercase().contains(s));
+                match v {
+                    Json::String(s) if secret_like && SecretRef::parse(s).is_none() => cx.error(
+                        codes::LITERAL_SECRET,
+                        pos,
+                        &field,
+                        "secrets are never written in contracts; use `${env:NAME}` or `${vault:mount/path#key}`",
+                    ),
+                    other => check_secrets(cx, pos, &field, other),
+                }
+            }
+        }
+        Json::Array(items) => items.iter().for_each(|i| check_secrets(cx, pos, path, i)),
+        _ => {}
+    }
+}
+
+/// Everything the host needs to start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeConfig {
+    /// Name the host reports.
+    pub runtime_name: String,
+    /// Directory of node contracts, relative to the config file.
+    pub contracts_dir: String,
+    /// Directory for local state (SQLite file).
+    pub data_dir: String,
+    /// Event bus.
+    pub bus: BusConfig,
+    /// State store.
+    pub state_store: StateStoreConfig,
+    /// Handlers by type (`db`, `vault`, ...).
+    pub handlers: BTreeMap<String, HandlerConfig>,
+    /// Admin HTTP listen address.
+    pub admin_addr: String,
+    /// Most time shutdown waits for in-flight work.
+    pub drain_timeout_ms: u64,
+    /// Most envelopes processed at once.
+    pub max_in_flight: u32,
+    /// Largest envelope accepted.
+    pub max_envelope_bytes: u64,
+}
+
+const RUNTIME_FIELDS: &[&str] = &[
+    "runtime_name", "contracts_dir", "data_dir", "bus", "state_store", "handlers", "admin_addr",
+    "drain_timeout_ms", "max_in_flight", "max_envelope_bytes",
+];
+
+impl Decode for RuntimeConfig {
+    fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
+        let mut f = Fields::new(cx, node, path)?;
+        let empty = Node { pos: f.pos, value: crate::yaml::Value::Scalar { text: String::new(), plain: true } };
+        let bus = match f.node("bus") {
+            Some(n) => BusConfig::decode(cx, n, &join(path, "bus")),
+            None => BusConfig::decode(cx, &empty, &join(path, "bus")),
+        };
+        let state_store = match f.node("state_store") {
+            Some(n) => StateStoreConfig::decode(cx, n, &join(path, "state_store")),
+            None => StateStoreConfig::decode(cx, &empty, &join(path, "state_store")),
+        };
+        let config = Self {
+            runtime_name: f.or(cx, "runtime_name", "onex-runtime-host".to_owned()),
+            contracts_dir: f.or(cx, "contracts_dir", "..".to_owned()),
+            data_dir: f.or(cx, "data_dir", ".onex".to_owned()),
+            bus: bus?,
+            state_store: state_store?,
+            handlers: f.or(cx, "handlers", BTreeMap::new()),
+            admin_addr: f.or(cx, "admin_addr", "127.0.0.1:8085".to_owned()),
+            drain_timeout_ms: f.or(cx, "drain_timeout_ms", 10_000),
+            max_in_flight: f.or(cx, "max_in_flight", 1024),
+            max_envelope_bytes: f.or(cx, "max_envelope_bytes", 1 << 20),
+        };
+        f.finish(cx, RUNTIME_FIELDS);
+        Some(config)
+    }
+}
+
+/// The `ONEX_*` variables that override runtime settings, and what each sets.
+pub const OVERRIDES: &[(&str, &str)] = &[
+    ("ONEX_RUNTIME_NAME", "runtime_name"),
+    ("ONEX_CONTRACTS_DIR", "contracts_dir"),
+    ("ONEX_DATA_DIR", "data_dir"),
+    ("ONEX_BUS_KIND", "bus.kind"),
+    ("ONEX_BUS_BOOTSTRAP_SERVERS", "bus.bootstrap_servers"),
+    ("ONEX_BUS_GROUP_ID", "bus.group_id"),
+    ("ONEX_BUS_PARTITIONS", "bus.partitions"),
+    ("ONEX_STATE_STORE_KIND", "state_store.kind"),
+    ("ONEX_STATE_STORE_PATH", "state_store.path"),
+    ("ONEX_STATE_STORE_URL", "state_store.url"),
+    ("ONEX_ADMIN_ADDR", "admin_addr"),
+    ("ONEX_DRAIN_TIMEOUT_MS", "drain_timeout_ms"),
+    ("ONEX_MAX_IN_FLIGHT", "max_in_flight"),
+    ("ONEX_MAX_ENVELOPE_BYTES", "max_envelope_bytes"),
+];
+
+impl RuntimeConfig {
+    /// Applies `ONEX_*` overrides from `vars` (the host passes the process environment).
+    /// Variables not starting with `ONEX_` are ignored; unknown `ONEX_` settings and bad
+    /// values are diagnostics naming the variable. `ONEX_HANDLER_<TYPE>_ENABLED` toggles a handler.
+    pub fn apply_overrides<'a>(&mut self, vars: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<Diagnostic> {
+        let mut cx = Cx::new("environment");
+        for (name, value) in vars {
+            if !name.starts_with("ONEX_") {
+                continue;
+            }
+            let pos = Pos { line: 1, column: 1 };
+            if let Some(handler) = name.strip_prefix("ONEX_HANDLER_").and_then(|h| h.strip_suffix("_ENABLED")) {
+                let node = scalar(value);
+                if let Some(enabled) = bool::decode(&mut cx, &node, name) {
+                    let key = handler.to_ascii_lowercase();
+                    self.handlers.entry(key).or_insert(HandlerConfig { enabled, config: Json::Null }).enabled = enabled;
+                }
+                continue;
+            }
+            let Some(&(_, field)) = OVERRIDES.iter().find(|(var, _)| *var == name) else {
+                // Other ONEX_ variables (test settings, log level) belong to other readers.
+                continue;
+            };
+            self.set(&mut cx, name, field, value, pos);
+        }
+        let mut diagnostics = match cx.finish(Some(())) {
+            Ok(loaded) => loaded.warnings,
+            Err(errors) => errors.diagnostics,
+        };
+        for d in &mut diagnostics {
+            d.code = codes::BAD_OVERRIDE;
+        }
+        diagnostics
+    }
+
+    fn set(&mut self, cx: &mut Cx, var: &str, field: &str, value: &str, pos: Pos) {
+        let node = scalar(value);
+        macro_rules! put {
+            ($target:expr) => {
+                if let Some(v) = Decode::decode(cx, &node, var) {
+                    $target = v;
+                }
+            };
+        }
+        match field {
+            "runtime_name" => self.runtime_name = value.to_owned(),
+            "contracts_dir" => self.contracts_dir = value.to_owned(),
+            "data_dir" => self.data_dir = value.to_owned(),
+            "bus.kind" => put!(self.bus.kind),
+            "bus.bootstrap_servers" => self.bus.bootstrap_servers = Some(value.to_owned()),
+            "bus.group_id" => self.bus.group_id = value.to_owned(),
+            "bus.partitions" => put!(self.bus.partitions),
+            "state_store.kind" => put!(self.state_store.kind),
+            "state_store.path" => self.state_store.path = value.to_owned(),
+            "state_store.url" => self.state_store.url = Some(value.to_owned()),
+            "admin_addr" => self.admin_addr = value.to_owned(),
+            "drain_timeout_ms" => put!(self.drain_timeout_ms),
+            "max_in_flight" => put!(self.max_in_flight),
+            "max_envelope_bytes" => put!(self.max_envelope_bytes),
+            _ => cx.error(codes::BAD_OVERRIDE, pos, var, format!("no setting `{field}`")),
+        }
+    }
+}
+
+fn scalar(value: &str) -> Node {
+    Node { pos: Pos { line: 1, column: 1 }, value: crate::yaml::Value::Scalar { text: value.to_owned(), plain: true } }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_refs_parse() {
+        assert_eq!(SecretRef::parse("${env:PGPASSWORD}"), Some(SecretRef::Env("PGPASSWORD".into())));
+        assert_eq!(
+            SecretRef::parse("${vault:secret/db#password}"),
+            Some(SecretRef::Vault { path: "secret/db".into(), key: "password".into() })
+        );
+        for bad in ["hunter2", "${env:}", "${vault:secret/db}", "${file:x}"] {
+            assert_eq!(SecretRef::parse(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! A YAML document as a tree of nodes that remember where they were written.
+//!
+//! Built iteratively from `granit-parser` events (a panic-free, fuzzed parser), so hostile
+//! input cannot overflow the stack: nesting and alias expansion are bounded.
+
+use std::collections::HashMap;
+
+use granit_parser::{ErrorKind, Event, Options, Parser, ScalarStyle};
+
+/// Deepest nesting of mappings and sequences a contract may use.
+pub const MAX_DEPTH: usize = 64;
+/// Most nodes a document may expand to (aliases included): stops "billion laughs".
+pub const MAX_NODES: usize = 1_000_000;
+
+/// A 1-based line and column in the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Pos {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
+}
+
+/// One YAML node with its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Where the node starts.
+    pub pos: Pos,
+    /// What it holds.
+    pub value: Value,
+}
+
+/// The content of a node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A scalar; `plain` is false for quoted, block and `!!str`-tagged scalars, which are
+    /// always strings.
+    Scalar {
+        /// The scalar's text after escape processing.
+        text: String,
+        /// Whether the YAML core schema may resolve it to null/bool/number.
+        plain: bool,
+    },
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// A mapping, in source order (duplicates are kept for the decoder to report).
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    /// Whether the node is YAML null (`~`, `null`, empty plain scalar).
+    pub fn is_null(&self) -> bool {
+        matches!(&self.value, Value::Scalar { text, plain: true } if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
+    }
+
+    /// A short name of the node's type for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match &self.value {
+            _ if self.is_null() => "null",
+            Value::Scalar { plain: false, .. } => "string",
+            Value::Scalar { text, .. } => {
+                if parse_bool(text).is_some() {
+                    "boolean"
+                } else if text.parse::<f64>().is_ok() {
+                    "number"
+                } else {
+                    "string"
+                }
+            }
+            Value::Seq(_) => "sequence",
+            Value::Map(_) => "mapping",
+        }
+    }
+}
+
+/// The YAML 1.2 core-schema booleans.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "true" | "True" | "TRUE" => Some(true),
+        "false" | "False" | "FALSE" => Some(false),
+        _ => None,
+    }
+}
+
+/// Why a document could not be read as a tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeError {
+    /// Where the problem was found.
+    pub pos: Pos,
+    /// What kind of problem.
+    pub kind: TreeErrorKind,
+    /// Description.
+    pub message: String,
+}
+
+/// The kinds of [`TreeError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeErrorKind {
+    /// Not valid YAML.
+    Syntax,
+    /// Nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+    /// More than [`MAX_NODES`] nodes after alias expansion.
+    TooLarge,
+}
+
+enum Frame {
+    Seq { pos: Pos, anchor: usize, items: Vec<Node> },
+    Map { pos: Pos, anchor: usize, entries: Vec<(Node, Node)>, key: Option<Node> },
+}
+
+fn pos_of(marker: &granit_parser::Marker) -> Pos {
+    Pos { line: marker.line(), column: marker.col() + 1 }
+}
+
+fn count_nodes(node: &Node) -> usize {
+    let mut count = 0;
+    let mut stack = vec![node];
+    while let Some(n) = stack.pop() {
+        count += 1;
+        match &n.value {
+            Value::Scalar { .. } => {}
+            Value::Seq(items) => stack.extend(items),
+            Value::Map(entries) => stack.extend(entries.iter().flat_map(|(k, v)| [k, v])),
+        }
+    }
+    count
+}
+
+/// Parses a single YAML document. An empty document is a null node at 1:1.
+pub fn parse(src: &str) -> Result<Node, TreeError> {
+    let mut options = Options::default();
+    options.flow_nesting_limit = MAX_DEPTH;
+    options.block_nesting_limit = MAX_DEPTH;
+    options.emit_comments = false;
+    let mut parser = Parser::new_from_str_with_options(src, options);
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    let mut root: Option<Node> = None;
+    let mut documents = 0usize;
+    let mut nodes = 0usize;
+    let err = |pos, kind, message: String| TreeError { pos, kind, message };
+
+    while let Some(item) = parser.next_event() {
+        let (event, span) = item.map_err(|e| match e.kind() {
+            ErrorKind::RecursionLimitExceeded => {
+                err(pos_of(e.marker()), TreeErrorKind::TooDeep, format!("nesting deeper than {MAX_DEPTH} levels"))
+            }
+            _ => err(pos_of(e.marker()), TreeErrorKind::Syntax, e.info()),
+        })?;
+        let pos = pos_of(&span.start);
+        let completed: Option<(Node, usize)> = match event {
+            Event::DocumentStart(..) => {
+                documents += 1;
+                if documents > 1 {
+                    return Err(err(pos, TreeErrorKind::Syntax, "a contract file holds exactly one YAML document".into()));
+                }
+                None
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                let is_str_tag = tag.as_deref().is_some_and(|t| t.is_yaml_core_schema_tag("str"));
+                let plain = style == ScalarStyle::Plain && !is_str_tag;
+                Some((Node { pos, value: Value::Scalar { text: text.into_owned(), plain } }, anchor))
+            }
+            Event::SequenceStart(_, anchor, _) | Event::MappingStart(_, anchor, _) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(err(pos, TreeErrorKind::TooDeep, format!("nesting deeper than {MAX_DEPTH} levels")));
+                }
+                stack.push(if matches!(event, Event::SequenceStart(..)) {
+                    Frame::Seq { pos, anchor, items: Vec::new() }
+                } else {
+                    Frame::Map { pos, anchor, entries: Vec::new(), key: None }
+                });
+                None
+            }
+            Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
+                Some(Frame::Seq { pos, anchor, items }) => Some((Node { pos, value: Value::Seq(items) }, anchor)),
+                Some(Frame::Map { pos, anchor, entries, .. }) => Some((Node { pos, value: Value::Map(entries) }, anchor)),
+                None => return Err(err(pos, TreeErrorKind::Syntax, "unbalanced collection end".into())),
+            },
+            Event::Alias(id) => match anchors.get(&id) {
+                Some(node) => {
+                    nodes += count_nodes(node);
+                    Some((Node { pos, value: node.value.clone() }, 0))
+                }
+                None => return Err(err(pos, TreeErrorKind::Syntax, "alias to an unknown anchor".into())),
+            },
+            _ => None,
+        };
+        let Some((node, anchor)) = completed else { continue };
+        nodes += 1;
+        if nodes > MAX_NODES {
+            return Err(err(pos, TreeErrorKind::TooLarge, format!("document expands to more than {MAX_NODES} nodes")));
+        }
+        if anchor != 0 {
+            anchors.insert(anchor, node.clone());
+        }
+        match stack.last_mut() {
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map { entries, key, .. }) => match key.take() {
+                Some(k) => entries.push((k, node)),
+                None => *key = Some(node),
+            },
+            None => root = Some(node),
+        }
+    }
+    Ok(root.unwrap_or(Node { pos: Pos { line: 1, column: 1 }, value: Value::Scalar { text: String::new(), plain: true } }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based() {
+        let doc = parse("a: 1\nb:\n  - x\n  - 'y'\n").unwrap();
+        let Value::Map(entries) = doc.value else { panic!("not a map") };
+        assert_eq!(entries[1].0.pos, Pos { line: 2, column: 1 });
+        let Value::Seq(items) = &entries[1].1.value else { panic!("not a seq") };
+        assert_eq!(items[1].pos, Pos { line: 4, column: 5 });
+        assert!(matches!(&items[1].value, Value::Scalar { plain: false, .. }));
+    }
+
+    #[test]
+    fn aliases_expand_and_are_bounded() {
+        let doc = parse("a: &x [1, 2]\nb: *x\n").unwrap();
+        let Value::Map(entries) = doc.value else { panic!("not a map") };
+        assert_eq!(entries[0].1.value, entries[1].1.value);
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (i, prev) in ('b'..='k').zip('a'..) {
+            bomb.push_str(&format!("{i}: &{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+        }
+        assert_eq!(parse(&bomb).unwrap_err().kind, TreeErrorKind::TooLarge);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        let deep = "[".repeat(10_000);
+        let e = parse(&deep).unwrap_err();
+        assert_eq!(e.kind, TreeErrorKind::TooDeep);
+        assert_eq!(e.pos.line, 1);
+    }
+
+    #[test]
+    fn two_documents_are_refused() {
+        let e = parse("a: 1\n---\nb: 2\n").unwrap_err();
+        assert_eq!((e.kind, e.pos.line), (TreeErrorKind::Syntax, 2));
+    }
+}

@@ -1,0 +1,46 @@
+//! `cargo xtask`: the project's task runner (layer checks, local CI).
+
+// This is a command-line tool: printing to stdout/stderr is its interface.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod ci;
+mod cmd;
+mod layers;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+Usage: cargo xtask <command>
+
+Commands:
+  check-layers  Check crate layering rules against `cargo metadata`
+  ci            Run fmt, clippy, tests, layer check and contract validation
+  help          Print this message";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        [] | ["help" | "-h" | "--help"] => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        ["check-layers"] => report(layers::run(&cmd::workspace_root())),
+        ["ci"] => report(ci::run(&cmd::workspace_root())),
+        _ => {
+            eprintln!("error: unknown command `{}`\n\n{USAGE}", args.join(" "));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Turns a command result into an exit code, printing the error if any.
+fn report(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
