@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod error;
 pub mod fsm;
 pub mod resilience;
+pub mod secret;
 pub mod time;
 pub mod topic;
 pub mod workflow;

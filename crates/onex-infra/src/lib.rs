@@ -1,1 +1,11 @@
-//! infra
+//! ONEX infrastructure: everything that does I/O — handlers, event buses, stores, the contract
+//! directory loader and the `onex-runtime-host` command line.
+#![forbid(unsafe_code)]
+
+pub mod builtin;
+pub mod cli;
+pub mod contracts;
+pub mod error;
+pub mod registry;
+
+pub use error::InfraError;

@@ -369,6 +369,13 @@ impl<'n> Fields<'n> {
         }
     }
 
+    /// Keys that only describe (descriptions, version labels, type labels): accepted silently.
+    pub fn descriptive(&mut self, keys: &[&str]) {
+        for key in keys {
+            self.node(key);
+        }
+    }
+
     /// Reports every key not consumed as an unknown field, naming the keys that are allowed.
     pub fn finish(self, cx: &mut Cx, known: &[&str]) {
         for ((k, _), used) in self.entries.iter().zip(&self.used) {

@@ -111,7 +111,7 @@ const UPSTREAM_FSM_FIELDS: &[&str] = &[
     "strict_validation_enabled", "validation_hooks",
 ];
 const UPSTREAM_FSM_IGNORED: &[&str] = &[
-    "version", "state_machine_version", "operations", "checkpoint_interval_ms", "max_checkpoints",
+    "operations", "checkpoint_interval_ms", "max_checkpoints",
     "recovery_enabled", "rollback_enabled", "conflict_resolution_strategy", "concurrent_transitions_allowed",
     "transition_timeout_ms", "strict_validation_enabled", "validation_hooks",
 ];
@@ -120,13 +120,13 @@ const STATE_FIELDS: &[&str] = &[
     "exit_actions", "required_data", "optional_data", "validation_rules", "timeout_ms", "version",
 ];
 const STATE_IGNORED: &[&str] =
-    &["state_type", "is_recoverable", "required_data", "optional_data", "validation_rules", "timeout_ms", "version"];
+    &["is_recoverable", "required_data", "optional_data", "validation_rules", "timeout_ms"];
 const TRANSITION_FIELDS: &[&str] = &[
     "transition_name", "from_state", "to_state", "trigger", "priority", "conditions", "actions",
     "description", "rollback_transitions", "is_atomic", "retry_enabled", "max_retries", "retry_delay_ms", "version",
 ];
 const TRANSITION_IGNORED: &[&str] =
-    &["rollback_transitions", "is_atomic", "retry_enabled", "max_retries", "retry_delay_ms", "version"];
+    &["rollback_transitions", "is_atomic", "retry_enabled", "max_retries", "retry_delay_ms"];
 const CONDITION_FIELDS: &[&str] = &[
     "condition_name", "condition_type", "expression", "required", "error_message", "retry_count", "timeout_ms", "version",
 ];
@@ -141,7 +141,8 @@ impl Decode for ConditionDef {
         let source: Option<String> = f.req(cx, "expression");
         let required = f.or(cx, "required", true);
         let error_message = f.opt(cx, "error_message");
-        f.ignored(cx, &["condition_type", "retry_count", "timeout_ms", "version"]);
+        f.descriptive(&["condition_type", "version"]);
+        f.ignored(cx, &["retry_count", "timeout_ms"]);
         f.finish(cx, CONDITION_FIELDS);
         let expression = match Expression::parse(&source?) {
             Ok(e) => e,
@@ -165,7 +166,8 @@ impl Decode for ActionDef {
         let name = f.req(cx, "action_name");
         let action_type = f.opt(cx, "action_type");
         let config = f.or(cx, "action_config", Json::Null);
-        f.ignored(cx, &["execution_order", "is_critical", "rollback_action", "timeout_ms", "version"]);
+        f.descriptive(&["version"]);
+        f.ignored(cx, &["execution_order", "is_critical", "rollback_action", "timeout_ms"]);
         f.finish(cx, ACTION_FIELDS);
         Some(Self { name: name?, action_type, config, pos: node.pos })
     }
@@ -181,7 +183,7 @@ fn decode_upstream_state(cx: &mut Cx, node: &Node, path: &str) -> Option<StateDe
     let is_terminal = f.or(cx, "is_terminal", false);
     let entry_actions = f.or(cx, "entry_actions", Vec::new());
     let exit_actions = f.or(cx, "exit_actions", Vec::new());
-    let _description: Option<String> = f.opt(cx, "description");
+    f.descriptive(&["description", "state_type", "version"]);
     f.ignored(cx, STATE_IGNORED);
     f.finish(cx, STATE_FIELDS);
     Some(StateDef { name: name?, is_terminal, entry_actions, exit_actions, pos: node.pos })
@@ -196,7 +198,7 @@ fn decode_upstream_transition(cx: &mut Cx, node: &Node, path: &str) -> Option<Tr
     let priority = f.or(cx, "priority", 1);
     let conditions = f.or(cx, "conditions", Vec::new());
     let actions = f.or(cx, "actions", Vec::new());
-    let _description: Option<String> = f.opt(cx, "description");
+    f.descriptive(&["description", "version"]);
     f.ignored(cx, TRANSITION_IGNORED);
     f.finish(cx, TRANSITION_FIELDS);
     Some(TransitionDef { name: name?, from: from_state(from?), to: to?, trigger: trigger?, priority, conditions, actions, pos: node.pos })
@@ -224,7 +226,7 @@ fn decode_upstream(cx: &mut Cx, node: &Node, path: &str) -> Option<FsmContract> 
     let terminal_states: Vec<String> = f.or(cx, "terminal_states", Vec::new());
     let error_states = f.or(cx, "error_states", Vec::new());
     let persistence_enabled = f.or(cx, "persistence_enabled", true);
-    let _description: Option<String> = f.opt(cx, "description");
+    f.descriptive(&["description", "version", "state_machine_version"]);
     let terminal_pos = f.node("terminal_states").map_or(f.pos, |n| n.pos);
     f.ignored(cx, UPSTREAM_FSM_IGNORED);
     let pos = f.pos;
@@ -255,15 +257,14 @@ super::decode::decode_enum!(CompactType, "state type", {
 fn decode_compact(cx: &mut Cx, node: &Node, path: &str) -> Option<FsmContract> {
     let mut f = Fields::new(cx, node, path)?;
     let name = f.req(cx, "name");
-    let _description: Option<String> = f.opt(cx, "description");
-    f.ignored(cx, &["version"]);
+    f.descriptive(&["description", "version"]);
     let states = decode_list(cx, &mut f, "states", |cx, n, p| {
         let mut s = Fields::new(cx, n, p)?;
         let name = s.req(cx, "name");
         let kind: CompactType = s.or(cx, "type", CompactType::Normal);
         let entry_actions = s.or(cx, "entry_actions", Vec::new());
         let exit_actions = s.or(cx, "exit_actions", Vec::new());
-        let _description: Option<String> = s.opt(cx, "description");
+        s.descriptive(&["description"]);
         s.finish(cx, &["name", "type", "description", "entry_actions", "exit_actions"]);
         Some((StateDef { name: name?, is_terminal: kind == CompactType::Final, entry_actions, exit_actions, pos: n.pos }, kind))
     });

@@ -43,7 +43,7 @@ impl Decode for EventSpec {
         let mut f = Fields::new(cx, node, path)?;
         let topic: Option<String> = f.req(cx, "topic");
         let event_type = f.req(cx, "event_type");
-        f.ignored(cx, &["description", "schema", "version"]);
+        f.descriptive(&["description", "schema", "version"]);
         f.finish(cx, &["topic", "event_type", "description", "schema", "version"]);
         if let Some(t) = &topic {
             if let Err(e) = t.parse::<crate::topic::TopicName>() {
@@ -297,7 +297,8 @@ impl Decode for NodeContract {
         let resilience = f.or(cx, "resilience", Resilience::default());
         let state_machine: Option<FsmContract> = f.opt(cx, "state_machine");
         let workflow_coordination: Option<WorkflowCoordination> = f.opt(cx, "workflow_coordination");
-        f.ignored(cx, &["input_model", "output_model", "dependencies", "author", "tags", "metadata"]);
+        f.descriptive(&["author", "tags", "metadata"]);
+        f.ignored(cx, &["input_model", "output_model", "dependencies"]);
         let pos = f.pos;
         let has_fsm = f.has("state_machine");
         let has_workflow = f.has("workflow_coordination");

@@ -103,11 +103,11 @@ pub struct StepDef {
 const STEP_FIELDS: &[&str] = &[
     "step_name", "step_id", "step_type", "operation", "payload", "depends_on", "timeout_ms", "retry_count",
     "error_action", "compensation", "enabled", "description", "skip_on_failure", "continue_on_error",
-    "max_retries", "priority", "order_index", "parallel_group", "max_parallel_instances", "correlation_id", "metadata", "version",
+    "max_retries", "priority", "order_index", "parallel_group", "max_parallel_instances", "correlation_id", "metadata",
 ];
 const STEP_IGNORED: &[&str] = &[
     "skip_on_failure", "continue_on_error", "max_retries", "priority", "order_index", "parallel_group",
-    "max_parallel_instances", "correlation_id", "metadata", "version",
+    "max_parallel_instances", "correlation_id", "metadata",
 ];
 
 impl Decode for StepDef {
@@ -124,7 +124,7 @@ impl Decode for StepDef {
         let error_action = f.or(cx, "error_action", ErrorAction::Stop);
         let compensation: Option<String> = f.opt(cx, "compensation");
         let enabled = f.or(cx, "enabled", true);
-        let _description: Option<String> = f.opt(cx, "description");
+        f.descriptive(&["description", "version"]);
         f.ignored(cx, STEP_IGNORED);
         f.finish(cx, STEP_FIELDS);
         for (key, op) in [("operation", operation.as_ref()), ("compensation", compensation.as_ref())] {
@@ -172,7 +172,7 @@ impl Decode for WorkflowMetadata {
         let description = f.opt(cx, "description");
         let execution_mode = f.or(cx, "execution_mode", ExecutionMode::Sequential);
         let timeout_ms = f.opt(cx, "timeout_ms");
-        f.ignored(cx, &["version"]);
+        f.descriptive(&["version"]);
         f.finish(cx, &["workflow_name", "workflow_version", "description", "execution_mode", "timeout_ms", "version"]);
         Some(Self { workflow_name: workflow_name?, workflow_version, description, execution_mode, timeout_ms })
     }
@@ -194,7 +194,8 @@ impl Decode for WorkflowDefinition {
         let mut f = Fields::new(cx, node, path)?;
         let metadata = f.req(cx, "workflow_metadata");
         let steps: Option<Vec<StepDef>> = f.req(cx, "steps");
-        f.ignored(cx, &["execution_graph", "coordination_rules", "version"]);
+        f.descriptive(&["version"]);
+        f.ignored(cx, &["execution_graph", "coordination_rules"]);
         f.finish(cx, &["workflow_metadata", "steps", "execution_graph", "coordination_rules", "version"]);
         let definition = Self { metadata: metadata?, steps: steps?, pos: node.pos };
         if let Err(errors) = plan(&definition) {
@@ -240,8 +241,9 @@ impl Decode for WorkflowCoordination {
         f.ignored(cx, &[
             "max_concurrent_workflows", "default_workflow_timeout_ms", "node_coordination_timeout_ms",
             "checkpoint_interval_ms", "auto_retry_enabled", "parallel_execution_enabled",
-            "workflow_monitoring_enabled", "error_recovery_enabled", "load_balancing_enabled", "version",
+            "workflow_monitoring_enabled", "error_recovery_enabled", "load_balancing_enabled",
         ]);
+        f.descriptive(&["version"]);
         f.finish(cx, &[
             "workflow_definition", "intent_routing", "max_concurrent_workflows", "default_workflow_timeout_ms",
             "node_coordination_timeout_ms", "checkpoint_interval_ms", "auto_retry_enabled", "parallel_execution_enabled",

@@ -1,0 +1,102 @@
+//! Loading contract files from disk into a validated [`ContractSet`], collecting every
+//! diagnostic of every file (not only the first).
+
+use std::path::{Path, PathBuf};
+
+use onex_core::contract::{load_document, ContractSet, Diagnostic, Severity};
+use onex_core::yaml::Pos;
+use onex_spi::HandlerRegistry;
+
+use crate::error::codes;
+
+/// The outcome of loading a set of contract paths.
+#[derive(Debug)]
+pub struct ContractReport {
+    /// Files read.
+    pub files: Vec<PathBuf>,
+    /// Every error and warning, by file then position.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The validated set, when there were no errors.
+    pub set: Option<ContractSet>,
+}
+
+impl ContractReport {
+    /// Number of diagnostics of `severity`.
+    pub fn count(&self, severity: Severity) -> usize {
+        self.diagnostics.iter().filter(|d| d.severity == severity).count()
+    }
+}
+
+fn is_contract_file(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+fn io_diagnostic(path: &Path, error: &std::io::Error) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Error,
+        code: codes::IO,
+        source: path.display().to_string(),
+        pos: Pos { line: 1, column: 1 },
+        field: String::new(),
+        message: format!("cannot read: {error}"),
+    }
+}
+
+/// Collects contract files under `paths` (directories recursively, sorted for stable output).
+fn collect(paths: &[PathBuf], diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending: Vec<PathBuf> = paths.iter().rev().cloned().collect();
+    while let Some(path) = pending.pop() {
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => match std::fs::read_dir(&path) {
+                Ok(entries) => {
+                    let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                    children.sort();
+                    children.retain(|c| c.is_dir() || is_contract_file(c));
+                    pending.extend(children.into_iter().rev());
+                }
+                Err(e) => diagnostics.push(io_diagnostic(&path, &e)),
+            },
+            Ok(_) => files.push(path),
+            Err(e) => diagnostics.push(io_diagnostic(&path, &e)),
+        }
+    }
+    files
+}
+
+/// Loads and validates every contract under `paths` against the operations `registry` provides.
+pub fn load_contracts(paths: &[PathBuf], registry: &dyn HandlerRegistry) -> ContractReport {
+    let mut diagnostics = Vec::new();
+    let files = collect(paths, &mut diagnostics);
+    let mut documents = Vec::new();
+    for file in &files {
+        let source = file.display().to_string();
+        let bytes = match std::fs::read(file) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                diagnostics.push(io_diagnostic(file, &e));
+                continue;
+            }
+        };
+        match load_document(&source, &bytes) {
+            Ok(loaded) => {
+                diagnostics.extend(loaded.warnings);
+                documents.push((source, loaded.value));
+            }
+            Err(errors) => diagnostics.extend(errors.diagnostics),
+        }
+    }
+    let set = match ContractSet::build(documents, &|op| registry.provides(op)) {
+        Ok(loaded) => {
+            diagnostics.extend(loaded.warnings);
+            Some(loaded.value)
+        }
+        Err(errors) => {
+            diagnostics.extend(errors.diagnostics);
+            None
+        }
+    };
+    diagnostics.sort_by(|a, b| (&a.source, a.pos).cmp(&(&b.source, b.pos)));
+    let set = set.filter(|_| !diagnostics.iter().any(|d| d.severity == Severity::Error));
+    ContractReport { files, diagnostics, set }
+}

@@ -1,0 +1,45 @@
+//! The error type of `onex-infra`, with stable codes.
+
+use std::path::PathBuf;
+
+use onex_core::error::{Classified, ErrorCategory, ErrorCode};
+
+/// Stable codes of infra errors.
+pub mod codes {
+    use onex_core::error::{ErrorCategory as C, ErrorCode};
+
+    /// A file or directory could not be read.
+    pub const IO: ErrorCode = ErrorCode::new("ONEX_INFRA_001_IO", C::Unavailable);
+    /// A handler type was registered twice.
+    pub const DUPLICATE_HANDLER: ErrorCode = ErrorCode::new("ONEX_INFRA_002_DUPLICATE_HANDLER", C::Conflict);
+}
+
+/// Failures of the infra layer.
+#[derive(Debug, thiserror::Error)]
+pub enum InfraError {
+    /// Reading a path failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Contracts were refused (every diagnostic is listed).
+    #[error(transparent)]
+    Contracts(#[from] onex_core::contract::ContractErrors),
+}
+
+impl Classified for InfraError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            Self::Io { .. } => codes::IO,
+            Self::Contracts(e) => e.error_code(),
+        }
+    }
+
+    fn category(&self) -> ErrorCategory {
+        self.error_code().category()
+    }
+}

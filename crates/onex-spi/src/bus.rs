@@ -1,0 +1,76 @@
+//! The event bus: partitioned topics, keyed messages, consumer groups, at-least-once delivery.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use futures_core::Stream;
+
+use crate::error::{SpiError, SpiResult};
+use crate::handler::Health;
+
+/// A message to publish. Messages with one key go to one partition and keep their order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundMessage {
+    /// Destination topic.
+    pub topic: String,
+    /// Partitioning key (the entity key); `None` spreads messages over partitions.
+    pub key: Option<String>,
+    /// Serialized envelope (JSON).
+    pub payload: Vec<u8>,
+    /// Headers mirroring the envelope ids (`onex-envelope-id`, `onex-correlation-id`, ...).
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Where a published message landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// Partition.
+    pub partition: u32,
+    /// Offset within the partition.
+    pub offset: u64,
+}
+
+/// A consumed message. Its payload is raw bytes: the host parses it and dead-letters what
+/// does not parse, so nothing is lost at the bus boundary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundMessage {
+    /// Source topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Offset within the partition.
+    pub offset: u64,
+    /// Key it was published with.
+    pub key: Option<String>,
+    /// Raw payload.
+    pub payload: Vec<u8>,
+    /// Headers.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A stream of consumed messages.
+pub type MessageStream = Pin<Box<dyn Stream<Item = SpiResult<InboundMessage>> + Send>>;
+
+/// An event bus (in-memory or Kafka); the host code is the same for both.
+///
+/// Delivery is at-least-once: a consumer group's committed position on a partition moves past a
+/// message only when it (and every earlier message of that partition) has been acknowledged.
+/// After a restart or rebalance, unacknowledged messages are delivered again.
+#[async_trait]
+pub trait EventBus: Send + Sync + 'static {
+    /// Publishes one message; waits while the bus applies backpressure.
+    async fn publish(&self, message: OutboundMessage) -> SpiResult<Delivery>;
+
+    /// Joins consumer group `group` on `topics`. Messages of one partition arrive in order.
+    async fn subscribe(&self, group: &str, topics: &[String]) -> SpiResult<MessageStream>;
+
+    /// Marks a message processed for `group`; its offset may then be committed.
+    async fn acknowledge(&self, group: &str, message: &InboundMessage) -> SpiResult<()>;
+
+    /// Whether the bus is connected.
+    async fn health(&self) -> Health;
+
+    /// Commits what is acknowledged and disconnects.
+    async fn close(&self) -> Result<(), SpiError>;
+}
