@@ -126,13 +126,26 @@ pub struct WorkflowRun {
     compensating: Option<usize>,
     /// Failed attempts waiting to be dispatched again: (step, next attempt, last error).
     redispatch: Vec<(usize, u32, ReplyError)>,
+    /// After [`WorkflowRun::resume`]: steps left running by the journal (dispatched, outcome
+    /// never recorded), to dispatch again on the next [`WorkflowRun::next_actions`].
+    replayed_in_flight: Vec<usize>,
 }
 
 impl WorkflowRun {
     /// A fresh run of `plan`.
     pub fn new(plan: WorkflowPlan) -> Self {
-        let states = plan.steps.iter().map(|s| if s.enabled { StepState::Pending } else { StepState::Skipped }).collect();
-        Self { plan, states, wave: 0, failure: None, completed_order: Vec::new(), compensating: None, redispatch: Vec::new() }
+        let states =
+            plan.steps.iter().map(|s| if s.enabled { StepState::Pending } else { StepState::Skipped }).collect();
+        Self {
+            plan,
+            states,
+            wave: 0,
+            failure: None,
+            completed_order: Vec::new(),
+            compensating: None,
+            redispatch: Vec::new(),
+            replayed_in_flight: Vec::new(),
+        }
     }
 
     /// Rebuilds a run from its journal. Steps that were dispatched but have no outcome are
@@ -143,6 +156,8 @@ impl WorkflowRun {
             run.next_actions();
             run.record(entry.step, entry.compensation, entry.outcome.clone())?;
         }
+        run.replayed_in_flight =
+            (0..run.states.len()).filter(|&i| matches!(run.states[i], StepState::Running { .. })).collect();
         Ok(run)
     }
 
@@ -159,16 +174,21 @@ impl WorkflowRun {
     /// Marks what can start now as running and returns it. Calling it again before recording
     /// outcomes returns nothing new.
     pub fn next_actions(&mut self) -> Vec<RunAction> {
-        if self.failure.is_some() {
-            return self.next_compensation().into_iter().collect();
-        }
-        let mut actions: Vec<RunAction> = std::mem::take(&mut self.redispatch)
+        let mut actions: Vec<RunAction> = std::mem::take(&mut self.replayed_in_flight)
             .into_iter()
-            .map(|(i, attempt, _)| {
-                self.states[i] = StepState::Running { attempt };
-                self.dispatch(i, attempt)
+            .filter_map(|i| match self.states[i] {
+                StepState::Running { attempt } => Some(self.dispatch(i, attempt)),
+                _ => None,
             })
             .collect();
+        if self.failure.is_some() {
+            actions.extend(self.next_compensation());
+            return actions;
+        }
+        actions.extend(std::mem::take(&mut self.redispatch).into_iter().map(|(i, attempt, _)| {
+            self.states[i] = StepState::Running { attempt };
+            self.dispatch(i, attempt)
+        }));
         while self.wave < self.plan.waves.len() {
             for &i in &self.plan.waves[self.wave] {
                 if self.states[i] == StepState::Pending {
@@ -186,11 +206,19 @@ impl WorkflowRun {
 
     fn dispatch(&self, i: usize, attempt: u32) -> RunAction {
         let s = &self.plan.steps[i];
-        RunAction::Dispatch { step: i, attempt, operation: s.operation.clone(), payload: s.payload.clone(), timeout_ms: s.timeout_ms }
+        RunAction::Dispatch {
+            step: i,
+            attempt,
+            operation: s.operation.clone(),
+            payload: s.payload.clone(),
+            timeout_ms: s.timeout_ms,
+        }
     }
 
     fn wave_done(&self) -> bool {
-        self.plan.waves[self.wave].iter().all(|&i| !matches!(self.states[i], StepState::Pending | StepState::Running { .. }))
+        self.plan.waves[self.wave]
+            .iter()
+            .all(|&i| !matches!(self.states[i], StepState::Pending | StepState::Running { .. }))
     }
 
     fn anything_running(&self) -> bool {
@@ -205,7 +233,11 @@ impl WorkflowRun {
         while let Some(i) = self.completed_order.pop() {
             if let Some(op) = &self.plan.steps[i].compensation {
                 self.compensating = Some(i);
-                return Some(RunAction::Compensate { step: i, operation: op.clone(), payload: self.plan.steps[i].payload.clone() });
+                return Some(RunAction::Compensate {
+                    step: i,
+                    operation: op.clone(),
+                    payload: self.plan.steps[i].payload.clone(),
+                });
             }
         }
         None
@@ -234,7 +266,8 @@ impl WorkflowRun {
                 self.completed_order.push(step);
             }
             StepOutcome::Failed { error } => match planned.error_action {
-                ErrorAction::Retry if attempt <= planned.retry_count => {
+                // Once the run has failed, no new attempt is started.
+                ErrorAction::Retry if attempt <= planned.retry_count && self.failure.is_none() => {
                     self.states[step] = StepState::Pending;
                     self.redispatch.push((step, attempt + 1, error));
                 }
@@ -262,7 +295,8 @@ impl WorkflowRun {
     pub fn status(&self) -> RunStatus {
         if let Some((step, error, compensate)) = &self.failure {
             let settled = !self.anything_running() && self.compensating.is_none();
-            let pending_comp = *compensate && self.completed_order.iter().any(|&i| self.plan.steps[i].compensation.is_some());
+            let pending_comp =
+                *compensate && self.completed_order.iter().any(|&i| self.plan.steps[i].compensation.is_some());
             return match (settled && !pending_comp, compensate) {
                 (false, _) => RunStatus::Running,
                 (true, true) => RunStatus::Compensated { step: *step, error: error.clone() },
