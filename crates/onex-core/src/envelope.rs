@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::error::{codes, Classified, ErrorCategory, ErrorCode};
+use crate::error::{Classified, ErrorCategory, ErrorCode, codes};
 
 /// Tracing and routing metadata carried beside the payload.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -125,9 +125,8 @@ impl Classified for EnvelopeError {
 
 /// Whether `operation` is `prefix.name` with lowercase `[a-z0-9_]` segments.
 pub fn is_valid_operation(operation: &str) -> bool {
-    let segment = |s: &str| {
-        !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    };
+    let segment =
+        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     match operation.split_once('.') {
         Some((prefix, name)) => segment(prefix) && name.split('.').all(segment),
         None => false,

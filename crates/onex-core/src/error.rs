@@ -272,8 +272,7 @@ mod tests {
             let number = &code.as_str()[10..13];
             assert!(number.chars().all(|c| c.is_ascii_digit()), "{code}");
         }
-        let numbers: std::collections::HashSet<_> =
-            codes::ALL.iter().map(|c| &c.as_str()[..13]).collect();
+        let numbers: std::collections::HashSet<_> = codes::ALL.iter().map(|c| &c.as_str()[..13]).collect();
         assert_eq!(numbers.len(), codes::ALL.len(), "a code number is reused");
     }
 

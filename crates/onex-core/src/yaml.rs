@@ -153,7 +153,11 @@ pub fn parse(src: &str) -> Result<Node, TreeError> {
             Event::DocumentStart(..) => {
                 documents += 1;
                 if documents > 1 {
-                    return Err(err(pos, TreeErrorKind::Syntax, "a contract file holds exactly one YAML document".into()));
+                    return Err(err(
+                        pos,
+                        TreeErrorKind::Syntax,
+                        "a contract file holds exactly one YAML document".into(),
+                    ));
                 }
                 None
             }
@@ -175,7 +179,9 @@ pub fn parse(src: &str) -> Result<Node, TreeError> {
             }
             Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
                 Some(Frame::Seq { pos, anchor, items }) => Some((Node { pos, value: Value::Seq(items) }, anchor)),
-                Some(Frame::Map { pos, anchor, entries, .. }) => Some((Node { pos, value: Value::Map(entries) }, anchor)),
+                Some(Frame::Map { pos, anchor, entries, .. }) => {
+                    Some((Node { pos, value: Value::Map(entries) }, anchor))
+                }
                 None => return Err(err(pos, TreeErrorKind::Syntax, "unbalanced collection end".into())),
             },
             Event::Alias(id) => match anchors.get(&id) {
@@ -204,7 +210,8 @@ pub fn parse(src: &str) -> Result<Node, TreeError> {
             None => root = Some(node),
         }
     }
-    Ok(root.unwrap_or(Node { pos: Pos { line: 1, column: 1 }, value: Value::Scalar { text: String::new(), plain: true } }))
+    Ok(root
+        .unwrap_or(Node { pos: Pos { line: 1, column: 1 }, value: Value::Scalar { text: String::new(), plain: true } }))
 }
 
 #[cfg(test)]
@@ -228,7 +235,9 @@ mod tests {
         assert_eq!(entries[0].1.value, entries[1].1.value);
         let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for (i, prev) in ('b'..='k').zip('a'..) {
-            bomb.push_str(&format!("{i}: &{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+            bomb.push_str(&format!(
+                "{i}: &{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+            ));
         }
         assert_eq!(parse(&bomb).unwrap_err().kind, TreeErrorKind::TooLarge);
     }

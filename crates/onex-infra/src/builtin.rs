@@ -7,44 +7,62 @@ use onex_spi::{HandlerDescriptor, OperationDescriptor};
 type Table = &'static [(&'static str, &'static [(&'static str, &'static str, bool)])];
 
 const BUILTIN: Table = &[
-    ("db", &[
-        ("query", "run one parameterised SELECT; rows as typed JSON", true),
-        ("execute", "run one parameterised statement; rows affected", false),
-        ("transaction", "run a list of statements atomically", false),
-    ]),
-    ("vault", &[
-        ("read_secret", "read a KV secret", true),
-        ("write_secret", "write a KV secret", false),
-        ("delete_secret", "delete a KV secret", true),
-        ("list_secrets", "list keys under a path", true),
-        ("renew_token", "renew the client token", false),
-    ]),
-    ("consul", &[
-        ("kv_get", "read a key", true),
-        ("kv_put", "write a key (optionally check-and-set)", false),
-        ("kv_delete", "delete a key", true),
-        ("register", "register a service with an HTTP check", true),
-        ("deregister", "deregister a service", true),
-        ("discover", "healthy instances of a service", true),
-    ]),
-    ("http", &[
-        ("get", "HTTP GET", true),
-        ("post", "HTTP POST", false),
-        ("put", "HTTP PUT", true),
-        ("delete", "HTTP DELETE", true),
-    ]),
+    (
+        "db",
+        &[
+            ("query", "run one parameterised SELECT; rows as typed JSON", true),
+            ("execute", "run one parameterised statement; rows affected", false),
+            ("transaction", "run a list of statements atomically", false),
+        ],
+    ),
+    (
+        "vault",
+        &[
+            ("read_secret", "read a KV secret", true),
+            ("write_secret", "write a KV secret", false),
+            ("delete_secret", "delete a KV secret", true),
+            ("list_secrets", "list keys under a path", true),
+            ("renew_token", "renew the client token", false),
+        ],
+    ),
+    (
+        "consul",
+        &[
+            ("kv_get", "read a key", true),
+            ("kv_put", "write a key (optionally check-and-set)", false),
+            ("kv_delete", "delete a key", true),
+            ("register", "register a service with an HTTP check", true),
+            ("deregister", "deregister a service", true),
+            ("discover", "healthy instances of a service", true),
+        ],
+    ),
+    (
+        "http",
+        &[
+            ("get", "HTTP GET", true),
+            ("post", "HTTP POST", false),
+            ("put", "HTTP PUT", true),
+            ("delete", "HTTP DELETE", true),
+        ],
+    ),
     ("webhook", &[("deliver", "deliver a signed webhook, recording every attempt", false)]),
-    ("stamp", &[
-        ("create", "stamp content and persist the stamp", true),
-        ("validate", "validate a stamp against its content", true),
-        ("hash", "BLAKE3 of normalised content", true),
-        ("batch", "stamp many items; one failure does not fail the others", true),
-    ]),
-    ("local", &[
-        ("echo", "reply with the request payload", true),
-        ("fail", "fail with the error code the payload names", true),
-        ("sleep", "wait the payload's `ms`, then reply", true),
-    ]),
+    (
+        "stamp",
+        &[
+            ("create", "stamp content and persist the stamp", true),
+            ("validate", "validate a stamp against its content", true),
+            ("hash", "BLAKE3 of normalised content", true),
+            ("batch", "stamp many items; one failure does not fail the others", true),
+        ],
+    ),
+    (
+        "local",
+        &[
+            ("echo", "reply with the request payload", true),
+            ("fail", "fail with the error code the payload names", true),
+            ("sleep", "wait the payload's `ms`, then reply", true),
+        ],
+    ),
 ];
 
 /// Descriptors of every built-in handler type.

@@ -1,15 +1,15 @@
-//! Decoding YAML trees into contract models while collecting every diagnostic.
-//!
-//! Each model reads its mapping through [`Fields`], which knows the keys it consumed: whatever
-//! is left at [`Fields::finish`] is an unknown field (with a "did you mean"), and keys the
-//! upstream (Python) models define but this runtime does not act on are warnings.
+//! Decoding YAML trees into contract models while collecting every diagnostic: the [`Cx`]
+//! that gathers them, the checks every source passes (size, UTF-8, YAML), and [`Decode`] for
+//! the scalar, list, map and JSON values models are made of. Mappings are read with
+//! [`Fields`](super::fields::Fields).
 
 use std::collections::BTreeMap;
 
 use serde_json::{Number, Value as Json};
 
 use super::diagnostic::{ContractErrors, Diagnostic, Loaded, Severity};
-use crate::error::{codes, ErrorCode};
+use super::fields::Fields;
+use crate::error::{ErrorCode, codes};
 use crate::yaml::{self, Node, Pos, TreeErrorKind, Value};
 
 /// Collects diagnostics for one source while decoding it.
@@ -51,14 +51,31 @@ impl Cx {
         self.diagnostics.iter().any(|d| d.severity == Severity::Error)
     }
 
+    /// How many errors have been recorded (to tell whether a part decoded cleanly).
+    pub fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count()
+    }
+
+    /// Ends decoding, keeping whatever could be decoded: the value (possibly partial when
+    /// there are errors) and every diagnostic in source order.
+    pub fn into_parts<T>(mut self, value: Option<T>) -> (Option<T>, Vec<Diagnostic>) {
+        self.diagnostics.sort_by_key(|d| d.pos);
+        (value, self.diagnostics)
+    }
+
     /// Ends decoding: the value with its warnings, or every diagnostic when any is an error.
     pub fn finish<T>(mut self, value: Option<T>) -> Result<Loaded<T>, ContractErrors> {
-        self.diagnostics.sort_by(|a, b| a.pos.cmp(&b.pos));
+        self.diagnostics.sort_by_key(|d| d.pos);
         match value {
             Some(value) if !self.has_errors() => Ok(Loaded { value, warnings: self.diagnostics }),
             _ => {
                 if !self.has_errors() {
-                    self.error(codes::CONTRACT_INVALID_VALUE, Pos { line: 1, column: 1 }, "", "contract could not be decoded");
+                    self.error(
+                        codes::CONTRACT_INVALID_VALUE,
+                        Pos { line: 1, column: 1 },
+                        "",
+                        "contract could not be decoded",
+                    );
                 }
                 Err(ContractErrors { diagnostics: self.diagnostics })
             }
@@ -84,9 +101,10 @@ pub fn parse_source<'b>(cx: &mut Cx, bytes: &'b [u8]) -> Option<(Node, &'b str)>
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
-            let valid = &bytes[..e.valid_up_to()];
-            let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
-            let column = valid.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+            // Everything before the bad byte is UTF-8; columns count characters, like `Pos`.
+            let valid = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
+            let line = valid.matches('\n').count() + 1;
+            let column = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
             cx.error(
                 codes::CONTRACT_NOT_UTF8,
                 Pos { line, column },
@@ -126,7 +144,7 @@ pub trait Decode: Sized {
     fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self>;
 }
 
-fn wrong_type(cx: &mut Cx, node: &Node, path: &str, expected: &str) {
+pub(super) fn wrong_type(cx: &mut Cx, node: &Node, path: &str, expected: &str) {
     cx.error(codes::CONTRACT_WRONG_TYPE, node.pos, path, format!("expected {expected}, found {}", node.type_name()));
 }
 
@@ -182,10 +200,10 @@ impl<T: Decode> Decode for Vec<T> {
     fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
         match &node.value {
             _ if node.is_null() => Some(Vec::new()),
+            // Items that fail are dropped after their error is recorded, so the rest are still
+            // checked (and the load still fails): `validate` reports every problem at once.
             Value::Seq(items) => {
-                let decoded: Vec<Option<T>> =
-                    items.iter().enumerate().map(|(i, item)| T::decode(cx, item, &index(path, i))).collect();
-                decoded.into_iter().collect()
+                Some(items.iter().enumerate().filter_map(|(i, item)| T::decode(cx, item, &index(path, i))).collect())
             }
             _ => {
                 wrong_type(cx, node, path, "a sequence");
@@ -200,7 +218,7 @@ impl<T: Decode> Decode for BTreeMap<String, T> {
         let fields = Fields::new(cx, node, path)?;
         let mut out = BTreeMap::new();
         let mut ok = true;
-        for (k, v) in fields.entries {
+        for (k, v) in fields.entries() {
             let Some(key) = String::decode(cx, k, path) else {
                 ok = false;
                 continue;
@@ -278,159 +296,9 @@ macro_rules! decode_enum {
 }
 pub(crate) use decode_enum;
 
-/// The keys of one mapping, consumed one by one by a model's decoder.
-#[derive(Debug)]
-pub struct Fields<'n> {
-    /// Position of the mapping.
-    pub pos: Pos,
-    path: String,
-    entries: &'n [(Node, Node)],
-    used: Vec<bool>,
-}
-
-static EMPTY: [(Node, Node); 0] = [];
-
-impl<'n> Fields<'n> {
-    /// Opens `node` as a mapping (null counts as empty); reports duplicate keys.
-    pub fn new(cx: &mut Cx, node: &'n Node, path: &str) -> Option<Self> {
-        let entries: &'n [(Node, Node)] = match &node.value {
-            _ if node.is_null() => &EMPTY,
-            Value::Map(entries) => entries,
-            _ => {
-                wrong_type(cx, node, path, "a mapping");
-                return None;
-            }
-        };
-        for (i, (k, _)) in entries.iter().enumerate() {
-            if let Some((first, _)) = entries[..i].iter().find(|(other, _)| other.value == k.value) {
-                cx.error(
-                    codes::CONTRACT_DUPLICATE_KEY,
-                    k.pos,
-                    &join(path, &key_text(k)),
-                    format!("key given twice (first at line {})", first.pos.line),
-                );
-            }
-        }
-        Some(Self { pos: node.pos, path: path.to_owned(), entries, used: vec![false; entries.len()] })
-    }
-
-    /// The field path of this mapping.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// The raw node under `key`, marking it consumed.
-    pub fn node(&mut self, key: &str) -> Option<&'n Node> {
-        let i = self.entries.iter().position(|(k, _)| matches!(&k.value, Value::Scalar { text, .. } if text == key))?;
-        self.used[i] = true;
-        Some(&self.entries[i].1)
-    }
-
-    /// Whether `key` is present (without consuming it).
-    pub fn has(&self, key: &str) -> bool {
-        self.entries.iter().any(|(k, _)| matches!(&k.value, Value::Scalar { text, .. } if text == key))
-    }
-
-    /// A required field.
-    pub fn req<T: Decode>(&mut self, cx: &mut Cx, key: &str) -> Option<T> {
-        let path = join(&self.path, key);
-        match self.node(key) {
-            Some(node) if !node.is_null() => T::decode(cx, node, &path),
-            Some(node) => {
-                cx.error(codes::CONTRACT_MISSING_FIELD, node.pos, &path, "required field is empty");
-                None
-            }
-            None => {
-                cx.error(codes::CONTRACT_MISSING_FIELD, self.pos, &path, "required field is missing");
-                None
-            }
-        }
-    }
-
-    /// An optional field: `None` when absent or null (and when invalid, after reporting it).
-    pub fn opt<T: Decode>(&mut self, cx: &mut Cx, key: &str) -> Option<T> {
-        let path = join(&self.path, key);
-        self.node(key).filter(|n| !n.is_null()).and_then(|node| T::decode(cx, node, &path))
-    }
-
-    /// An optional field with a default when absent or null.
-    pub fn or<T: Decode>(&mut self, cx: &mut Cx, key: &str, default: T) -> T {
-        self.opt(cx, key).unwrap_or(default)
-    }
-
-    /// Keys the upstream models define that this runtime accepts but does not act on:
-    /// each one present yields a warning.
-    pub fn ignored(&mut self, cx: &mut Cx, keys: &[&str]) {
-        for key in keys {
-            if let Some(node) = self.node(key) {
-                let path = join(&self.path, key);
-                cx.warn(codes::IGNORED_FIELD, node.pos, &path, "accepted for compatibility with the Python runtime; not acted on");
-            }
-        }
-    }
-
-    /// Keys that only describe (descriptions, version labels, type labels): accepted silently.
-    pub fn descriptive(&mut self, keys: &[&str]) {
-        for key in keys {
-            self.node(key);
-        }
-    }
-
-    /// Reports every key not consumed as an unknown field, naming the keys that are allowed.
-    pub fn finish(self, cx: &mut Cx, known: &[&str]) {
-        for ((k, _), used) in self.entries.iter().zip(&self.used) {
-            if *used {
-                continue;
-            }
-            let key = key_text(k);
-            let hint = match suggest(&key, known) {
-                Some(s) => format!("; did you mean `{s}`?"),
-                None => format!("; allowed here: {}", known.join(", ")),
-            };
-            cx.error(codes::CONTRACT_UNKNOWN_FIELD, k.pos, &join(&self.path, &key), format!("unknown field `{key}`{hint}"));
-        }
-    }
-}
-
-fn key_text(k: &Node) -> String {
-    match &k.value {
-        Value::Scalar { text, .. } => text.clone(),
-        _ => to_json(k).to_string(),
-    }
-}
-
-/// The closest allowed key within two edits, if any.
-pub fn suggest<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (edit_distance(input, c), *c))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn suggestions_are_close_matches_only() {
-        assert_eq!(suggest("intial_state", &["initial_state", "states"]), Some("initial_state"));
-        assert_eq!(suggest("colour", &["initial_state", "states"]), None);
-    }
 
     #[test]
     fn numbers_decode_typed_and_report_precisely() {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::error::{codes, Classified, ErrorCode};
+use crate::error::{Classified, ErrorCode, codes};
 use crate::yaml::Pos;
 
 /// How serious a diagnostic is.

@@ -1,7 +1,7 @@
 //! Loading one contract file: detect what kind of document it is, decode and validate it.
 
-use super::decode::{parse_source, Cx, Decode};
-use super::diagnostic::{ContractErrors, Loaded};
+use super::decode::{Cx, Decode, parse_source};
+use super::diagnostic::{ContractErrors, Diagnostic, Loaded};
 use super::fsm::FsmContract;
 use super::node::NodeContract;
 use super::runtime::RuntimeConfig;
@@ -35,36 +35,56 @@ fn top_keys(node: &Node) -> Vec<&str> {
     }
 }
 
-fn load_with<T>(source: &str, bytes: &[u8], decode: impl FnOnce(&mut Cx, &Node) -> Option<T>) -> Result<Loaded<T>, ContractErrors> {
+fn decode_with<T>(source: &str, bytes: &[u8], decode: impl FnOnce(&mut Cx, &Node) -> Option<T>) -> (Cx, Option<T>) {
     let mut cx = Cx::new(source);
     let value = parse_source(&mut cx, bytes).and_then(|(node, _)| decode(&mut cx, &node));
+    (cx, value)
+}
+
+fn load_with<T>(
+    source: &str,
+    bytes: &[u8],
+    decode: impl FnOnce(&mut Cx, &Node) -> Option<T>,
+) -> Result<Loaded<T>, ContractErrors> {
+    let (cx, value) = decode_with(source, bytes, decode);
     cx.finish(value)
+}
+
+/// Checks any contract document and returns everything found: the document as far as it could
+/// be decoded (present even with errors, so cross-file checks can still run on it) and every
+/// diagnostic. Use [`load_document`] to get a document only when it is valid.
+pub fn check_document(source: &str, bytes: &[u8]) -> (Option<ContractDocument>, Vec<Diagnostic>) {
+    let (cx, value) = decode_with(source, bytes, decode_document);
+    cx.into_parts(value)
 }
 
 /// Loads any contract document, telling its kind from its top-level keys.
 pub fn load_document(source: &str, bytes: &[u8]) -> Result<Loaded<ContractDocument>, ContractErrors> {
-    load_with(source, bytes, |cx, node| {
-        let keys = top_keys(node);
-        let has = |k: &str| keys.contains(&k);
-        if has("node_type") {
-            NodeContract::decode(cx, node, "").map(|n| ContractDocument::Node(Box::new(n)))
-        } else if has("state_machine_name") || (has("states") && has("transitions")) {
-            FsmContract::decode(cx, node, "").map(|f| ContractDocument::Fsm(Box::new(f)))
-        } else if has("workflow_metadata") {
-            WorkflowDefinition::decode(cx, node, "").map(|w| ContractDocument::Workflow(Box::new(w)))
-        } else if has("bus") || has("state_store") || has("runtime_name") || has("admin_addr") {
-            RuntimeConfig::decode(cx, node, "").map(|r| ContractDocument::Runtime(Box::new(r)))
-        } else {
-            let found = if matches!(node.value, Value::Map(_)) { "a mapping without any of those keys" } else { node.type_name() };
-            cx.error(
+    load_with(source, bytes, decode_document)
+}
+
+fn decode_document(cx: &mut Cx, node: &Node) -> Option<ContractDocument> {
+    let keys = top_keys(node);
+    let has = |k: &str| keys.contains(&k);
+    if has("node_type") {
+        NodeContract::decode(cx, node, "").map(|n| ContractDocument::Node(Box::new(n)))
+    } else if has("state_machine_name") || (has("states") && has("transitions")) {
+        FsmContract::decode(cx, node, "").map(|f| ContractDocument::Fsm(Box::new(f)))
+    } else if has("workflow_metadata") {
+        WorkflowDefinition::decode(cx, node, "").map(|w| ContractDocument::Workflow(Box::new(w)))
+    } else if has("bus") || has("state_store") || has("runtime_name") || has("admin_addr") {
+        RuntimeConfig::decode(cx, node, "").map(|r| ContractDocument::Runtime(Box::new(r)))
+    } else {
+        let found =
+            if matches!(node.value, Value::Map(_)) { "a mapping without any of those keys" } else { node.type_name() };
+        cx.error(
                 codes::CONTRACT_UNKNOWN_KIND,
                 node.pos,
                 "",
                 format!("not a contract: expected a mapping with `node_type` (node), `state_machine_name` or `states`+`transitions` (FSM), `workflow_metadata` (workflow) or `bus`/`state_store` (runtime config); found {found}"),
             );
-            None
-        }
-    })
+        None
+    }
 }
 
 /// Loads a node contract.

@@ -4,6 +4,7 @@
 pub(crate) mod decode;
 mod diagnostic;
 mod document;
+mod fields;
 mod fsm;
 mod node;
 mod runtime;
@@ -12,12 +13,18 @@ mod workflow;
 
 pub use decode::MAX_CONTRACT_BYTES;
 pub use diagnostic::{ContractErrors, Diagnostic, Loaded, Severity};
-pub use document::{load_document, load_fsm, load_node_contract, load_runtime_config, load_workflow, ContractDocument};
+pub use document::{
+    ContractDocument, check_document, load_document, load_fsm, load_node_contract, load_runtime_config, load_workflow,
+};
 pub use fsm::{ActionDef, ConditionDef, FromState, FsmContract, StateDef, TransitionDef};
 pub use node::{
     BackoffStrategy, CircuitBreakerPolicy, EventSpec, IoOperation, NodeContract, NodeKind, RateLimitPolicy, Resilience,
     RetryPolicy,
 };
-pub use runtime::{BusConfig, BusKind, HandlerConfig, RuntimeConfig, SecretRef, StateStoreConfig, StoreKind, OVERRIDES};
+pub use runtime::{
+    BusConfig, BusKind, HandlerConfig, OVERRIDES, RuntimeConfig, SecretRef, StateStoreConfig, StoreKind,
+};
 pub use set::ContractSet;
-pub use workflow::{ErrorAction, ExecutionMode, StepDef, StepType, WorkflowCoordination, WorkflowDefinition, WorkflowMetadata};
+pub use workflow::{
+    ErrorAction, ExecutionMode, StepDef, StepType, WorkflowCoordination, WorkflowDefinition, WorkflowMetadata,
+};

@@ -1,6 +1,7 @@
 //! Node contracts: identity, events, I/O operations and resilience of one node.
 
-use super::decode::{decode_enum, Cx, Decode, Fields};
+use super::decode::{Cx, Decode, decode_enum};
+use super::fields::Fields;
 use super::fsm::FsmContract;
 use super::workflow::WorkflowCoordination;
 use crate::envelope::is_valid_operation;
@@ -44,11 +45,12 @@ impl Decode for EventSpec {
         let topic: Option<String> = f.req(cx, "topic");
         let event_type = f.req(cx, "event_type");
         f.descriptive(&["description", "schema", "version"]);
+        let topic_pos = f.pos_of("topic");
         f.finish(cx, &["topic", "event_type", "description", "schema", "version"]);
-        if let Some(t) = &topic {
-            if let Err(e) = t.parse::<crate::topic::TopicName>() {
-                cx.error(codes::CONTRACT_INVALID_VALUE, node.pos, &super::decode::join(path, "topic"), e.to_string());
-            }
+        if let Some(t) = &topic
+            && let Err(e) = t.parse::<crate::topic::TopicName>()
+        {
+            cx.error(codes::CONTRACT_INVALID_VALUE, topic_pos, &super::decode::join(path, "topic"), e.to_string());
         }
         Some(Self { topic: topic?, event_type: event_type?, pos: node.pos })
     }
@@ -148,12 +150,26 @@ impl Decode for RetryPolicy {
             jitter_factor: f.or(cx, "jitter_factor", d.jitter_factor),
             retry_on: f.or(cx, "retry_on", d.retry_on),
         };
-        f.finish(cx, &["max_retries", "backoff_strategy", "base_delay_ms", "max_delay_ms", "jitter_factor", "retry_on"]);
+        let (jitter_pos, max_delay_pos) = (f.pos_of("jitter_factor"), f.pos_of("max_delay_ms"));
+        f.finish(
+            cx,
+            &["max_retries", "backoff_strategy", "base_delay_ms", "max_delay_ms", "jitter_factor", "retry_on"],
+        );
         if !(0.0..=1.0).contains(&policy.jitter_factor) {
-            cx.error(codes::CONTRACT_INVALID_VALUE, node.pos, &super::decode::join(path, "jitter_factor"), "must be between 0.0 and 1.0");
+            cx.error(
+                codes::CONTRACT_INVALID_VALUE,
+                jitter_pos,
+                &super::decode::join(path, "jitter_factor"),
+                "must be between 0.0 and 1.0",
+            );
         }
         if policy.max_delay_ms < policy.base_delay_ms {
-            cx.error(codes::CONTRACT_INVALID_VALUE, node.pos, &super::decode::join(path, "max_delay_ms"), "must not be below base_delay_ms");
+            cx.error(
+                codes::CONTRACT_INVALID_VALUE,
+                max_delay_pos,
+                &super::decode::join(path, "max_delay_ms"),
+                "must not be below base_delay_ms",
+            );
         }
         Some(policy)
     }
@@ -185,10 +201,13 @@ impl Decode for CircuitBreakerPolicy {
             recovery_timeout_ms: f.or(cx, "recovery_timeout_ms", d.recovery_timeout_ms),
             success_threshold: f.or(cx, "success_threshold", d.success_threshold),
         };
+        let positions = [f.pos_of("failure_threshold"), f.pos_of("success_threshold")];
         f.finish(cx, &["failure_threshold", "recovery_timeout_ms", "success_threshold"]);
-        for (name, value) in [("failure_threshold", policy.failure_threshold), ("success_threshold", policy.success_threshold)] {
+        let thresholds =
+            [("failure_threshold", policy.failure_threshold), ("success_threshold", policy.success_threshold)];
+        for ((name, value), pos) in thresholds.into_iter().zip(positions) {
             if value == 0 {
-                cx.error(codes::CONTRACT_INVALID_VALUE, node.pos, &super::decode::join(path, name), "must be at least 1");
+                cx.error(codes::CONTRACT_INVALID_VALUE, pos, &super::decode::join(path, name), "must be at least 1");
             }
         }
         Some(policy)
@@ -209,10 +228,16 @@ impl Decode for RateLimitPolicy {
         let mut f = Fields::new(cx, node, path)?;
         let per_second: Option<f64> = f.req(cx, "per_second");
         let burst = f.opt(cx, "burst");
+        let per_second_pos = f.pos_of("per_second");
         f.finish(cx, &["per_second", "burst"]);
         let per_second = per_second?;
         if per_second <= 0.0 || !per_second.is_finite() {
-            cx.error(codes::CONTRACT_INVALID_VALUE, node.pos, &super::decode::join(path, "per_second"), "must be a positive number");
+            cx.error(
+                codes::CONTRACT_INVALID_VALUE,
+                per_second_pos,
+                &super::decode::join(path, "per_second"),
+                "must be a positive number",
+            );
         }
         Some(Self { per_second, burst: burst.unwrap_or_else(|| per_second.ceil().max(1.0) as u32) })
     }
@@ -278,9 +303,23 @@ pub struct NodeContract {
 }
 
 const NODE_FIELDS: &[&str] = &[
-    "name", "contract_version", "node_version", "node_type", "description", "consumed_events",
-    "published_events", "io_operations", "resilience", "state_machine", "workflow_coordination",
-    "input_model", "output_model", "dependencies", "author", "tags", "metadata",
+    "name",
+    "contract_version",
+    "node_version",
+    "node_type",
+    "description",
+    "consumed_events",
+    "published_events",
+    "io_operations",
+    "resilience",
+    "state_machine",
+    "workflow_coordination",
+    "input_model",
+    "output_model",
+    "dependencies",
+    "author",
+    "tags",
+    "metadata",
 ];
 
 impl Decode for NodeContract {
@@ -300,31 +339,39 @@ impl Decode for NodeContract {
         f.descriptive(&["author", "tags", "metadata"]);
         f.ignored(cx, &["input_model", "output_model", "dependencies"]);
         let pos = f.pos;
-        let has_fsm = f.has("state_machine");
-        let has_workflow = f.has("workflow_coordination");
+        // (kind, section only that kind has, whether present, where written)
+        let kind_rules = [
+            (NodeKind::Reducer, "state_machine", "REDUCER"),
+            (NodeKind::Orchestrator, "workflow_coordination", "ORCHESTRATOR"),
+        ]
+        .map(|(kind, key, kind_name)| (kind, key, kind_name, f.has(key), f.pos_of(key)));
         f.finish(cx, NODE_FIELDS);
         let node_type = node_type?;
-        let kind_rules = [
-            (NodeKind::Reducer, has_fsm, "state_machine", "REDUCER"),
-            (NodeKind::Orchestrator, has_workflow, "workflow_coordination", "ORCHESTRATOR"),
-        ];
-        for (kind, present, key, kind_name) in kind_rules {
-            if (node_type == kind) != present {
-                let message = if present {
-                    format!("`{key}` is only allowed on {kind_name} nodes")
-                } else {
-                    format!("a {kind_name} node needs `{key}`")
-                };
-                cx.error(codes::CONTRACT_INVALID_VALUE, pos, key, message);
+        for (kind, key, kind_name, present, key_pos) in kind_rules {
+            if present && node_type != kind {
+                cx.error(
+                    codes::CONTRACT_INVALID_VALUE,
+                    key_pos,
+                    key,
+                    format!("`{key}` is only allowed on {kind_name} nodes"),
+                );
+            } else if !present && node_type == kind {
+                cx.error(codes::CONTRACT_MISSING_FIELD, pos, key, format!("a {kind_name} node needs `{key}`"));
             }
         }
         if node_type == NodeKind::Effect && io_operations.is_empty() {
-            cx.error(codes::CONTRACT_MISSING_FIELD, pos, "io_operations", "an EFFECT node declares at least one operation");
+            cx.error(
+                codes::CONTRACT_MISSING_FIELD,
+                pos,
+                "io_operations",
+                "an EFFECT node declares at least one operation",
+            );
         }
+        // Missing scalars were reported; placeholders keep the cross-contract checks running.
         Some(Self {
-            name: name?,
-            contract_version: contract_version?,
-            node_version: node_version?,
+            name: name.unwrap_or_default(),
+            contract_version: contract_version.unwrap_or_default(),
+            node_version: node_version.unwrap_or_default(),
             node_type,
             description,
             consumed_events,

@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
-use super::decode::{decode_enum, join, Cx, Decode, Fields};
+use super::decode::{Cx, Decode, decode_enum, join, to_json};
 use super::diagnostic::Diagnostic;
+use super::fields::{Fields, key_text};
 use crate::error::codes;
-use crate::yaml::{Node, Pos};
+use crate::yaml::{Node, Pos, Value};
 
 /// Which event bus the host uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,14 +66,34 @@ impl Decode for BusConfig {
             partitions: f.or(cx, "partitions", 8),
             capacity: f.or(cx, "capacity", 1024),
         };
-        f.finish(cx, &["kind", "bootstrap_servers", "group_id", "request_topic", "reply_topic", "dlq_topic", "partitions", "capacity"]);
-        for (key, topic) in [("request_topic", &bus.request_topic), ("reply_topic", &bus.reply_topic), ("dlq_topic", &bus.dlq_topic)] {
+        let topic_positions = [f.pos_of("request_topic"), f.pos_of("reply_topic"), f.pos_of("dlq_topic")];
+        f.finish(
+            cx,
+            &[
+                "kind",
+                "bootstrap_servers",
+                "group_id",
+                "request_topic",
+                "reply_topic",
+                "dlq_topic",
+                "partitions",
+                "capacity",
+            ],
+        );
+        let topics =
+            [("request_topic", &bus.request_topic), ("reply_topic", &bus.reply_topic), ("dlq_topic", &bus.dlq_topic)];
+        for ((key, topic), pos) in topics.into_iter().zip(topic_positions) {
             if let Err(e) = topic.parse::<crate::topic::TopicName>() {
-                cx.error(codes::CONTRACT_INVALID_VALUE, node.pos, &join(path, key), e.to_string());
+                cx.error(codes::CONTRACT_INVALID_VALUE, pos, &join(path, key), e.to_string());
             }
         }
         if bus.kind == BusKind::Kafka && bus.bootstrap_servers.is_none() {
-            cx.error(codes::CONTRACT_MISSING_FIELD, node.pos, &join(path, "bootstrap_servers"), "the kafka bus needs bootstrap_servers");
+            cx.error(
+                codes::CONTRACT_MISSING_FIELD,
+                node.pos,
+                &join(path, "bootstrap_servers"),
+                "the kafka bus needs bootstrap_servers",
+            );
         }
         Some(bus)
     }
@@ -125,7 +146,7 @@ impl Decode for HandlerConfig {
         let config = config_node.map_or(Json::Null, super::decode::to_json);
         f.finish(cx, &["enabled", "config"]);
         if let Some(n) = config_node {
-            check_secrets(cx, n.pos, &join(path, "config"), &config);
+            check_secrets(cx, n, &join(path, "config"));
         }
         Some(Self { enabled, config })
     }
@@ -159,25 +180,33 @@ impl SecretRef {
 
 const SECRET_KEYS: &[&str] = &["password", "token", "secret", "api_key", "secret_id", "private_key"];
 
-fn check_secrets(cx: &mut Cx, pos: Pos, path: &str, value: &Json) {
-    match value {
-        Json::Object(map) => {
-            for (k, v) in map {
-                let field = join(path, k);
-                let secret_like = SECRET_KEYS.iter().any(|s| k.to_ascii_lowercase().contains(s));
-                match v {
-                    Json::String(s) if secret_like && SecretRef::parse(s).is_none() => cx.error(
+/// Reports every string under a secret-like key that is not a secret reference, at the line
+/// where it is written.
+fn check_secrets(cx: &mut Cx, node: &Node, path: &str) {
+    match &node.value {
+        Value::Map(entries) => {
+            for (k, v) in entries {
+                let key = key_text(k);
+                let field = join(path, &key);
+                let secret_like = SECRET_KEYS.iter().any(|s| key.to_ascii_lowercase().contains(s));
+                // A string (not a number, boolean or null) that is not a `${…}` reference.
+                let literal = secret_like
+                    && matches!(&v.value, Value::Scalar { text, .. } if SecretRef::parse(text).is_none())
+                    && matches!(to_json(v), Json::String(_));
+                if literal {
+                    cx.error(
                         codes::LITERAL_SECRET,
-                        pos,
+                        v.pos,
                         &field,
                         "secrets are never written in contracts; use `${env:NAME}` or `${vault:mount/path#key}`",
-                    ),
-                    other => check_secrets(cx, pos, &field, other),
+                    );
+                } else {
+                    check_secrets(cx, v, &field);
                 }
             }
         }
-        Json::Array(items) => items.iter().for_each(|i| check_secrets(cx, pos, path, i)),
-        _ => {}
+        Value::Seq(items) => items.iter().for_each(|i| check_secrets(cx, i, path)),
+        Value::Scalar { .. } => {}
     }
 }
 
@@ -207,8 +236,16 @@ pub struct RuntimeConfig {
 }
 
 const RUNTIME_FIELDS: &[&str] = &[
-    "runtime_name", "contracts_dir", "data_dir", "bus", "state_store", "handlers", "admin_addr",
-    "drain_timeout_ms", "max_in_flight", "max_envelope_bytes",
+    "runtime_name",
+    "contracts_dir",
+    "data_dir",
+    "bus",
+    "state_store",
+    "handlers",
+    "admin_addr",
+    "drain_timeout_ms",
+    "max_in_flight",
+    "max_envelope_bytes",
 ];
 
 impl Decode for RuntimeConfig {

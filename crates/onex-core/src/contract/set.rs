@@ -59,7 +59,8 @@ impl ContractSet {
         for (source, doc) in documents {
             match doc {
                 ContractDocument::Node(node) => {
-                    if let Some((first, _)) = set.nodes.get(&node.name) {
+                    // A missing name was reported by the loader; do not report it again here.
+                    if let Some((first, _)) = set.nodes.get(&node.name).filter(|_| !node.name.is_empty()) {
                         let message = format!("node name `{}` is already used by {first}", node.name);
                         report(&source, &mut |cx| cx.error(codes::DUPLICATE_NODE, node.pos, "name", message.clone()));
                         continue;
@@ -71,7 +72,14 @@ impl ContractSet {
                 ContractDocument::Runtime(r) => {
                     if let Some((first, _)) = &set.runtime {
                         let message = format!("a runtime config was already loaded from {first}");
-                        report(&source, &mut |cx| cx.error(codes::CONTRACT_UNKNOWN_KIND, crate::yaml::Pos { line: 1, column: 1 }, "", message.clone()));
+                        report(&source, &mut |cx| {
+                            cx.error(
+                                codes::CONTRACT_UNKNOWN_KIND,
+                                crate::yaml::Pos { line: 1, column: 1 },
+                                "",
+                                message.clone(),
+                            )
+                        });
                         continue;
                     }
                     set.runtime = Some((source, *r));
@@ -83,7 +91,9 @@ impl ContractSet {
             for op in &node.io_operations {
                 if !is_known_operation(&op.operation) {
                     let message = format!("no registered handler provides `{}`", op.operation);
-                    report(source, &mut |cx| cx.error(codes::UNKNOWN_OPERATION, op.pos, "io_operations", message.clone()));
+                    report(source, &mut |cx| {
+                        cx.error(codes::UNKNOWN_OPERATION, op.pos, "io_operations", message.clone())
+                    });
                 }
             }
             let Some(wc) = &node.workflow_coordination else { continue };
@@ -91,14 +101,31 @@ impl ContractSet {
                 for op in std::iter::once(&step.operation).chain(&step.compensation) {
                     if !is_known_operation(op) {
                         let message = format!("step `{}`: no registered handler provides `{op}`", step.name);
-                        report(source, &mut |cx| cx.error(codes::UNKNOWN_OPERATION, step.pos, "workflow_coordination.workflow_definition.steps", message.clone()));
+                        report(source, &mut |cx| {
+                            cx.error(
+                                codes::UNKNOWN_OPERATION,
+                                step.pos,
+                                "workflow_coordination.workflow_definition.steps",
+                                message.clone(),
+                            )
+                        });
                     }
                 }
             }
             for (intent, target) in &wc.intent_routing {
                 if !workflows.contains(target) {
-                    let message = format!("intent `{intent}` routes to `{target}`, which no contract defines (known: {})", workflows.join(", "));
-                    report(source, &mut |cx| cx.error(codes::WORKFLOW_UNKNOWN_ROUTE, wc.routing_pos, "workflow_coordination.intent_routing", message.clone()));
+                    let message = format!(
+                        "intent `{intent}` routes to `{target}`, which no contract defines (known: {})",
+                        workflows.join(", ")
+                    );
+                    report(source, &mut |cx| {
+                        cx.error(
+                            codes::WORKFLOW_UNKNOWN_ROUTE,
+                            wc.routing_pos,
+                            "workflow_coordination.intent_routing",
+                            message.clone(),
+                        )
+                    });
                 }
             }
         }

@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
-use super::decode::{decode_enum, index, join, Cx, Decode, Fields};
+use super::decode::{Cx, Decode, decode_enum, index, join};
+use super::fields::{Fields, value_of};
 use crate::envelope::is_valid_operation;
 use crate::error::codes;
-use crate::workflow::{plan, PlanError};
-use crate::yaml::{Node, Pos};
+use crate::workflow::{PlanError, plan};
+use crate::yaml::{Node, Pos, Value};
 
 /// How the steps of a wave are run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,13 +102,38 @@ pub struct StepDef {
 }
 
 const STEP_FIELDS: &[&str] = &[
-    "step_name", "step_id", "step_type", "operation", "payload", "depends_on", "timeout_ms", "retry_count",
-    "error_action", "compensation", "enabled", "description", "skip_on_failure", "continue_on_error",
-    "max_retries", "priority", "order_index", "parallel_group", "max_parallel_instances", "correlation_id", "metadata",
+    "step_name",
+    "step_id",
+    "step_type",
+    "operation",
+    "payload",
+    "depends_on",
+    "timeout_ms",
+    "retry_count",
+    "error_action",
+    "compensation",
+    "enabled",
+    "description",
+    "skip_on_failure",
+    "continue_on_error",
+    "max_retries",
+    "priority",
+    "order_index",
+    "parallel_group",
+    "max_parallel_instances",
+    "correlation_id",
+    "metadata",
 ];
 const STEP_IGNORED: &[&str] = &[
-    "skip_on_failure", "continue_on_error", "max_retries", "priority", "order_index", "parallel_group",
-    "max_parallel_instances", "correlation_id", "metadata",
+    "skip_on_failure",
+    "continue_on_error",
+    "max_retries",
+    "priority",
+    "order_index",
+    "parallel_group",
+    "max_parallel_instances",
+    "correlation_id",
+    "metadata",
 ];
 
 impl Decode for StepDef {
@@ -126,10 +152,17 @@ impl Decode for StepDef {
         let enabled = f.or(cx, "enabled", true);
         f.descriptive(&["description", "version"]);
         f.ignored(cx, STEP_IGNORED);
+        let positions = [f.pos_of("operation"), f.pos_of("compensation")];
         f.finish(cx, STEP_FIELDS);
-        for (key, op) in [("operation", operation.as_ref()), ("compensation", compensation.as_ref())] {
+        let operations = [("operation", operation.as_ref()), ("compensation", compensation.as_ref())];
+        for ((key, op), pos) in operations.into_iter().zip(positions) {
             if let Some(op) = op.filter(|op| !is_valid_operation(op)) {
-                cx.error(codes::CONTRACT_INVALID_VALUE, node.pos, &join(path, key), format!("`{op}` is not of the form `handler.name`"));
+                cx.error(
+                    codes::CONTRACT_INVALID_VALUE,
+                    pos,
+                    &join(path, key),
+                    format!("`{op}` is not of the form `handler.name`"),
+                );
             }
         }
         Some(Self {
@@ -202,8 +235,12 @@ impl Decode for WorkflowDefinition {
             let steps_path = join(path, "steps");
             for e in errors {
                 let (pos, field) = match &e {
-                    PlanError::Cycle { steps } | PlanError::DuplicateStep { steps } => step_site(&definition, steps.first(), &steps_path),
-                    PlanError::UnknownDependency { step, .. } => step_site(&definition, Some(step), &steps_path),
+                    PlanError::Cycle { steps } | PlanError::DuplicateStep { steps } => {
+                        step_site(node, &definition, steps.first(), &steps_path, None)
+                    }
+                    PlanError::UnknownDependency { step, dependency } => {
+                        step_site(node, &definition, Some(step), &steps_path, Some(dependency))
+                    }
                     PlanError::Empty | PlanError::UnexpectedOutcome { .. } => (node.pos, steps_path.clone()),
                 };
                 cx.error(crate::error::Classified::error_code(&e), pos, &field, e.to_string());
@@ -213,11 +250,34 @@ impl Decode for WorkflowDefinition {
     }
 }
 
-fn step_site(def: &WorkflowDefinition, name: Option<&String>, steps_path: &str) -> (Pos, String) {
-    let found = name.and_then(|n| def.steps.iter().enumerate().rev().find(|(_, s)| &s.name == n));
-    match found {
-        Some((i, s)) => (s.pos, index(steps_path, i)),
-        None => (def.pos, steps_path.to_owned()),
+/// Where a plan error about step `name` points: the (last) step of that name, or the entry of its
+/// `depends_on` naming `dependency`. Indices are the source's (steps that failed to decode are
+/// not in `def`).
+fn step_site(
+    node: &Node,
+    def: &WorkflowDefinition,
+    name: Option<&String>,
+    steps_path: &str,
+    dependency: Option<&String>,
+) -> (Pos, String) {
+    let Some((i, step)) = name.and_then(|n| def.steps.iter().enumerate().rev().find(|(_, s)| &s.name == n)) else {
+        return (def.pos, steps_path.to_owned());
+    };
+    let source = match value_of(node, "steps").map(|n| &n.value) {
+        Some(Value::Seq(items)) => items.iter().enumerate().find(|(_, n)| n.pos == step.pos),
+        _ => None,
+    };
+    let Some((i, step_node)) = source else { return (step.pos, index(steps_path, i)) };
+    let here = index(steps_path, i);
+    let entry = match (dependency, value_of(step_node, "depends_on").map(|n| &n.value)) {
+        (Some(dep), Some(Value::Seq(items))) => {
+            items.iter().enumerate().find(|(_, n)| matches!(&n.value, Value::Scalar { text, .. } if text == dep))
+        }
+        _ => None,
+    };
+    match entry {
+        Some((j, n)) => (n.pos, index(&join(&here, "depends_on"), j)),
+        None => (step.pos, here),
     }
 }
 
@@ -238,17 +298,38 @@ impl Decode for WorkflowCoordination {
         let workflow_definition = f.req(cx, "workflow_definition");
         let routing_pos = f.node("intent_routing").map_or(f.pos, |n| n.pos);
         let intent_routing = f.or(cx, "intent_routing", BTreeMap::new());
-        f.ignored(cx, &[
-            "max_concurrent_workflows", "default_workflow_timeout_ms", "node_coordination_timeout_ms",
-            "checkpoint_interval_ms", "auto_retry_enabled", "parallel_execution_enabled",
-            "workflow_monitoring_enabled", "error_recovery_enabled", "load_balancing_enabled",
-        ]);
+        f.ignored(
+            cx,
+            &[
+                "max_concurrent_workflows",
+                "default_workflow_timeout_ms",
+                "node_coordination_timeout_ms",
+                "checkpoint_interval_ms",
+                "auto_retry_enabled",
+                "parallel_execution_enabled",
+                "workflow_monitoring_enabled",
+                "error_recovery_enabled",
+                "load_balancing_enabled",
+            ],
+        );
         f.descriptive(&["version"]);
-        f.finish(cx, &[
-            "workflow_definition", "intent_routing", "max_concurrent_workflows", "default_workflow_timeout_ms",
-            "node_coordination_timeout_ms", "checkpoint_interval_ms", "auto_retry_enabled", "parallel_execution_enabled",
-            "workflow_monitoring_enabled", "error_recovery_enabled", "load_balancing_enabled", "version",
-        ]);
+        f.finish(
+            cx,
+            &[
+                "workflow_definition",
+                "intent_routing",
+                "max_concurrent_workflows",
+                "default_workflow_timeout_ms",
+                "node_coordination_timeout_ms",
+                "checkpoint_interval_ms",
+                "auto_retry_enabled",
+                "parallel_execution_enabled",
+                "workflow_monitoring_enabled",
+                "error_recovery_enabled",
+                "load_balancing_enabled",
+                "version",
+            ],
+        );
         Some(Self { workflow_definition: workflow_definition?, intent_routing, routing_pos })
     }
 }

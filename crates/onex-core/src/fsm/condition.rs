@@ -107,9 +107,9 @@ impl Expression {
     /// Parses `field op value` (`field exists` for the unary operators).
     pub fn parse(source: &str) -> Result<Self, String> {
         let trimmed = source.trim();
-        let (field, rest) = trimmed.split_once(char::is_whitespace).ok_or_else(|| {
-            format!("`{trimmed}` is not `field operator value`")
-        })?;
+        let (field, rest) = trimmed
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| format!("`{trimmed}` is not `field operator value`"))?;
         let rest = rest.trim_start();
         let (op_text, value_text) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
         let operator = Operator::parse(op_text)
@@ -125,7 +125,8 @@ impl Expression {
         let value = if operator.takes_value() { parse_literal(value_text) } else { Json::Null };
         let regex = match operator {
             Operator::Matches => {
-                let pattern = value.as_str().ok_or_else(|| format!("`matches` needs a pattern string in `{trimmed}`"))?;
+                let pattern =
+                    value.as_str().ok_or_else(|| format!("`matches` needs a pattern string in `{trimmed}`"))?;
                 Some(regex_lite::Regex::new(pattern).map_err(|e| format!("bad pattern in `{trimmed}`: {e}"))?)
             }
             _ => None,
@@ -221,12 +222,10 @@ fn as_number(v: &Json) -> Option<f64> {
 }
 
 fn typed_eq(a: &Json, b: &Json) -> bool {
-    if a.is_number() || b.is_number() {
-        if let (Some(x), Some(y)) = (as_number(a), as_number(b)) {
-            return x == y;
-        }
+    match (as_number(a), as_number(b)) {
+        (Some(x), Some(y)) if a.is_number() || b.is_number() => x == y,
+        _ => a == b,
     }
-    a == b
 }
 
 fn typed_cmp(a: &Json, b: &Json) -> Option<Ordering> {
@@ -261,11 +260,23 @@ mod tests {
     fn every_operator_evaluates() {
         let ctx = json!({"s": "healthy-db", "n": 3, "tags": ["a", "b"], "m": {"k": 1}, "nil": null});
         for (expr, expected) in [
-            ("s == healthy-db", true), ("s != 'healthy-db'", false), ("n <= 3", true), ("n >= 4", false),
-            ("n in [1, 2, 3]", true), ("s not_in [x, y]", true), ("s contains db", true),
-            ("tags contains b", true), ("m contains k", true), ("s matches ^healthy", true),
-            ("s matches ^sick", false), ("m.k exists", true), ("nil exists", false), ("nil not_exists", true),
-            ("missing not_exists", true), ("s min_length 10", true), ("tags max_length 1", false),
+            ("s == healthy-db", true),
+            ("s != 'healthy-db'", false),
+            ("n <= 3", true),
+            ("n >= 4", false),
+            ("n in [1, 2, 3]", true),
+            ("s not_in [x, y]", true),
+            ("s contains db", true),
+            ("tags contains b", true),
+            ("m contains k", true),
+            ("s matches ^healthy", true),
+            ("s matches ^sick", false),
+            ("m.k exists", true),
+            ("nil exists", false),
+            ("nil not_exists", true),
+            ("missing not_exists", true),
+            ("s min_length 10", true),
+            ("tags max_length 1", false),
         ] {
             assert_eq!(holds(expr, ctx.clone()), expected, "{expr}");
         }
@@ -283,8 +294,12 @@ mod tests {
     #[test]
     fn bad_expressions_are_refused() {
         for (expr, fragment) in [
-            ("a ~= 1", "unknown operator `~=`"), ("a", "field operator value"), ("a ==", "needs a value"),
-            ("a exists 1", "takes no value"), ("a in 1", "list"), ("a matches ([", "bad pattern"),
+            ("a ~= 1", "unknown operator `~=`"),
+            ("a", "field operator value"),
+            ("a ==", "needs a value"),
+            ("a exists 1", "takes no value"),
+            ("a in 1", "list"),
+            ("a matches ([", "bad pattern"),
             ("a min_length x", "integer"),
         ] {
             let err = Expression::parse(expr).unwrap_err();

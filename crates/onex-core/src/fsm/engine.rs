@@ -154,7 +154,10 @@ impl FsmEngine {
     /// event payload, typically merged with entity data by the host).
     pub fn step(&self, state: &str, trigger: &str, context: &Json) -> Result<StepResult<'_>, FsmError> {
         let c = &*self.inner;
-        let &si = c.states.get(state).ok_or_else(|| FsmError::UnknownState { fsm: c.contract.name.clone(), state: state.to_owned() })?;
+        let &si = c
+            .states
+            .get(state)
+            .ok_or_else(|| FsmError::UnknownState { fsm: c.contract.name.clone(), state: state.to_owned() })?;
         let no_transition = || FsmError::NoTransition {
             fsm: c.contract.name.clone(),
             state: state.to_owned(),
@@ -168,10 +171,18 @@ impl FsmEngine {
             let t = &c.contract.transitions[cand.transition];
             match failed_condition(&t.conditions, context) {
                 None => {
-                    return Ok(StepResult::Moved { transition: &t.name, to: &c.contract.states[cand.to].name, intents: &cand.intents });
+                    return Ok(StepResult::Moved {
+                        transition: &t.name,
+                        to: &c.contract.states[cand.to].name,
+                        intents: &cand.intents,
+                    });
                 }
                 Some((cond, reason)) => {
-                    first_block.get_or_insert(StepResult::Blocked { transition: &t.name, condition: &cond.name, reason });
+                    first_block.get_or_insert(StepResult::Blocked {
+                        transition: &t.name,
+                        condition: &cond.name,
+                        reason,
+                    });
                 }
             }
         }
@@ -180,9 +191,10 @@ impl FsmEngine {
 }
 
 fn failed_condition<'c>(conditions: &'c [ConditionDef], context: &Json) -> Option<(&'c ConditionDef, String)> {
-    conditions.iter().filter(|c| c.required).find_map(|c| {
-        c.expression.evaluate(context).err().map(|why| (c, c.error_message.clone().unwrap_or(why)))
-    })
+    conditions
+        .iter()
+        .filter(|c| c.required)
+        .find_map(|c| c.expression.evaluate(context).err().map(|why| (c, c.error_message.clone().unwrap_or(why))))
 }
 
 fn intents_for(contract: &FsmContract, from: usize, transition: usize, to: usize) -> Box<[Intent]> {

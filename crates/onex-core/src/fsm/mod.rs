@@ -4,11 +4,11 @@ mod condition;
 mod engine;
 mod render;
 
-pub use condition::{Expression, Operator, OPERATORS};
+pub use condition::{Expression, OPERATORS, Operator};
 pub use engine::{FsmEngine, Intent, IntentPhase, StepResult};
 pub use render::{to_dot, to_mermaid};
 
-use crate::error::{codes, Classified, ErrorCode};
+use crate::error::{Classified, ErrorCode, codes};
 
 /// Why a step was refused outright (a blocked guard is not an error: see `StepResult::Blocked`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

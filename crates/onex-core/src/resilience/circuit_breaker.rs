@@ -102,7 +102,9 @@ impl CircuitBreaker {
             (Inner::HalfOpen { successes, .. }, false) if successes + 1 >= self.policy.success_threshold => {
                 Inner::Closed { failures: 0 }
             }
-            (Inner::HalfOpen { successes, .. }, false) => Inner::HalfOpen { successes: successes + 1, trial_in_flight: false },
+            (Inner::HalfOpen { successes, .. }, false) => {
+                Inner::HalfOpen { successes: successes + 1, trial_in_flight: false }
+            }
             (state @ Inner::Open { .. }, _) => state,
         };
     }
@@ -113,7 +115,11 @@ mod tests {
     use super::*;
 
     fn breaker() -> CircuitBreaker {
-        CircuitBreaker::new(CircuitBreakerPolicy { failure_threshold: 3, recovery_timeout_ms: 1000, success_threshold: 2 })
+        CircuitBreaker::new(CircuitBreakerPolicy {
+            failure_threshold: 3,
+            recovery_timeout_ms: 1000,
+            success_threshold: 2,
+        })
     }
 
     #[test]

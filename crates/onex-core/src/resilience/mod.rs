@@ -4,6 +4,6 @@ mod circuit_breaker;
 mod rate_limit;
 mod retry;
 
-pub use circuit_breaker::{counts_as_failure, BreakerState, CircuitBreaker, CircuitOpen};
+pub use circuit_breaker::{BreakerState, CircuitBreaker, CircuitOpen, counts_as_failure};
 pub use rate_limit::TokenBucket;
 pub use retry::{GiveUpReason, RetryBudget, RetryDecision, RetrySchedule};

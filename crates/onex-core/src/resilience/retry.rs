@@ -148,8 +148,14 @@ mod tests {
         let mut policy = s.policy.clone();
         policy.retry_on = vec!["ONEX_CORE_082_OPERATION_TIMEOUT".into()];
         let listed = RetrySchedule::new(policy);
-        assert_eq!(listed.decide(0, "OTHER", ErrorCategory::Timeout, 0.0), RetryDecision::GiveUp(GiveUpReason::NotRetryable));
-        assert!(matches!(listed.decide(0, "ONEX_CORE_082_OPERATION_TIMEOUT", ErrorCategory::Timeout, 0.0), RetryDecision::RetryAfter(_)));
+        assert_eq!(
+            listed.decide(0, "OTHER", ErrorCategory::Timeout, 0.0),
+            RetryDecision::GiveUp(GiveUpReason::NotRetryable)
+        );
+        assert!(matches!(
+            listed.decide(0, "ONEX_CORE_082_OPERATION_TIMEOUT", ErrorCategory::Timeout, 0.0),
+            RetryDecision::RetryAfter(_)
+        ));
     }
 
     #[test]

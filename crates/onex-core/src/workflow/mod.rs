@@ -3,5 +3,5 @@
 mod plan;
 mod run;
 
-pub use plan::{plan, topological_waves, PlanError, PlannedStep, WorkflowPlan};
+pub use plan::{PlanError, PlannedStep, WorkflowPlan, plan, topological_waves};
 pub use run::{JournalEntry, RunAction, RunStatus, StepOutcome, StepState, WorkflowRun};

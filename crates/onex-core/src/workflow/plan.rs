@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde_json::Value as Json;
 
 use crate::contract::{ErrorAction, ExecutionMode, WorkflowDefinition};
-use crate::error::{codes, Classified, ErrorCode};
+use crate::error::{Classified, ErrorCode, codes};
 
 /// Why a workflow cannot be planned or advanced.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use onex_core::contract::{load_document, ContractDocument};
+use onex_core::contract::{ContractDocument, load_document};
 use onex_core::fsm::{to_dot, to_mermaid};
 
 use super::DiagramFormat;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use onex_core::contract::{load_document, ContractSet, Diagnostic, Severity};
+use onex_core::contract::{ContractSet, Diagnostic, Severity, check_document};
 use onex_core::yaml::Pos;
 use onex_spi::HandlerRegistry;
 
@@ -78,13 +78,10 @@ pub fn load_contracts(paths: &[PathBuf], registry: &dyn HandlerRegistry) -> Cont
                 continue;
             }
         };
-        match load_document(&source, &bytes) {
-            Ok(loaded) => {
-                diagnostics.extend(loaded.warnings);
-                documents.push((source, loaded.value));
-            }
-            Err(errors) => diagnostics.extend(errors.diagnostics),
-        }
+        // Documents with errors still join the set, so cross-file checks report on them too.
+        let (document, found) = check_document(&source, &bytes);
+        diagnostics.extend(found);
+        documents.extend(document.map(|d| (source, d)));
     }
     let set = match ContractSet::build(documents, &|op| registry.provides(op)) {
         Ok(loaded) => {
