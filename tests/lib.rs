@@ -1,1 +1,49 @@
-//! Workspace-level end-to-end tests live in `tests/tests/`; this crate has no library code.
+//! Helpers for the workspace-level tests in `tests/tests/`: locating the built
+//! `onex-runtime-host` binary, the repository root and scratch directories.
+// Test support: failing loudly is the point.
+#![allow(clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `onex-runtime-host` binary, built fresh once per test process (`cargo build` of the
+/// bin target, so `cargo test -p onex-e2e` never runs a stale binary). `ONEX_HOST_BIN` points
+/// at a prebuilt one instead.
+pub fn host_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(build_host).clone()
+}
+
+fn build_host() -> PathBuf {
+    if let Some(bin) = std::env::var_os("ONEX_HOST_BIN") {
+        return PathBuf::from(bin);
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "onex-infra", "--bin", "onex-runtime-host"])
+        .current_dir(repo_root())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo build: {e}"));
+    assert!(status.success(), "building onex-runtime-host failed");
+    // Test executables live in <target>/<profile>/deps/; binaries in <target>/<profile>/.
+    let exe = std::env::current_exe().unwrap_or_default();
+    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    profile_dir.join(format!("onex-runtime-host{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// A fresh, empty scratch directory under the system temp dir.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("onex-e2e-{}-{name}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}

@@ -16,18 +16,7 @@ enum Action {
 /// The pipeline, in order.
 const STEPS: &[(&str, Action)] = &[
     ("fmt", Action::Cargo(&["fmt", "--all", "--", "--check"])),
-    (
-        "clippy",
-        Action::Cargo(&[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--locked",
-            "--",
-            "-D",
-            "warnings",
-        ]),
-    ),
+    ("clippy", Action::Cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])),
     ("test", Action::Cargo(&["test", "--workspace", "--locked"])),
     ("check-layers", Action::CheckLayers),
     (
@@ -41,6 +30,7 @@ const STEPS: &[(&str, Action)] = &[
             "onex-runtime-host",
             "--",
             "validate",
+            "--deny-warnings",
             "contracts",
         ]),
     ),

@@ -16,14 +16,8 @@ pub fn cargo() -> String {
 /// Renders a command line for messages, e.g. `cargo fmt --all`
 /// (the program is shown without its directory).
 pub fn display(program: &str, args: &[&str]) -> String {
-    let program = Path::new(program)
-        .file_name()
-        .and_then(|name| name.to_str())
-        .unwrap_or(program);
-    std::iter::once(program)
-        .chain(args.iter().copied())
-        .collect::<Vec<_>>()
-        .join(" ")
+    let program = Path::new(program).file_name().and_then(|name| name.to_str()).unwrap_or(program);
+    std::iter::once(program).chain(args.iter().copied()).collect::<Vec<_>>().join(" ")
 }
 
 /// Runs `program args` in `dir` with inherited stdio; fails on non-zero exit.
@@ -33,11 +27,7 @@ pub fn run(dir: &Path, program: &str, args: &[&str]) -> Result<(), String> {
         .current_dir(dir)
         .status()
         .map_err(|e| format!("failed to start `{}`: {e}", display(program, args)))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("`{}` failed ({status})", display(program, args)))
-    }
+    if status.success() { Ok(()) } else { Err(format!("`{}` failed ({status})", display(program, args))) }
 }
 
 /// Runs `program args` in `dir` and returns its stdout; stderr is inherited.
@@ -51,10 +41,6 @@ pub fn output(dir: &Path, program: &str, args: &[&str]) -> Result<Vec<u8>, Strin
     if out.status.success() {
         Ok(out.stdout)
     } else {
-        Err(format!(
-            "`{}` failed ({})",
-            display(program, args),
-            out.status
-        ))
+        Err(format!("`{}` failed ({})", display(program, args), out.status))
     }
 }

@@ -49,17 +49,8 @@ const CORE_EXTRA_DENY: &[&str] = &[SPI, INFRA, "getrandom", "rand"];
 const SPI_EXTRA_DENY: &[&str] = &[INFRA];
 
 /// The only crates onex-spi may depend on directly.
-const SPI_DIRECT_ALLOW: &[&str] = &[
-    CORE,
-    "async-trait",
-    "futures-core",
-    "serde",
-    "serde_json",
-    "thiserror",
-    "uuid",
-    "chrono",
-    "bytes",
-];
+const SPI_DIRECT_ALLOW: &[&str] =
+    &[CORE, "async-trait", "futures-core", "serde", "serde_json", "thiserror", "uuid", "chrono", "bytes"];
 
 /// A breach of the layering rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,11 +58,7 @@ pub enum Violation {
     /// A layered crate is not in the workspace.
     MissingCrate { krate: String },
     /// `krate` reaches a denylisted crate; `path` runs from `krate` to it.
-    Forbidden {
-        krate: String,
-        dependency: String,
-        path: Vec<String>,
-    },
+    Forbidden { krate: String, dependency: String, path: Vec<String> },
     /// `krate` depends directly on a crate outside its allowlist.
     NotAllowlisted { krate: String, dependency: String },
     /// The metadata could not be interpreted.
@@ -84,15 +71,9 @@ impl fmt::Display for Violation {
             Self::MissingCrate { krate } => {
                 write!(f, "{krate}: crate not found in workspace metadata")
             }
-            Self::Forbidden {
-                krate,
-                dependency,
-                path,
-            } => write!(
-                f,
-                "{krate}: forbidden dependency `{dependency}` via {}",
-                path.join(" -> ")
-            ),
+            Self::Forbidden { krate, dependency, path } => {
+                write!(f, "{krate}: forbidden dependency `{dependency}` via {}", path.join(" -> "))
+            }
             Self::NotAllowlisted { krate, dependency } => write!(
                 f,
                 "{krate}: direct dependency `{dependency}` is not allowlisted \
@@ -124,40 +105,31 @@ fn analyze(metadata: &Value) -> Report {
     let graph = match Graph::parse(metadata) {
         Ok(graph) => graph,
         Err(reason) => {
-            return Report {
-                violations: vec![Violation::Malformed { reason }],
-                ..Report::default()
-            };
+            return Report { violations: vec![Violation::Malformed { reason }], ..Report::default() };
         }
     };
     let mut report = Report::default();
     let io_and = |extra: &[&'static str]| [IO_CRATES, extra].concat();
-    for (krate, deny, allow) in [
-        (CORE, io_and(CORE_EXTRA_DENY), None),
-        (SPI, io_and(SPI_EXTRA_DENY), Some(SPI_DIRECT_ALLOW)),
-    ] {
+    for (krate, deny, allow) in
+        [(CORE, io_and(CORE_EXTRA_DENY), None), (SPI, io_and(SPI_EXTRA_DENY), Some(SPI_DIRECT_ALLOW))]
+    {
         let Some(id) = graph.member(krate) else {
-            report.violations.push(Violation::MissingCrate {
-                krate: krate.to_owned(),
-            });
+            report.violations.push(Violation::MissingCrate { krate: krate.to_owned() });
             continue;
         };
         if let Some(allow) = allow {
             for dep in graph.direct_deps(id) {
                 let name = graph.name(dep);
                 if !allow.contains(&name) {
-                    report.violations.push(Violation::NotAllowlisted {
-                        krate: krate.to_owned(),
-                        dependency: name.to_owned(),
-                    });
+                    report
+                        .violations
+                        .push(Violation::NotAllowlisted { krate: krate.to_owned(), dependency: name.to_owned() });
                 }
             }
         }
         let closure = graph.closure(id);
         report.closure_sizes.push((krate, closure.len() - 1));
-        report
-            .violations
-            .extend(closure.forbidden(&graph, krate, &deny));
+        report.violations.extend(closure.forbidden(&graph, krate, &deny));
     }
     report
 }
@@ -165,14 +137,12 @@ fn analyze(metadata: &Value) -> Report {
 /// Runs `cargo metadata` in `root` and checks it, printing the outcome.
 pub fn run(root: &Path) -> Result<(), String> {
     let stdout = cmd::output(root, &cmd::cargo(), &["metadata", "--format-version", "1"])?;
-    let metadata: Value = serde_json::from_slice(&stdout)
-        .map_err(|e| format!("cannot parse `cargo metadata` output: {e}"))?;
+    let metadata: Value =
+        serde_json::from_slice(&stdout).map_err(|e| format!("cannot parse `cargo metadata` output: {e}"))?;
     let violations = check(&metadata);
     if violations.is_empty() {
-        let sizes: Vec<String> = closure_sizes(&metadata)
-            .iter()
-            .map(|(krate, n)| format!("{krate}: {n} crates"))
-            .collect();
+        let sizes: Vec<String> =
+            closure_sizes(&metadata).iter().map(|(krate, n)| format!("{krate}: {n} crates")).collect();
         println!("check-layers: ok ({})", sizes.join(", "));
         return Ok(());
     }
@@ -198,10 +168,8 @@ impl<'a> Graph<'a> {
         for package in array(metadata, "packages")? {
             names.insert(string(package, "id")?, string(package, "name")?);
         }
-        let resolve = metadata
-            .get("resolve")
-            .filter(|r| !r.is_null())
-            .ok_or("`resolve` is missing (was --no-deps used?)")?;
+        let resolve =
+            metadata.get("resolve").filter(|r| !r.is_null()).ok_or("`resolve` is missing (was --no-deps used?)")?;
         let mut edges = HashMap::new();
         for node in array(resolve, "nodes")? {
             let mut deps = Vec::new();
@@ -216,11 +184,7 @@ impl<'a> Graph<'a> {
             Some(ids) => ids.iter().filter_map(Value::as_str).collect(),
             None => names.keys().copied().collect(),
         };
-        Ok(Self {
-            names,
-            edges,
-            members,
-        })
+        Ok(Self { names, edges, members })
     }
 
     fn name(&self, id: &str) -> &'a str {
@@ -229,10 +193,7 @@ impl<'a> Graph<'a> {
 
     /// The id of the workspace member called `name`.
     fn member(&self, name: &str) -> Option<&'a str> {
-        self.members
-            .iter()
-            .copied()
-            .find(|id| self.name(id) == name)
+        self.members.iter().copied().find(|id| self.name(id) == name)
     }
 
     fn direct_deps(&self, id: &str) -> &[&'a str] {
@@ -241,10 +202,7 @@ impl<'a> Graph<'a> {
 
     /// Breadth-first transitive closure of `start`, including `start`.
     fn closure(&self, start: &'a str) -> Closure<'a> {
-        let mut closure = Closure {
-            order: vec![start],
-            parent: HashMap::new(),
-        };
+        let mut closure = Closure { order: vec![start], parent: HashMap::new() };
         let mut queue = VecDeque::from([start]);
         while let Some(id) = queue.pop_front() {
             for &dep in self.direct_deps(id) {
@@ -280,10 +238,7 @@ impl<'a> Closure<'a> {
                 violations.push(Violation::Forbidden {
                     krate: krate.to_owned(),
                     dependency: name.to_owned(),
-                    path: self
-                        .path_to(id)
-                        .map(|id| graph.name(id).to_owned())
-                        .collect(),
+                    path: self.path_to(id).map(|id| graph.name(id).to_owned()).collect(),
                 });
             }
         }
@@ -305,36 +260,25 @@ impl<'a> Closure<'a> {
 /// Whether a `resolve.nodes[].deps[]` entry has a normal (`null`) or build kind.
 /// Entries without `dep_kinds` (very old cargo) are treated as normal.
 fn is_non_dev(dep: &Value) -> bool {
-    dep.get("dep_kinds")
-        .and_then(Value::as_array)
-        .is_none_or(|kinds| {
-            kinds.iter().any(|k| match k.get("kind") {
-                None | Some(Value::Null) => true,
-                Some(kind) => kind.as_str() == Some("build"),
-            })
+    dep.get("dep_kinds").and_then(Value::as_array).is_none_or(|kinds| {
+        kinds.iter().any(|k| match k.get("kind") {
+            None | Some(Value::Null) => true,
+            Some(kind) => kind.as_str() == Some("build"),
         })
+    })
 }
 
 fn array<'a>(value: &'a Value, key: &str) -> Result<&'a Vec<Value>, String> {
-    value
-        .get(key)
-        .and_then(Value::as_array)
-        .ok_or_else(|| format!("expected array `{key}`"))
+    value.get(key).and_then(Value::as_array).ok_or_else(|| format!("expected array `{key}`"))
 }
 
 fn string<'a>(value: &'a Value, key: &str) -> Result<&'a str, String> {
-    value
-        .get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("expected string `{key}`"))
+    value.get(key).and_then(Value::as_str).ok_or_else(|| format!("expected string `{key}`"))
 }
 
 /// Returns `id` as borrowed from `names`, failing if no package has that id.
 fn known<'a>(names: &HashMap<&'a str, &'a str>, id: &str) -> Result<&'a str, String> {
-    names
-        .get_key_value(id)
-        .map(|(&id, _)| id)
-        .ok_or_else(|| format!("package id `{id}` is not listed in `packages`"))
+    names.get_key_value(id).map(|(&id, _)| id).ok_or_else(|| format!("package id `{id}` is not listed in `packages`"))
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 mod ci;
 mod cmd;
 mod layers;
+#[cfg(test)]
+mod tidy;
 
 use std::process::ExitCode;
 

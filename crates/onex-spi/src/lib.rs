@@ -17,7 +17,9 @@ mod state_store;
 pub use bus::{Delivery, EventBus, InboundMessage, MessageStream, OutboundMessage};
 pub use discovery::{ServiceDiscovery, ServiceInstance, ServiceRegistration};
 pub use error::{SpiError, SpiResult};
-pub use handler::{Handler, HandlerDescriptor, HandlerFactory, HandlerInit, HandlerRegistry, Health, OperationDescriptor};
+pub use handler::{
+    Handler, HandlerDescriptor, HandlerFactory, HandlerInit, HandlerRegistry, Health, OperationDescriptor,
+};
 pub use secrets::SecretStore;
 pub use stamp_store::{SaveOutcome, StampRecord, StampStore};
 pub use state_store::{CommitOutcome, EntityState, OutboxEntry, RunRecord, StateStore, TransitionCommit};

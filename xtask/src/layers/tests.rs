@@ -54,10 +54,8 @@ fn metadata(packages: &[&str], edges: &[(&str, &str, &[Option<&str>])]) -> Value
             let deps: Vec<Value> = outgoing
                 .iter()
                 .map(|(_, to, kinds)| {
-                    let dep_kinds: Vec<Value> = kinds
-                        .iter()
-                        .map(|kind| json!({ "kind": kind, "target": null }))
-                        .collect();
+                    let dep_kinds: Vec<Value> =
+                        kinds.iter().map(|kind| json!({ "kind": kind, "target": null })).collect();
                     // Cargo reports the *library* name here, with underscores.
                     json!({ "name": to.replace('-', "_"), "pkg": id(to), "dep_kinds": dep_kinds })
                 })
@@ -66,11 +64,7 @@ fn metadata(packages: &[&str], edges: &[(&str, &str, &[Option<&str>])]) -> Value
             json!({ "id": id(name), "dependencies": dependencies, "deps": deps, "features": [] })
         })
         .collect();
-    let members: Vec<String> = packages
-        .iter()
-        .filter(|name| is_member(name))
-        .map(|name| id(name))
-        .collect();
+    let members: Vec<String> = packages.iter().filter(|name| is_member(name)).map(|name| id(name)).collect();
     json!({
         "packages": package_values,
         "workspace_members": members,
@@ -119,10 +113,7 @@ fn clean_graph_has_no_violations() {
     let value = metadata(CLEAN_PACKAGES, &clean_edges());
     assert_eq!(check(&value), Vec::new());
     // core: serde, serde_json; spi: onex-core, serde, serde_json, async-trait, proc-macro2.
-    assert_eq!(
-        closure_sizes(&value),
-        vec![("onex-core", 2), ("onex-spi", 5)]
-    );
+    assert_eq!(closure_sizes(&value), vec![("onex-core", 2), ("onex-spi", 5)]);
 }
 
 #[test]
@@ -134,29 +125,18 @@ fn transitive_io_crate_in_core_is_reported_with_path() {
     let violations = check(&metadata(&packages, &edges));
 
     let messages: Vec<String> = violations.iter().map(ToString::to_string).collect();
-    let core_tokio: Vec<&String> = messages
-        .iter()
-        .filter(|m| m.starts_with("onex-core:") && m.contains("`tokio`"))
-        .collect();
+    let core_tokio: Vec<&String> =
+        messages.iter().filter(|m| m.starts_with("onex-core:") && m.contains("`tokio`")).collect();
     assert_eq!(core_tokio.len(), 1, "{messages:?}");
-    assert!(
-        core_tokio[0].contains("onex-core -> foo -> tokio"),
-        "{messages:?}"
-    );
+    assert!(core_tokio[0].contains("onex-core -> foo -> tokio"), "{messages:?}");
     // tokio pulls in mio, also denylisted, reached through the same path.
-    assert!(
-        messages
-            .iter()
-            .any(|m| m.contains("onex-core -> foo -> tokio -> mio"))
-    );
+    assert!(messages.iter().any(|m| m.contains("onex-core -> foo -> tokio -> mio")));
     // spi reaches tokio through core, so it is flagged as well.
     assert!(
         violations.contains(&Violation::Forbidden {
             krate: "onex-spi".to_owned(),
             dependency: "tokio".to_owned(),
-            path: ["onex-spi", "onex-core", "foo", "tokio"]
-                .map(String::from)
-                .to_vec(),
+            path: ["onex-spi", "onex-core", "foo", "tokio"].map(String::from).to_vec(),
         }),
         "{violations:?}"
     );
@@ -194,12 +174,7 @@ fn edge_with_both_dev_and_normal_kinds_is_followed() {
     edges.retain(|(from, to, _)| !(*from == "onex-core" && *to == "tokio"));
     edges.push(("onex-core", "tokio", &[DEV, NORMAL]));
     let violations = check(&metadata(CLEAN_PACKAGES, &edges));
-    assert!(
-        violations
-            .iter()
-            .any(|v| v.to_string().contains("onex-core -> tokio")),
-        "{violations:?}"
-    );
+    assert!(violations.iter().any(|v| v.to_string().contains("onex-core -> tokio")), "{violations:?}");
 }
 
 #[test]
@@ -208,10 +183,10 @@ fn spi_direct_io_dependency_is_a_violation() {
     edges.push(("onex-spi", "reqwest", &[NORMAL]));
     let packages = [CLEAN_PACKAGES, &["reqwest"]].concat();
     let violations = check(&metadata(&packages, &edges));
-    assert!(violations.contains(&Violation::NotAllowlisted {
-        krate: "onex-spi".to_owned(),
-        dependency: "reqwest".to_owned(),
-    }));
+    assert!(
+        violations
+            .contains(&Violation::NotAllowlisted { krate: "onex-spi".to_owned(), dependency: "reqwest".to_owned() })
+    );
     assert!(violations.contains(&Violation::Forbidden {
         krate: "onex-spi".to_owned(),
         dependency: "reqwest".to_owned(),
@@ -227,16 +202,10 @@ fn spi_direct_dependency_outside_allowlist_is_a_violation() {
     let violations = check(&metadata(&packages, &edges));
     assert_eq!(
         violations,
-        vec![Violation::NotAllowlisted {
-            krate: "onex-spi".to_owned(),
-            dependency: "regex".to_owned(),
-        }]
+        vec![Violation::NotAllowlisted { krate: "onex-spi".to_owned(), dependency: "regex".to_owned() }]
     );
     let message = violations[0].to_string();
-    assert!(
-        message.contains("onex-spi") && message.contains("regex"),
-        "{message}"
-    );
+    assert!(message.contains("onex-spi") && message.contains("regex"), "{message}");
 }
 
 #[test]
@@ -270,38 +239,19 @@ fn spi_depending_on_infra_is_a_violation() {
 
 #[test]
 fn missing_core_package_is_a_violation() {
-    let packages: Vec<&str> = CLEAN_PACKAGES
-        .iter()
-        .copied()
-        .filter(|name| *name != "onex-core")
-        .collect();
-    let edges: Vec<_> = clean_edges()
-        .into_iter()
-        .filter(|(from, to, _)| *from != "onex-core" && *to != "onex-core")
-        .collect();
+    let packages: Vec<&str> = CLEAN_PACKAGES.iter().copied().filter(|name| *name != "onex-core").collect();
+    let edges: Vec<_> =
+        clean_edges().into_iter().filter(|(from, to, _)| *from != "onex-core" && *to != "onex-core").collect();
     let violations = check(&metadata(&packages, &edges));
-    assert_eq!(
-        violations,
-        vec![Violation::MissingCrate {
-            krate: "onex-core".to_owned()
-        }]
-    );
-    assert_eq!(
-        violations[0].to_string(),
-        "onex-core: crate not found in workspace metadata"
-    );
+    assert_eq!(violations, vec![Violation::MissingCrate { krate: "onex-core".to_owned() }]);
+    assert_eq!(violations[0].to_string(), "onex-core: crate not found in workspace metadata");
 }
 
 #[test]
 fn non_member_package_with_layer_name_does_not_count() {
     let mut value = metadata(CLEAN_PACKAGES, &clean_edges());
     value["workspace_members"] = json!([id("onex-spi"), id("onex-infra"), id("xtask")]);
-    assert_eq!(
-        check(&value),
-        vec![Violation::MissingCrate {
-            krate: "onex-core".to_owned()
-        }]
-    );
+    assert_eq!(check(&value), vec![Violation::MissingCrate { krate: "onex-core".to_owned() }]);
 }
 
 #[test]
@@ -309,8 +259,5 @@ fn metadata_without_resolve_is_rejected() {
     let mut value = metadata(CLEAN_PACKAGES, &clean_edges());
     value["resolve"] = Value::Null;
     let violations = check(&value);
-    assert!(
-        matches!(violations.as_slice(), [Violation::Malformed { .. }]),
-        "{violations:?}"
-    );
+    assert!(matches!(violations.as_slice(), [Violation::Malformed { .. }]), "{violations:?}");
 }
