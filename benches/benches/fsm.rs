@@ -5,6 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use onex_benches::bundled_state_machine;
 use onex_core::contract::{ContractDocument, FsmContract, load_document};
 use onex_core::fsm::{FsmEngine, StepResult};
 use serde_json::json;
@@ -15,15 +16,6 @@ const CYCLE: [(&str, &str); 4] = [
     ("unhealthy", "partial_recovery"),
     ("degraded", "service_recovered"),
 ];
-
-fn infrastructure_state() -> FsmContract {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../contracts/reducers/infrastructure_state.yaml");
-    let bytes = std::fs::read(path).unwrap();
-    match load_document(path, &bytes).unwrap().value {
-        ContractDocument::Node(node) => node.state_machine.unwrap(),
-        other => panic!("not a node contract: {other:?}"),
-    }
-}
 
 fn guarded(mut fsm: FsmContract) -> FsmContract {
     let yaml = r#"
@@ -73,7 +65,7 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    let engine = FsmEngine::compile(infrastructure_state());
+    let engine = FsmEngine::compile(bundled_state_machine("infrastructure_state"));
     group.bench_function("engine_infrastructure_state", |b| {
         b.iter(|| {
             for (state, event) in CYCLE {
@@ -83,7 +75,7 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    let guarded_engine = FsmEngine::compile(guarded(infrastructure_state()));
+    let guarded_engine = FsmEngine::compile(guarded(bundled_state_machine("infrastructure_state")));
     group.bench_function("engine_two_conditions", |b| {
         b.iter(|| {
             for (state, event) in CYCLE {
