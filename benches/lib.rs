@@ -64,3 +64,17 @@ pub fn random_dag(n: usize) -> (WorkflowDefinition, Vec<Vec<usize>>) {
     };
     (WorkflowDefinition { metadata, steps, pos: Pos::default() }, deps)
 }
+
+/// `len` bytes of Python-like source: 4-space indentation, a blank line every few lines and
+/// the two blank lines PEP 8 puts between top-level definitions (which normalisation collapses).
+pub fn source_text(len: usize) -> Vec<u8> {
+    let block = "def handler_{n}(event, context):\n    \"\"\"Process one event.\"\"\"\n    value = compute(event[\"payload\"], context)\n\n    if value is None:\n        return {\"status\": \"skipped\"}\n    return {\"status\": \"ok\", \"value\": value}\n\n\n";
+    let mut out = String::with_capacity(len + block.len());
+    let mut n = 0;
+    while out.len() < len {
+        out.push_str(&block.replace("{n}", &n.to_string()));
+        n += 1;
+    }
+    out.truncate(len);
+    out.into_bytes()
+}

@@ -214,6 +214,8 @@ pub mod codes {
         FSM_STATE_UNKNOWN = ("ONEX_CORE_061_FSM_STATE_UNKNOWN", Validation);
         /// A workflow run asked to record an outcome for a step it is not waiting on.
         WORKFLOW_UNEXPECTED_OUTCOME = ("ONEX_CORE_070_WORKFLOW_UNEXPECTED_OUTCOME", Internal);
+        /// A stamp request with a value that cannot be written into a stamp.
+        STAMP_INVALID_INPUT = ("ONEX_CORE_090_STAMP_INVALID_INPUT", Validation);
         /// A circuit breaker that refuses calls while open.
         CIRCUIT_OPEN = ("ONEX_CORE_080_CIRCUIT_OPEN", Unavailable);
         /// A handler operation that failed for an unclassified reason.

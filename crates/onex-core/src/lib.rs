@@ -11,6 +11,7 @@ pub mod error;
 pub mod fsm;
 pub mod resilience;
 pub mod secret;
+pub mod stamp;
 pub mod time;
 pub mod topic;
 pub mod workflow;

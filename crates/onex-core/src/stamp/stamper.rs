@@ -1,0 +1,175 @@
+//! Stamping: hash the normalised content and place a stamp, without copying content that
+//! needs no change.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::StampError;
+use super::format::{RichDetails, StampFields, check_value, render_lightweight, render_rich};
+use super::normalize::{normalized_hash, strip_stamps};
+use super::syntax::{BINARY, ContentType};
+
+/// The stamp forms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StampFormat {
+    /// One line at the top.
+    Lightweight,
+    /// A metadata block at the end.
+    Rich,
+    /// Content untouched; the stamp is kept outside it (in a stamp store).
+    HashOnly,
+}
+
+impl StampFormat {
+    /// The name used on the wire and the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lightweight => "lightweight",
+            Self::Rich => "rich",
+            Self::HashOnly => "hash_only",
+        }
+    }
+
+    /// Parses `lightweight`, `rich`, `hash_only` (or `hash-only`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "lightweight" => Some(Self::Lightweight),
+            "rich" => Some(Self::Rich),
+            "hash_only" | "hash-only" => Some(Self::HashOnly),
+            _ => None,
+        }
+    }
+}
+
+/// What to stamp with. `uid` and `timestamp` come from the caller: core has no RNG or clock.
+#[derive(Debug, Clone)]
+pub struct StampRequest<'a> {
+    /// Requested form (binary or comment-less content always gets hash-only).
+    pub format: StampFormat,
+    /// Stamp id.
+    pub uid: Uuid,
+    /// Stamp time.
+    pub timestamp: DateTime<Utc>,
+    /// Optional author.
+    pub author: Option<&'a str>,
+    /// Optional version label.
+    pub version: Option<&'a str>,
+    /// The file's path, recorded in rich stamps.
+    pub file_path: Option<&'a str>,
+    /// The content's type (see [`super::detect`]).
+    pub content_type: ContentType,
+}
+
+/// Stamped content, as pieces to write in order (the content itself is borrowed when no old
+/// stamp had to be removed).
+#[derive(Debug, Clone)]
+pub struct Stamped<'a> {
+    /// The form actually used.
+    pub format: StampFormat,
+    /// The stamp's fields.
+    pub fields: StampFields,
+    /// Length of the hashed (normalised, or raw for binary) content.
+    pub hashed_len: u64,
+    /// The content type.
+    pub content_type: ContentType,
+    body: Cow<'a, [u8]>,
+    insert_at: usize,
+    stamp: String,
+}
+
+impl Stamped<'_> {
+    /// The output in order: content before the stamp, the stamp, the rest of the content.
+    pub fn pieces(&self) -> [&[u8]; 3] {
+        [&self.body[..self.insert_at], self.stamp.as_bytes(), &self.body[self.insert_at..]]
+    }
+
+    /// The output as one buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.pieces().concat()
+    }
+
+    /// The stamp text alone (empty for hash-only).
+    pub fn stamp_text(&self) -> &str {
+        &self.stamp
+    }
+
+    /// Whether the output differs from the input (false for hash-only).
+    pub fn changes_content(&self) -> bool {
+        self.format != StampFormat::HashOnly
+    }
+}
+
+/// Where a lightweight stamp goes: line 1, or line 2 after a `#!` or `<?xml` first line.
+pub fn lightweight_slot(content: &[u8]) -> usize {
+    if content.starts_with(b"#!") || content.starts_with(b"<?xml") {
+        memchr::memchr(b'\n', content).map_or(content.len(), |n| n + 1)
+    } else {
+        0
+    }
+}
+
+fn line_ending(content: &[u8]) -> &'static str {
+    match memchr::memchr(b'\n', content) {
+        Some(n) if n > 0 && content[n - 1] == b'\r' => "\r\n",
+        _ => "\n",
+    }
+}
+
+/// Stamps `content`. Restamping replaces every old stamp, so the hash and the output stay the
+/// same and only one stamp remains.
+pub fn stamp<'a>(content: &'a [u8], req: &StampRequest<'_>) -> Result<Stamped<'a>, StampError> {
+    for (name, value) in [("author", req.author), ("version", req.version), ("file_path", req.file_path)] {
+        if let Some(v) = value {
+            check_value(name, v).map_err(StampError::InvalidInput)?;
+        }
+    }
+    let binary = req.content_type == BINARY;
+    let (hash, hashed_len, stamps) = if binary {
+        (blake3::hash(content), content.len() as u64, 0)
+    } else {
+        let n = normalized_hash(content);
+        (n.hash, n.len, n.stamp_count)
+    };
+    let fields = StampFields {
+        uid: req.uid,
+        hash: hash.to_hex().to_string(),
+        timestamp: req.timestamp,
+        author: req.author.map(str::to_owned),
+        version: req.version.map(str::to_owned),
+    };
+    let style = match (req.format, req.content_type.style) {
+        (StampFormat::HashOnly, _) | (_, None) => None,
+        (_, Some(style)) => Some(style),
+    };
+    let Some(style) = style else {
+        let content_type = req.content_type;
+        let body = Cow::Borrowed(content);
+        return Ok(Stamped {
+            format: StampFormat::HashOnly,
+            fields,
+            hashed_len,
+            content_type,
+            body,
+            insert_at: 0,
+            stamp: String::new(),
+        });
+    };
+    let body: Cow<'a, [u8]> = if stamps > 0 { Cow::Owned(strip_stamps(content)) } else { Cow::Borrowed(content) };
+    let eol = line_ending(&body);
+    let (insert_at, stamp) = match req.format {
+        StampFormat::Rich => {
+            let details = RichDetails {
+                file_path: req.file_path.map(str::to_owned),
+                file_size: hashed_len,
+                content_type: req.content_type.mime.to_owned(),
+            };
+            let separator =
+                if body.is_empty() || body.ends_with(b"\n") { eol.to_owned() } else { format!("{eol}{eol}") };
+            (body.len(), separator + &render_rich(&fields, &details, style, eol))
+        }
+        _ => (lightweight_slot(&body), render_lightweight(&fields, style, eol)),
+    };
+    Ok(Stamped { format: req.format, fields, hashed_len, content_type: req.content_type, body, insert_at, stamp })
+}
