@@ -12,6 +12,16 @@ pub mod codes {
     pub const IO: ErrorCode = ErrorCode::new("ONEX_INFRA_001_IO", C::Unavailable);
     /// A handler type was registered twice.
     pub const DUPLICATE_HANDLER: ErrorCode = ErrorCode::new("ONEX_INFRA_002_DUPLICATE_HANDLER", C::Conflict);
+    /// A store (SQLite, PostgreSQL) cannot be reached or opened.
+    pub const STORE_UNAVAILABLE: ErrorCode = ErrorCode::new("ONEX_INFRA_010_STORE_UNAVAILABLE", C::Unavailable);
+    /// A store statement failed for a reason other than availability.
+    pub const STORE_FAILED: ErrorCode = ErrorCode::new("ONEX_INFRA_011_STORE_FAILED", C::Internal);
+    /// A store's schema migration failed.
+    pub const STORE_MIGRATION: ErrorCode = ErrorCode::new("ONEX_INFRA_012_STORE_MIGRATION", C::Internal);
+    /// A request payload that does not fit the operation.
+    pub const BAD_PAYLOAD: ErrorCode = ErrorCode::new("ONEX_INFRA_020_BAD_PAYLOAD", C::Validation);
+    /// Something asked for does not exist.
+    pub const NOT_FOUND: ErrorCode = ErrorCode::new("ONEX_INFRA_021_NOT_FOUND", C::NotFound);
 }
 
 /// Failures of the infra layer.
