@@ -6,6 +6,7 @@
 mod ci;
 mod cmd;
 mod layers;
+mod services;
 #[cfg(test)]
 mod tidy;
 
@@ -17,6 +18,9 @@ Usage: cargo xtask <command>
 Commands:
   check-layers  Check crate layering rules against `cargo metadata`
   ci            Run fmt, clippy, tests, layer check and contract validation
+  services up|down|status
+                Start the services integration tests need (PostgreSQL; installed if
+                missing), stop only what `up` started, or tell whether each answers
   help          Print this message";
 
 fn main() -> ExitCode {
@@ -29,6 +33,7 @@ fn main() -> ExitCode {
         }
         ["check-layers"] => report(layers::run(&cmd::workspace_root())),
         ["ci"] => report(ci::run(&cmd::workspace_root())),
+        ["services", action] => report(services::run(&cmd::workspace_root(), action)),
         _ => {
             eprintln!("error: unknown command `{}`\n\n{USAGE}", args.join(" "));
             ExitCode::from(2)

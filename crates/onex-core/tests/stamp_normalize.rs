@@ -50,8 +50,8 @@ fn streamed(bytes: &[u8], cuts: &[usize]) -> (Vec<u8>, usize) {
         start = cut;
     }
     n.push(&bytes[start..], &mut |b: &[u8]| out.extend_from_slice(b));
-    let filter = n.finish(&mut |b: &[u8]| out.extend_from_slice(b));
-    (out, filter.found_total())
+    let outcome = n.finish(&mut |b: &[u8]| out.extend_from_slice(b));
+    (out, outcome.filter.found_total())
 }
 
 fn fragment() -> impl Strategy<Value = String> {

@@ -53,6 +53,7 @@ const BUILTIN: Table = &[
             ("validate", "validate a stamp against its content", true),
             ("hash", "BLAKE3 of normalised content", true),
             ("batch", "stamp many items; one failure does not fail the others", true),
+            ("lookup", "the stored stamp of a content hash", true),
         ],
     ),
     (

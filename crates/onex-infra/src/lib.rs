@@ -6,6 +6,10 @@ pub mod builtin;
 pub mod cli;
 pub mod contracts;
 pub mod error;
+pub mod handlers;
+pub mod ids;
 pub mod registry;
+pub mod stamp;
+pub mod stores;
 
 pub use error::InfraError;

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use chrono::{DateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 
-use super::normalize::{LIGHTWEIGHT_MARKER, RICH_END, RICH_START};
+use super::filter::{LIGHTWEIGHT_MARKER, RICH_END, RICH_START};
 use super::syntax::CommentStyle;
 
 /// The protocol version written in rich stamps.

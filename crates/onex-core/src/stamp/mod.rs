@@ -1,21 +1,28 @@
 //! Metadata stamping (pure): BLAKE3 over normalised content, lightweight and rich stamps,
 //! hash-only stamps for binary content, and validation. uid and time are parameters.
 
+mod filter;
 mod format;
+mod hash;
 mod normalize;
 mod stamper;
 mod syntax;
 mod validate;
 
+pub use filter::{
+    COMMENT_PREFIXES, FoundStamp, LIGHTWEIGHT_MARKER, LineKind, MAX_FOUND, RICH_END, RICH_START, STAMP_WINDOW,
+    StampFilter, StampKind, classify_line,
+};
 pub use format::{
     ALGORITHM, PROTOCOL_VERSION, RichDetails, RichStamp, StampFields, parse_lightweight, parse_rich,
     render_lightweight, render_rich,
 };
-pub use normalize::{
-    FoundStamp, HashSink, LineKind, NormalizedHash, Normalizer, RICH_END, RICH_START, STAMP_WINDOW, StampFilter,
-    StampKind, classify_line, normalized_hash, strip_stamps,
+pub use hash::{HashSink, NormalizedHash};
+pub use normalize::{BODY_HEAD, BodyInfo, NormalizeOutcome, Normalizer, normalized_hash, strip_stamps};
+pub use stamper::{
+    StampFormat, StampPlacement, StampRequest, Stamped, check_request, effective_format, lightweight_slot, place_stamp,
+    stamp, stamp_fields,
 };
-pub use stamper::{StampFormat, StampRequest, Stamped, lightweight_slot, stamp};
 pub use syntax::{BINARY, CommentStyle, ContentType, SNIFF_LEN, UNKNOWN_TEXT, detect, from_mime, looks_like_text};
 pub use validate::{Validation, judge, validate};
 

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::StampError;
 use super::format::{RichDetails, StampFields, check_value, render_lightweight, render_rich};
-use super::normalize::{normalized_hash, strip_stamps};
+use super::normalize::{BodyInfo, normalized_hash, strip_stamps};
 use super::syntax::{BINARY, ContentType};
 
 /// The stamp forms.
@@ -117,35 +117,81 @@ fn line_ending(content: &[u8]) -> &'static str {
     }
 }
 
-/// Stamps `content`. Restamping replaces every old stamp, so the hash and the output stay the
-/// same and only one stamp remains.
-pub fn stamp<'a>(content: &'a [u8], req: &StampRequest<'_>) -> Result<Stamped<'a>, StampError> {
+/// A stamp to write into the stamp-free body: `text` goes at byte `at` of the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StampPlacement {
+    /// Offset in the stamp-free body (its length for a rich stamp, which is appended).
+    pub at: u64,
+    /// What to insert there.
+    pub text: String,
+}
+
+/// The form a request gets for content of its type: hash-only when the content cannot hold a
+/// comment (binary, JSON, unknown types) or when asked for.
+pub fn effective_format(req: &StampRequest<'_>) -> StampFormat {
+    match (req.format, req.content_type.style) {
+        (StampFormat::HashOnly, _) | (_, None) => StampFormat::HashOnly,
+        (format, Some(_)) => format,
+    }
+}
+
+/// Where and what to write for a stamp (`None` for hash-only). Both the in-memory and the
+/// streaming stamper call this, so a file stamps the same either way.
+pub fn place_stamp(
+    fields: &StampFields,
+    req: &StampRequest<'_>,
+    hashed_len: u64,
+    body: &BodyInfo,
+) -> Option<StampPlacement> {
+    let style = req.content_type.style.filter(|_| effective_format(req) != StampFormat::HashOnly)?;
+    let eol = line_ending(&body.head);
+    Some(match req.format {
+        StampFormat::Rich => {
+            let details = RichDetails {
+                file_path: req.file_path.map(str::to_owned),
+                file_size: hashed_len,
+                content_type: req.content_type.mime.to_owned(),
+            };
+            let separator = match body.last {
+                None | Some(b'\n') => eol.to_owned(),
+                Some(_) => format!("{eol}{eol}"),
+            };
+            StampPlacement { at: body.len, text: separator + &render_rich(fields, &details, style, eol) }
+        }
+        _ => StampPlacement { at: lightweight_slot(&body.head) as u64, text: render_lightweight(fields, style, eol) },
+    })
+}
+
+/// Checks the free-text values of a request.
+pub fn check_request(req: &StampRequest<'_>) -> Result<(), StampError> {
     for (name, value) in [("author", req.author), ("version", req.version), ("file_path", req.file_path)] {
         if let Some(v) = value {
             check_value(name, v).map_err(StampError::InvalidInput)?;
         }
     }
-    let binary = req.content_type == BINARY;
-    let (hash, hashed_len, stamps) = if binary {
-        (blake3::hash(content), content.len() as u64, 0)
-    } else {
-        let n = normalized_hash(content);
-        (n.hash, n.len, n.stamp_count)
-    };
-    let fields = StampFields {
+    Ok(())
+}
+
+/// The stamp's fields for content with `hash`.
+pub fn stamp_fields(req: &StampRequest<'_>, hash: &blake3::Hash) -> StampFields {
+    StampFields {
         uid: req.uid,
         hash: hash.to_hex().to_string(),
         timestamp: req.timestamp,
         author: req.author.map(str::to_owned),
         version: req.version.map(str::to_owned),
-    };
-    let style = match (req.format, req.content_type.style) {
-        (StampFormat::HashOnly, _) | (_, None) => None,
-        (_, Some(style)) => Some(style),
-    };
-    let Some(style) = style else {
-        let content_type = req.content_type;
+    }
+}
+
+/// Stamps `content`. Restamping replaces every old stamp, so the hash and the output stay the
+/// same and only one stamp remains.
+pub fn stamp<'a>(content: &'a [u8], req: &StampRequest<'_>) -> Result<Stamped<'a>, StampError> {
+    check_request(req)?;
+    let content_type = req.content_type;
+    if content_type == BINARY {
+        let fields = stamp_fields(req, &blake3::hash(content));
         let body = Cow::Borrowed(content);
+        let hashed_len = content.len() as u64;
         return Ok(Stamped {
             format: StampFormat::HashOnly,
             fields,
@@ -155,21 +201,31 @@ pub fn stamp<'a>(content: &'a [u8], req: &StampRequest<'_>) -> Result<Stamped<'a
             insert_at: 0,
             stamp: String::new(),
         });
+    }
+    let normalized = normalized_hash(content);
+    let fields = stamp_fields(req, &normalized.hash);
+    let Some(placement) = place_stamp(&fields, req, normalized.len, &normalized.body) else {
+        let body = Cow::Borrowed(content);
+        return Ok(Stamped {
+            format: StampFormat::HashOnly,
+            fields,
+            hashed_len: normalized.len,
+            content_type,
+            body,
+            insert_at: 0,
+            stamp: String::new(),
+        });
     };
-    let body: Cow<'a, [u8]> = if stamps > 0 { Cow::Owned(strip_stamps(content)) } else { Cow::Borrowed(content) };
-    let eol = line_ending(&body);
-    let (insert_at, stamp) = match req.format {
-        StampFormat::Rich => {
-            let details = RichDetails {
-                file_path: req.file_path.map(str::to_owned),
-                file_size: hashed_len,
-                content_type: req.content_type.mime.to_owned(),
-            };
-            let separator =
-                if body.is_empty() || body.ends_with(b"\n") { eol.to_owned() } else { format!("{eol}{eol}") };
-            (body.len(), separator + &render_rich(&fields, &details, style, eol))
-        }
-        _ => (lightweight_slot(&body), render_lightweight(&fields, style, eol)),
-    };
-    Ok(Stamped { format: req.format, fields, hashed_len, content_type: req.content_type, body, insert_at, stamp })
+    let body: Cow<'a, [u8]> =
+        if normalized.stamp_count > 0 { Cow::Owned(strip_stamps(content)) } else { Cow::Borrowed(content) };
+    let insert_at = usize::try_from(placement.at).unwrap_or(body.len()).min(body.len());
+    Ok(Stamped {
+        format: req.format,
+        fields,
+        hashed_len: normalized.len,
+        content_type,
+        body,
+        insert_at,
+        stamp: placement.text,
+    })
 }

@@ -1,7 +1,9 @@
 //! Validation: does content carry a stamp, and does the stamp's hash match the content?
 
+use super::filter::{MAX_FOUND, StampKind};
 use super::format::{StampFields, parse_lightweight, parse_rich};
-use super::normalize::{MAX_FOUND, NormalizedHash, StampKind, normalized_hash};
+use super::hash::NormalizedHash;
+use super::normalize::normalized_hash;
 use super::stamper::lightweight_slot;
 
 /// The answer of a validation.

@@ -1,7 +1,10 @@
 //! The `onex-runtime-host` command line: argument parsing and one module per subcommand.
 
 mod fsm;
+mod progress;
+mod stamp;
 mod validate;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +32,35 @@ pub enum Command {
         #[arg(long)]
         deny_warnings: bool,
     },
+    /// Stamp files in place (BLAKE3 metadata stamp); binary files get a hash-only stamp and are
+    /// left unchanged.
+    Stamp {
+        /// Files to stamp.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Write the stamped content of the one file to stdout instead of replacing it.
+        #[arg(long)]
+        stdout: bool,
+        /// Stamp form.
+        #[arg(long, value_enum, default_value_t = CliStampFormat::Lightweight)]
+        format: CliStampFormat,
+        /// Author recorded in the stamp.
+        #[arg(long)]
+        author: Option<String>,
+        /// Version label recorded in the stamp.
+        #[arg(long = "label")]
+        label: Option<String>,
+    },
+    /// Verify stamps: exit 0 when every file is valid, 1 when any is modified, missing,
+    /// malformed or unreadable.
+    Verify {
+        /// Files to verify.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print a JSON array of verdicts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Draw the state machine of a reducer contract (or a bare FSM file).
     Fsm {
         /// Output format.
@@ -48,10 +80,35 @@ pub enum DiagramFormat {
     Dot,
 }
 
+/// Stamp forms of `stamp`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CliStampFormat {
+    /// One line at the top (after a shebang).
+    Lightweight,
+    /// A metadata block at the end.
+    Rich,
+    /// Hash only; the file is not changed.
+    HashOnly,
+}
+
+impl From<CliStampFormat> for onex_core::stamp::StampFormat {
+    fn from(f: CliStampFormat) -> Self {
+        match f {
+            CliStampFormat::Lightweight => Self::Lightweight,
+            CliStampFormat::Rich => Self::Rich,
+            CliStampFormat::HashOnly => Self::HashOnly,
+        }
+    }
+}
+
 /// Runs the parsed command line; the return value is the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate { paths, deny_warnings } => validate::run(&paths, deny_warnings),
         Command::Fsm { format, contract } => fsm::run(format, &contract),
+        Command::Stamp { files, stdout, format, author, label } => {
+            stamp::run(stamp::StampArgs { files, stdout, format: format.into(), author, label })
+        }
+        Command::Verify { files, json } => verify::run(&files, json),
     }
 }

@@ -1,0 +1,79 @@
+//! Hashing normalised output: BLAKE3 fed in chunk-aligned pieces, and the result of
+//! normalising and hashing content.
+
+use super::filter::FoundStamp;
+use super::normalize::{BodyInfo, NormalizeOutcome};
+
+/// BLAKE3 over a stream of spans. BLAKE3 runs fastest (wide SIMD) when fed large inputs whose
+/// lengths are whole 1 KiB chunks; fed unaligned pieces it is about half as fast. So long spans
+/// are hashed in place up to a chunk boundary, and the rest is gathered into a buffer that is
+/// hashed only when full (a whole number of chunks).
+#[derive(Debug)]
+pub struct HashSink {
+    hasher: blake3::Hasher,
+    staging: Vec<u8>,
+    len: u64,
+}
+
+const CHUNK: usize = 1024;
+const STAGING: usize = 64 * CHUNK;
+
+impl Default for HashSink {
+    fn default() -> Self {
+        Self { hasher: blake3::Hasher::new(), staging: Vec::new(), len: 0 }
+    }
+}
+
+impl HashSink {
+    /// Adds bytes.
+    pub fn write(&mut self, mut bytes: &[u8]) {
+        self.len += bytes.len() as u64;
+        while !bytes.is_empty() {
+            if self.staging.is_empty() && bytes.len() >= STAGING {
+                let whole = bytes.len() - bytes.len() % CHUNK;
+                self.hasher.update(&bytes[..whole]);
+                bytes = &bytes[whole..];
+                continue;
+            }
+            let take = bytes.len().min(STAGING - self.staging.len());
+            self.staging.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.staging.len() == STAGING {
+                self.hasher.update(&self.staging);
+                self.staging.clear();
+            }
+        }
+    }
+
+    /// The hash and the number of bytes hashed.
+    pub fn finalize(mut self) -> (blake3::Hash, u64) {
+        self.hasher.update(&self.staging);
+        self.staging.clear();
+        (self.hasher.finalize(), self.len)
+    }
+}
+
+/// The result of normalising and hashing content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalizedHash {
+    /// BLAKE3 of the normalised content.
+    pub hash: blake3::Hash,
+    /// Length of the normalised content.
+    pub len: u64,
+    /// Stamps removed (at most [`MAX_FOUND`](super::filter::MAX_FOUND)).
+    pub stamps: Vec<FoundStamp>,
+    /// All stamps removed, counted.
+    pub stamp_count: usize,
+    /// The stamp-free body.
+    pub body: BodyInfo,
+}
+
+impl NormalizedHash {
+    /// Assembles the result of a finished pipeline and its hash sink.
+    pub fn new(outcome: NormalizeOutcome, sink: HashSink) -> Self {
+        let (hash, len) = sink.finalize();
+        let NormalizeOutcome { filter, body } = outcome;
+        let stamp_count = filter.found_total();
+        Self { hash, len, stamp_count, stamps: filter.into_found(), body }
+    }
+}
