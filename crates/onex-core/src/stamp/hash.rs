@@ -72,6 +72,12 @@ impl NormalizedHash {
     /// Assembles the result of a finished pipeline and its hash sink.
     pub fn new(outcome: NormalizeOutcome, sink: HashSink) -> Self {
         let (hash, len) = sink.finalize();
+        Self::from_parts(outcome, hash, len)
+    }
+
+    /// Assembles the result of a finished pipeline and a hash computed elsewhere (for example
+    /// on several cores) over its output.
+    pub fn from_parts(outcome: NormalizeOutcome, hash: blake3::Hash, len: u64) -> Self {
         let NormalizeOutcome { filter, body } = outcome;
         let stamp_count = filter.found_total();
         Self { hash, len, stamp_count, stamps: filter.into_found(), body }

@@ -21,7 +21,7 @@ pub use hash::{HashSink, NormalizedHash};
 pub use normalize::{BODY_HEAD, BodyInfo, NormalizeOutcome, Normalizer, normalized_hash, strip_stamps};
 pub use stamper::{
     StampFormat, StampPlacement, StampRequest, Stamped, check_request, effective_format, lightweight_slot, place_stamp,
-    stamp, stamp_fields,
+    raw_hash, stamp, stamp_fields, stamp_with,
 };
 pub use syntax::{BINARY, CommentStyle, ContentType, SNIFF_LEN, UNKNOWN_TEXT, detect, from_mime, looks_like_text};
 pub use validate::{Validation, judge, validate};

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::StampError;
 use super::format::{RichDetails, StampFields, check_value, render_lightweight, render_rich};
+use super::hash::NormalizedHash;
 use super::normalize::{BodyInfo, normalized_hash, strip_stamps};
 use super::syntax::{BINARY, ContentType};
 
@@ -186,23 +187,39 @@ pub fn stamp_fields(req: &StampRequest<'_>, hash: &blake3::Hash) -> StampFields 
 /// Stamps `content`. Restamping replaces every old stamp, so the hash and the output stay the
 /// same and only one stamp remains.
 pub fn stamp<'a>(content: &'a [u8], req: &StampRequest<'_>) -> Result<Stamped<'a>, StampError> {
+    let hashed = if req.content_type == BINARY { raw_hash(content) } else { normalized_hash(content) };
+    stamp_with(content, hashed, req)
+}
+
+/// The hash of binary content: raw BLAKE3, nothing removed or normalised.
+pub fn raw_hash(content: &[u8]) -> NormalizedHash {
+    let body = BodyInfo { len: content.len() as u64, head: Vec::new(), last: content.last().copied() };
+    NormalizedHash { hash: blake3::hash(content), len: content.len() as u64, stamps: Vec::new(), stamp_count: 0, body }
+}
+
+/// [`stamp`] with the content's hash already computed ([`normalized_hash`] for text, [`raw_hash`]
+/// for binary, or an equivalent computed on several cores).
+pub fn stamp_with<'a>(
+    content: &'a [u8],
+    hashed: NormalizedHash,
+    req: &StampRequest<'_>,
+) -> Result<Stamped<'a>, StampError> {
     check_request(req)?;
     let content_type = req.content_type;
     if content_type == BINARY {
-        let fields = stamp_fields(req, &blake3::hash(content));
+        let fields = stamp_fields(req, &hashed.hash);
         let body = Cow::Borrowed(content);
-        let hashed_len = content.len() as u64;
         return Ok(Stamped {
             format: StampFormat::HashOnly,
             fields,
-            hashed_len,
+            hashed_len: hashed.len,
             content_type,
             body,
             insert_at: 0,
             stamp: String::new(),
         });
     }
-    let normalized = normalized_hash(content);
+    let normalized = hashed;
     let fields = stamp_fields(req, &normalized.hash);
     let Some(placement) = place_stamp(&fields, req, normalized.len, &normalized.body) else {
         let body = Cow::Borrowed(content);

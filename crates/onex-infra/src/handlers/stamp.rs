@@ -6,8 +6,8 @@ use std::sync::Arc;
 use onex_core::envelope::Envelope;
 use onex_core::error::codes as core_codes;
 use onex_core::stamp::{
-    BINARY, CommentStyle, ContentType, StampFormat, StampRequest, Stamped, Validation, detect, from_mime,
-    normalized_hash, stamp, validate,
+    BINARY, CommentStyle, ContentType, NormalizedHash, StampFormat, StampRequest, Stamped, Validation, detect,
+    from_mime, judge, stamp_with,
 };
 use onex_spi::{
     Handler, HandlerDescriptor, Health, SaveOutcome, SpiError, SpiResult, StampRecord, StampStore, async_trait,
@@ -18,6 +18,7 @@ use serde_json::{Map, Value as Json, json};
 use super::payload::{content_bytes, decode, put_bytes};
 use crate::error::codes;
 use crate::ids::{new_uuid_v7, now_utc};
+use crate::stamp::{normalized_hash_parallel, raw_hash_parallel};
 
 /// The namespace of stamps whose request names none.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -114,8 +115,15 @@ fn prepare(payload: &Json, default_namespace: &str) -> SpiResult<Prepared> {
         file_path: req.file_path.as_deref(),
         content_type,
     };
-    let stamped = stamp(&content, &request).map_err(|e| SpiError::new(codes::BAD_PAYLOAD, format!("{OP}: {e}")))?;
+    let hashed = hash_content(&content, content_type == BINARY);
+    let stamped =
+        stamp_with(&content, hashed, &request).map_err(|e| SpiError::new(codes::BAD_PAYLOAD, format!("{OP}: {e}")))?;
     Ok(describe(&stamped, content.len() as u64, req.file_path, namespace))
+}
+
+/// The stamp hash of content: normalised for text, raw for binary; on two cores when large.
+fn hash_content(content: &[u8], binary: bool) -> NormalizedHash {
+    if binary { raw_hash_parallel(content) } else { normalized_hash_parallel(content) }
 }
 
 fn describe(stamped: &Stamped<'_>, size: u64, file_path: Option<String>, namespace: String) -> Prepared {
@@ -213,10 +221,11 @@ impl StampHandler {
         let content = content_bytes(OP, req.content, req.content_base64.as_deref())?;
         let namespace = req.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
         let binary = content_type_of(&content, req.file_path.as_deref(), None)? == BINARY;
+        let hashed = hash_content(&content, binary);
         let validation = if binary {
-            Validation::Missing { actual: blake3::hash(&content).to_hex().to_string() }
+            Validation::Missing { actual: hashed.hash.to_hex().to_string() }
         } else {
-            validate(&content)
+            judge(&hashed, &content)
         };
         let mut reply = json!({"status": validation.status(), "source": "content"});
         match validation {
@@ -252,12 +261,8 @@ impl StampHandler {
         let req: ContentRequest = decode(OP, payload)?;
         let content = content_bytes(OP, req.content, req.content_base64.as_deref())?;
         let raw = req.raw || content_type_of(&content, req.file_path.as_deref(), None)? == BINARY;
-        Ok(if raw {
-            json!({"hash": blake3::hash(&content).to_hex().to_string(), "len": content.len(), "normalized": false})
-        } else {
-            let n = normalized_hash(&content);
-            json!({"hash": n.hash.to_hex().to_string(), "len": n.len, "normalized": true})
-        })
+        let hashed = hash_content(&content, raw);
+        Ok(json!({"hash": hashed.hash.to_hex().to_string(), "len": hashed.len, "normalized": !raw}))
     }
 
     async fn lookup(&self, payload: &Json) -> SpiResult<Json> {

@@ -7,11 +7,12 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use onex_core::stamp::{
-    BINARY, BodyInfo, ContentType, HashSink, NormalizedHash, Normalizer, SNIFF_LEN, StampError, StampFields,
-    StampFilter, StampFormat, StampPlacement, StampRequest, Validation, check_request, detect, effective_format, judge,
-    place_stamp, stamp_fields,
+    BINARY, BodyInfo, ContentType, NormalizedHash, Normalizer, SNIFF_LEN, StampError, StampFields, StampFilter,
+    StampFormat, StampPlacement, StampRequest, Validation, check_request, detect, effective_format, judge, place_stamp,
+    stamp_fields,
 };
 
+use super::parallel::ParallelSink;
 use crate::error::codes;
 use onex_core::error::{Classified, ErrorCode};
 
@@ -93,7 +94,7 @@ pub fn digest_file(path: &Path) -> Result<FileDigest, FileError> {
     let mut content_type = None;
     let mut text = Normalizer::new();
     let mut raw = BodyInfo::default();
-    let mut sink = HashSink::default();
+    let mut sink = ParallelSink::default();
     read_chunks(path, |chunk| {
         if head.len() < SNIFF_LEN {
             head.extend_from_slice(&chunk[..chunk.len().min(SNIFF_LEN - head.len())]);
@@ -112,7 +113,8 @@ pub fn digest_file(path: &Path) -> Result<FileDigest, FileError> {
         NormalizedHash { hash, len, stamps: Vec::new(), stamp_count: 0, body: raw }
     } else {
         let outcome = text.finish(&mut |b: &[u8]| sink.write(b));
-        NormalizedHash::new(outcome, sink)
+        let (hash, len) = sink.finalize();
+        NormalizedHash::from_parts(outcome, hash, len)
     };
     Ok(FileDigest { content_type, normalized, head })
 }

@@ -2,5 +2,7 @@
 //! The engine itself (normalisation, stamp formats, validation) is in `onex_core::stamp`.
 
 pub mod file;
+pub mod parallel;
 
 pub use file::{FileDigest, FileError, FileStamp, Output, digest_file, stamp_file, verify_file};
+pub use parallel::{ParallelSink, normalized_hash_parallel, raw_hash_parallel};

@@ -1,0 +1,290 @@
+//! BLAKE3 on two cores while content is normalised: the normalised stream is cut into 64 KiB
+//! blocks, each a complete BLAKE3 subtree; a worker thread hashes blocks as they come while
+//! the caller keeps normalising, the caller helps with what is left, and the subtrees'
+//! chaining values are merged into the root exactly as BLAKE3's tree defines it
+//! (`blake3::hazmat`; tested against `blake3::hash` at every size boundary).
+//!
+//! Content of one block or less never leaves the calling thread.
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+
+use blake3::hazmat::{ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root};
+use onex_core::stamp::{BodyInfo, NormalizedHash, Normalizer};
+
+/// Bytes per block: 64 chunks, a power of two, so every full block is a subtree of the tree.
+pub const BLOCK: usize = 64 * 1024;
+/// Blocks queued at most; beyond that the producer hashes the oldest itself (bounded memory).
+pub const MAX_PENDING: usize = 8;
+
+/// One hashing run's shared state: blocks waiting, chaining values done.
+#[derive(Default)]
+struct Run {
+    state: Mutex<RunState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct RunState {
+    pending: VecDeque<(usize, Vec<u8>)>,
+    cvs: Vec<Option<ChainingValue>>,
+    in_progress: usize,
+    closed: bool,
+}
+
+fn block_cv(index: usize, bytes: &[u8]) -> ChainingValue {
+    blake3::Hasher::new().set_input_offset((index * BLOCK) as u64).update(bytes).finalize_non_root()
+}
+
+impl Run {
+    fn lock(&self) -> MutexGuard<'_, RunState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a block; when the queue is full, first hashes the oldest one on this thread.
+    fn push(&self, index: usize, block: Vec<u8>) {
+        let mut state = self.lock();
+        if state.pending.len() >= MAX_PENDING {
+            if let Some(job) = state.pending.pop_front() {
+                state = self.hash_one(state, job);
+            }
+        }
+        state.pending.push_back((index, block));
+        drop(state);
+        self.changed.notify_all();
+    }
+
+    /// Hashes one block outside the lock and records its chaining value.
+    fn hash_one<'s>(
+        &'s self,
+        mut state: MutexGuard<'s, RunState>,
+        (index, block): (usize, Vec<u8>),
+    ) -> MutexGuard<'s, RunState> {
+        state.in_progress += 1;
+        drop(state);
+        let cv = block_cv(index, &block);
+        let mut state = self.lock();
+        if state.cvs.len() <= index {
+            state.cvs.resize(index + 1, None);
+        }
+        state.cvs[index] = Some(cv);
+        state.in_progress -= 1;
+        self.changed.notify_all();
+        state
+    }
+
+    /// Hashes pending blocks until none is left; with `until_done`, also waits for blocks
+    /// another thread is hashing (the caller's final drain), else returns when the run closes.
+    fn work(&self, until_done: bool) {
+        let mut state = self.lock();
+        loop {
+            if let Some(job) = state.pending.pop_front() {
+                state = self.hash_one(state, job);
+            } else if (until_done && state.in_progress == 0) || (!until_done && state.closed) {
+                return;
+            } else {
+                state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+    }
+}
+
+/// The worker thread, started on first use; it serves one run at a time.
+fn worker() -> &'static Sender<Arc<Run>> {
+    static WORKER: OnceLock<Sender<Arc<Run>>> = OnceLock::new();
+    WORKER.get_or_init(|| {
+        let (tx, rx) = channel::<Arc<Run>>();
+        let spawned = std::thread::Builder::new().name("onex-blake3".into()).spawn(move || {
+            for run in rx {
+                run.work(false);
+            }
+        });
+        // Without a worker thread the caller hashes every block itself: slower, still right.
+        drop(spawned);
+        tx
+    })
+}
+
+/// A drop-in for `HashSink` that hashes on a second core once content exceeds one block.
+#[derive(Debug, Default)]
+pub struct ParallelSink {
+    block: Vec<u8>,
+    index: usize,
+    run: Option<Arc<Run>>,
+    len: u64,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Run")
+    }
+}
+
+impl ParallelSink {
+    /// Adds bytes.
+    pub fn write(&mut self, mut bytes: &[u8]) {
+        self.len += bytes.len() as u64;
+        while !bytes.is_empty() {
+            if self.block.len() == BLOCK {
+                self.hand_off();
+            }
+            if self.block.capacity() == 0 {
+                self.block.reserve_exact(BLOCK);
+            }
+            let take = bytes.len().min(BLOCK - self.block.len());
+            self.block.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+        }
+    }
+
+    /// Passes the full current block to the worker (starting the run on the first one).
+    fn hand_off(&mut self) {
+        let run = self.run.get_or_insert_with(|| {
+            let run = Arc::new(Run::default());
+            // If the worker is gone, the caller drains the run alone in `finalize`.
+            let _ = worker().send(Arc::clone(&run));
+            run
+        });
+        run.push(self.index, std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK)));
+        self.index += 1;
+    }
+
+    /// The BLAKE3 hash of everything written, and its length.
+    pub fn finalize(mut self) -> (blake3::Hash, u64) {
+        let Some(run) = self.run.take() else {
+            return (blake3::hash(&self.block), self.len);
+        };
+        if !self.block.is_empty() {
+            run.push(self.index, std::mem::take(&mut self.block));
+        }
+        run.lock().closed = true;
+        run.changed.notify_all();
+        run.work(true);
+        let cvs: Vec<ChainingValue> = run.lock().cvs.iter().map(|cv| cv.unwrap_or_default()).collect();
+        let mut lens = vec![BLOCK as u64; cvs.len()];
+        if let Some(last) = lens.last_mut() {
+            *last = self.len - (cvs.len() as u64 - 1) * BLOCK as u64;
+        }
+        (root(&cvs, &lens, self.len), self.len)
+    }
+}
+
+/// Normalises and hashes content, hashing on a second core once it exceeds one block.
+pub fn normalized_hash_parallel(content: &[u8]) -> NormalizedHash {
+    let mut sink = ParallelSink::default();
+    let mut normalizer = Normalizer::new();
+    normalizer.push(content, &mut |b: &[u8]| sink.write(b));
+    let outcome = normalizer.finish(&mut |b: &[u8]| sink.write(b));
+    let (hash, len) = sink.finalize();
+    NormalizedHash::from_parts(outcome, hash, len)
+}
+
+/// Raw BLAKE3 of binary content, on a second core once it exceeds one block.
+pub fn raw_hash_parallel(content: &[u8]) -> NormalizedHash {
+    let mut sink = ParallelSink::default();
+    sink.write(content);
+    let (hash, len) = sink.finalize();
+    let body = BodyInfo { len, head: Vec::new(), last: content.last().copied() };
+    NormalizedHash { hash, len, stamps: Vec::new(), stamp_count: 0, body }
+}
+
+/// Merges subtree chaining values (with their byte lengths, all full blocks but the last)
+/// into BLAKE3's root, following its left-complete tree: a node over `n` bytes splits at
+/// `left_subtree_len(n)`.
+fn root(cvs: &[ChainingValue], lens: &[u64], total: u64) -> blake3::Hash {
+    let split = split_at(lens, left_subtree_len(total));
+    let left = merge(&cvs[..split], &lens[..split]);
+    let right = merge(&cvs[split..], &lens[split..]);
+    merge_subtrees_root(&left, &right, Mode::Hash)
+}
+
+fn merge(cvs: &[ChainingValue], lens: &[u64]) -> ChainingValue {
+    if cvs.len() == 1 {
+        return cvs[0];
+    }
+    let total: u64 = lens.iter().sum();
+    let split = split_at(lens, left_subtree_len(total));
+    merge_subtrees_non_root(&merge(&cvs[..split], &lens[..split]), &merge(&cvs[split..], &lens[split..]), Mode::Hash)
+}
+
+/// How many leading blocks add up to `left` bytes (always whole blocks: `left` is a power of
+/// two at least one block long whenever a node spans more than one block).
+fn split_at(lens: &[u64], left: u64) -> usize {
+    let mut sum = 0;
+    lens.iter()
+        .take_while(|&&l| {
+            sum += l;
+            sum <= left
+        })
+        .count()
+        .clamp(1, lens.len().saturating_sub(1).max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parallel_hash(data: &[u8], piece: usize) -> blake3::Hash {
+        let mut sink = ParallelSink::default();
+        for p in data.chunks(piece.max(1)) {
+            sink.write(p);
+        }
+        sink.finalize().0
+    }
+
+    #[test]
+    fn equals_blake3_at_every_boundary() {
+        let data: Vec<u8> = (0..(9 * BLOCK + 3000) as u32).map(|i| (i * 31 % 251) as u8).collect();
+        let sizes = [
+            0,
+            1,
+            1024,
+            BLOCK - 1,
+            BLOCK,
+            BLOCK + 1,
+            2 * BLOCK,
+            2 * BLOCK + 1,
+            3 * BLOCK + 17,
+            4 * BLOCK,
+            5 * BLOCK + 1024,
+            8 * BLOCK,
+            9 * BLOCK + 3000,
+        ];
+        for size in sizes {
+            for piece in [1000, 4096, BLOCK, 3 * BLOCK] {
+                assert_eq!(
+                    parallel_hash(&data[..size], piece),
+                    blake3::hash(&data[..size]),
+                    "size {size} piece {piece}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn normalised_and_raw_hashes_match_the_single_core_ones() {
+        let text = "line\r\n\n\n\n# ONEX:uid=1\n  tail \u{a0}\n".repeat(40_000);
+        let single = onex_core::stamp::normalized_hash(text.as_bytes());
+        let parallel = normalized_hash_parallel(text.as_bytes());
+        assert_eq!((parallel.hash, parallel.len, parallel.stamp_count), (single.hash, single.len, single.stamp_count));
+        assert_eq!(raw_hash_parallel(text.as_bytes()).hash, blake3::hash(text.as_bytes()));
+    }
+
+    #[test]
+    fn concurrent_runs_do_not_mix() {
+        let data: Vec<u8> = (0..(6 * BLOCK) as u32).map(|i| (i % 253) as u8).collect();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|t| {
+                    let slice = &data[t * 1000..];
+                    s.spawn(move || (parallel_hash(slice, 7000), blake3::hash(slice)))
+                })
+                .collect();
+            for h in handles {
+                let (got, want) = h.join().unwrap();
+                assert_eq!(got, want);
+            }
+        });
+    }
+}
