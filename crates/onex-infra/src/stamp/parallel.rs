@@ -45,10 +45,10 @@ impl Run {
     /// Queues a block; when the queue is full, first hashes the oldest one on this thread.
     fn push(&self, index: usize, block: Vec<u8>) {
         let mut state = self.lock();
-        if state.pending.len() >= MAX_PENDING {
-            if let Some(job) = state.pending.pop_front() {
-                state = self.hash_one(state, job);
-            }
+        if state.pending.len() >= MAX_PENDING
+            && let Some(job) = state.pending.pop_front()
+        {
+            state = self.hash_one(state, job);
         }
         state.pending.push_back((index, block));
         drop(state);
