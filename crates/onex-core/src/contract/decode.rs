@@ -309,7 +309,7 @@ mod tests {
         assert_eq!(f.req::<u64>(&mut cx, "b"), Some(7));
         assert_eq!(f.req::<u64>(&mut cx, "c"), None);
         assert_eq!(f.req::<u64>(&mut cx, "d"), None);
-        f.finish(&mut cx, &["a", "b", "c", "d"]);
+        f.finish(&mut cx);
         let err = cx.finish(Some(())).unwrap_err();
         let msgs: Vec<String> = err.errors().map(ToString::to_string).collect();
         assert_eq!(msgs.len(), 2, "{msgs:?}");

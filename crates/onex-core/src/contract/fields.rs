@@ -16,6 +16,8 @@ pub struct Fields<'n> {
     used: Vec<bool>,
     /// Required keys found absent, reported by [`Fields::finish`] (see [`Fields::missing`]).
     absent: Vec<String>,
+    /// Every key a decoder asked for: the keys allowed here, offered as "did you mean".
+    asked: Vec<&'static str>,
 }
 
 static EMPTY: [(Node, Node); 0] = [];
@@ -44,7 +46,7 @@ impl<'n> Fields<'n> {
                 used[i] = true;
             }
         }
-        Some(Self { pos: node.pos, path: path.to_owned(), entries, used, absent: Vec::new() })
+        Some(Self { pos: node.pos, path: path.to_owned(), entries, used, absent: Vec::new(), asked: Vec::new() })
     }
 
     /// Every key and value, in source order.
@@ -58,7 +60,10 @@ impl<'n> Fields<'n> {
     }
 
     /// The raw node under `key`, marking it consumed.
-    pub fn node(&mut self, key: &str) -> Option<&'n Node> {
+    pub fn node(&mut self, key: &'static str) -> Option<&'n Node> {
+        if !self.asked.contains(&key) {
+            self.asked.push(key);
+        }
         let i = self.entries.iter().position(|(k, _)| matches!(&k.value, Value::Scalar { text, .. } if text == key))?;
         self.used[i] = true;
         Some(&self.entries[i].1)
@@ -83,7 +88,7 @@ impl<'n> Fields<'n> {
     }
 
     /// A required field.
-    pub fn req<T: Decode>(&mut self, cx: &mut Cx, key: &str) -> Option<T> {
+    pub fn req<T: Decode>(&mut self, cx: &mut Cx, key: &'static str) -> Option<T> {
         let path = join(&self.path, key);
         match self.node(key) {
             Some(node) if !node.is_null() => T::decode(cx, node, &path),
@@ -99,19 +104,19 @@ impl<'n> Fields<'n> {
     }
 
     /// An optional field: `None` when absent or null (and when invalid, after reporting it).
-    pub fn opt<T: Decode>(&mut self, cx: &mut Cx, key: &str) -> Option<T> {
+    pub fn opt<T: Decode>(&mut self, cx: &mut Cx, key: &'static str) -> Option<T> {
         let path = join(&self.path, key);
         self.node(key).filter(|n| !n.is_null()).and_then(|node| T::decode(cx, node, &path))
     }
 
     /// An optional field with a default when absent or null.
-    pub fn or<T: Decode>(&mut self, cx: &mut Cx, key: &str, default: T) -> T {
+    pub fn or<T: Decode>(&mut self, cx: &mut Cx, key: &'static str, default: T) -> T {
         self.opt(cx, key).unwrap_or(default)
     }
 
     /// Keys the upstream models define that this runtime accepts but does not act on:
     /// each one present yields a warning.
-    pub fn ignored(&mut self, cx: &mut Cx, keys: &[&str]) {
+    pub fn ignored(&mut self, cx: &mut Cx, keys: &[&'static str]) {
         for key in keys {
             if let Some(node) = self.node(key) {
                 let path = join(&self.path, key);
@@ -126,16 +131,17 @@ impl<'n> Fields<'n> {
     }
 
     /// Keys that only describe (descriptions, version labels, type labels): accepted silently.
-    pub fn descriptive(&mut self, keys: &[&str]) {
-        for key in keys {
+    pub fn descriptive(&mut self, keys: &[&'static str]) {
+        for &key in keys {
             self.node(key);
         }
     }
 
-    /// Reports every key not consumed as an unknown field, naming the keys that are allowed, and
-    /// every required key recorded as [missing](Fields::missing). Every decoder calls it before
-    /// giving up on a missing required value.
-    pub fn finish(self, cx: &mut Cx, known: &[&str]) {
+    /// Reports every key not consumed as an unknown field, naming the keys that are allowed
+    /// (those the decoder asked for), and every required key recorded as
+    /// [missing](Fields::missing). Every decoder calls it before giving up on a missing value.
+    pub fn finish(self, cx: &mut Cx) {
+        let known = self.asked.as_slice();
         let mut suggested = Vec::new();
         for ((k, _), used) in self.entries.iter().zip(&self.used) {
             if *used {

@@ -46,7 +46,7 @@ impl Decode for EventSpec {
         let event_type = f.req(cx, "event_type");
         f.descriptive(&["description", "schema", "version"]);
         let topic_pos = f.pos_of("topic");
-        f.finish(cx, &["topic", "event_type", "description", "schema", "version"]);
+        f.finish(cx);
         if let Some(t) = &topic
             && let Err(e) = t.parse::<crate::topic::TopicName>()
         {
@@ -75,7 +75,7 @@ impl Decode for IoOperation {
         let operation: Option<String> = f.req(cx, "operation");
         let description = f.opt(cx, "description");
         let timeout_ms = f.opt(cx, "timeout_ms");
-        f.finish(cx, &["operation", "description", "timeout_ms"]);
+        f.finish(cx);
         let operation = operation?;
         if !is_valid_operation(&operation) {
             cx.error(
@@ -151,10 +151,7 @@ impl Decode for RetryPolicy {
             retry_on: f.or(cx, "retry_on", d.retry_on),
         };
         let (jitter_pos, max_delay_pos) = (f.pos_of("jitter_factor"), f.pos_of("max_delay_ms"));
-        f.finish(
-            cx,
-            &["max_retries", "backoff_strategy", "base_delay_ms", "max_delay_ms", "jitter_factor", "retry_on"],
-        );
+        f.finish(cx);
         if !(0.0..=1.0).contains(&policy.jitter_factor) {
             cx.error(
                 codes::CONTRACT_INVALID_VALUE,
@@ -202,7 +199,7 @@ impl Decode for CircuitBreakerPolicy {
             success_threshold: f.or(cx, "success_threshold", d.success_threshold),
         };
         let positions = [f.pos_of("failure_threshold"), f.pos_of("success_threshold")];
-        f.finish(cx, &["failure_threshold", "recovery_timeout_ms", "success_threshold"]);
+        f.finish(cx);
         let thresholds =
             [("failure_threshold", policy.failure_threshold), ("success_threshold", policy.success_threshold)];
         for ((name, value), pos) in thresholds.into_iter().zip(positions) {
@@ -229,7 +226,7 @@ impl Decode for RateLimitPolicy {
         let per_second: Option<f64> = f.req(cx, "per_second");
         let burst = f.opt(cx, "burst");
         let per_second_pos = f.pos_of("per_second");
-        f.finish(cx, &["per_second", "burst"]);
+        f.finish(cx);
         let per_second = per_second?;
         if per_second <= 0.0 || !per_second.is_finite() {
             cx.error(
@@ -268,7 +265,7 @@ impl Decode for Resilience {
             rate_limit: f.opt(cx, "rate_limit"),
             max_concurrency: f.opt(cx, "max_concurrency"),
         };
-        f.finish(cx, &["timeout_ms", "retry_policy", "circuit_breaker", "rate_limit", "max_concurrency"]);
+        f.finish(cx);
         Some(r)
     }
 }
@@ -302,26 +299,6 @@ pub struct NodeContract {
     pub pos: Pos,
 }
 
-const NODE_FIELDS: &[&str] = &[
-    "name",
-    "contract_version",
-    "node_version",
-    "node_type",
-    "description",
-    "consumed_events",
-    "published_events",
-    "io_operations",
-    "resilience",
-    "state_machine",
-    "workflow_coordination",
-    "input_model",
-    "output_model",
-    "dependencies",
-    "author",
-    "tags",
-    "metadata",
-];
-
 impl Decode for NodeContract {
     fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
         let mut f = Fields::new(cx, node, path)?;
@@ -345,7 +322,7 @@ impl Decode for NodeContract {
             (NodeKind::Orchestrator, "workflow_coordination", "ORCHESTRATOR"),
         ]
         .map(|(kind, key, kind_name)| (kind, key, kind_name, f.has(key), f.pos_of(key)));
-        f.finish(cx, NODE_FIELDS);
+        f.finish(cx);
         let node_type = node_type?;
         for (kind, key, kind_name, present, key_pos) in kind_rules {
             if present && node_type != kind {

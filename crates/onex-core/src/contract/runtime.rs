@@ -67,19 +67,7 @@ impl Decode for BusConfig {
             capacity: f.or(cx, "capacity", 1024),
         };
         let topic_positions = [f.pos_of("request_topic"), f.pos_of("reply_topic"), f.pos_of("dlq_topic")];
-        f.finish(
-            cx,
-            &[
-                "kind",
-                "bootstrap_servers",
-                "group_id",
-                "request_topic",
-                "reply_topic",
-                "dlq_topic",
-                "partitions",
-                "capacity",
-            ],
-        );
+        f.finish(cx);
         let topics =
             [("request_topic", &bus.request_topic), ("reply_topic", &bus.reply_topic), ("dlq_topic", &bus.dlq_topic)];
         for ((key, topic), pos) in topics.into_iter().zip(topic_positions) {
@@ -121,7 +109,7 @@ impl Decode for StateStoreConfig {
             url: f.opt(cx, "url"),
             max_connections: f.or(cx, "max_connections", 10),
         };
-        f.finish(cx, &["kind", "path", "url", "max_connections"]);
+        f.finish(cx);
         if store.kind == StoreKind::Postgres && store.url.is_none() {
             cx.error(codes::CONTRACT_MISSING_FIELD, node.pos, &join(path, "url"), "the postgres store needs a url");
         }
@@ -144,7 +132,7 @@ impl Decode for HandlerConfig {
         let enabled = f.or(cx, "enabled", true);
         let config_node = f.node("config");
         let config = config_node.map_or(Json::Null, super::decode::to_json);
-        f.finish(cx, &["enabled", "config"]);
+        f.finish(cx);
         if let Some(n) = config_node {
             check_secrets(cx, n, &join(path, "config"));
         }
@@ -235,19 +223,6 @@ pub struct RuntimeConfig {
     pub max_envelope_bytes: u64,
 }
 
-const RUNTIME_FIELDS: &[&str] = &[
-    "runtime_name",
-    "contracts_dir",
-    "data_dir",
-    "bus",
-    "state_store",
-    "handlers",
-    "admin_addr",
-    "drain_timeout_ms",
-    "max_in_flight",
-    "max_envelope_bytes",
-];
-
 impl Decode for RuntimeConfig {
     fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
         let mut f = Fields::new(cx, node, path)?;
@@ -272,7 +247,7 @@ impl Decode for RuntimeConfig {
             max_in_flight: f.or(cx, "max_in_flight", 1024),
             max_envelope_bytes: f.or(cx, "max_envelope_bytes", 1 << 20),
         };
-        f.finish(cx, RUNTIME_FIELDS);
+        f.finish(cx);
         Some(config)
     }
 }

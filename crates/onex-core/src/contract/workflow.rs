@@ -101,29 +101,6 @@ pub struct StepDef {
     pub pos: Pos,
 }
 
-const STEP_FIELDS: &[&str] = &[
-    "step_name",
-    "step_id",
-    "step_type",
-    "operation",
-    "payload",
-    "depends_on",
-    "timeout_ms",
-    "retry_count",
-    "error_action",
-    "compensation",
-    "enabled",
-    "description",
-    "skip_on_failure",
-    "continue_on_error",
-    "max_retries",
-    "priority",
-    "order_index",
-    "parallel_group",
-    "max_parallel_instances",
-    "correlation_id",
-    "metadata",
-];
 const STEP_IGNORED: &[&str] = &[
     "skip_on_failure",
     "continue_on_error",
@@ -153,7 +130,7 @@ impl Decode for StepDef {
         f.descriptive(&["description", "version"]);
         f.ignored(cx, STEP_IGNORED);
         let positions = [f.pos_of("operation"), f.pos_of("compensation")];
-        f.finish(cx, STEP_FIELDS);
+        f.finish(cx);
         let operations = [("operation", operation.as_ref()), ("compensation", compensation.as_ref())];
         for ((key, op), pos) in operations.into_iter().zip(positions) {
             if let Some(op) = op.filter(|op| !is_valid_operation(op)) {
@@ -206,7 +183,7 @@ impl Decode for WorkflowMetadata {
         let execution_mode = f.or(cx, "execution_mode", ExecutionMode::Sequential);
         let timeout_ms = f.opt(cx, "timeout_ms");
         f.descriptive(&["version"]);
-        f.finish(cx, &["workflow_name", "workflow_version", "description", "execution_mode", "timeout_ms", "version"]);
+        f.finish(cx);
         Some(Self { workflow_name: workflow_name?, workflow_version, description, execution_mode, timeout_ms })
     }
 }
@@ -229,7 +206,7 @@ impl Decode for WorkflowDefinition {
         let steps: Option<Vec<StepDef>> = f.req(cx, "steps");
         f.descriptive(&["version"]);
         f.ignored(cx, &["execution_graph", "coordination_rules"]);
-        f.finish(cx, &["workflow_metadata", "steps", "execution_graph", "coordination_rules", "version"]);
+        f.finish(cx);
         let definition = Self { metadata: metadata?, steps: steps?, pos: node.pos };
         if let Err(errors) = plan(&definition) {
             let steps_path = join(path, "steps");
@@ -313,23 +290,7 @@ impl Decode for WorkflowCoordination {
             ],
         );
         f.descriptive(&["version"]);
-        f.finish(
-            cx,
-            &[
-                "workflow_definition",
-                "intent_routing",
-                "max_concurrent_workflows",
-                "default_workflow_timeout_ms",
-                "node_coordination_timeout_ms",
-                "checkpoint_interval_ms",
-                "auto_retry_enabled",
-                "parallel_execution_enabled",
-                "workflow_monitoring_enabled",
-                "error_recovery_enabled",
-                "load_balancing_enabled",
-                "version",
-            ],
-        );
+        f.finish(cx);
         Some(Self { workflow_definition: workflow_definition?, intent_routing, routing_pos })
     }
 }

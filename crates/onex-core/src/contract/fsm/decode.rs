@@ -10,28 +10,6 @@ use crate::error::codes;
 use crate::fsm::Expression;
 use crate::yaml::Node;
 
-const UPSTREAM_FSM_FIELDS: &[&str] = &[
-    "state_machine_name",
-    "initial_state",
-    "states",
-    "transitions",
-    "terminal_states",
-    "error_states",
-    "persistence_enabled",
-    "description",
-    "version",
-    "state_machine_version",
-    "operations",
-    "checkpoint_interval_ms",
-    "max_checkpoints",
-    "recovery_enabled",
-    "rollback_enabled",
-    "conflict_resolution_strategy",
-    "concurrent_transitions_allowed",
-    "transition_timeout_ms",
-    "strict_validation_enabled",
-    "validation_hooks",
-];
 const UPSTREAM_FSM_IGNORED: &[&str] = &[
     "operations",
     "checkpoint_interval_ms",
@@ -44,60 +22,9 @@ const UPSTREAM_FSM_IGNORED: &[&str] = &[
     "strict_validation_enabled",
     "validation_hooks",
 ];
-const STATE_FIELDS: &[&str] = &[
-    "state_name",
-    "state_type",
-    "description",
-    "is_terminal",
-    "is_recoverable",
-    "entry_actions",
-    "exit_actions",
-    "required_data",
-    "optional_data",
-    "validation_rules",
-    "timeout_ms",
-    "version",
-];
 const STATE_IGNORED: &[&str] = &["is_recoverable", "required_data", "optional_data", "validation_rules", "timeout_ms"];
-const TRANSITION_FIELDS: &[&str] = &[
-    "transition_name",
-    "from_state",
-    "to_state",
-    "trigger",
-    "priority",
-    "conditions",
-    "actions",
-    "description",
-    "rollback_transitions",
-    "is_atomic",
-    "retry_enabled",
-    "max_retries",
-    "retry_delay_ms",
-    "version",
-];
 const TRANSITION_IGNORED: &[&str] =
     &["rollback_transitions", "is_atomic", "retry_enabled", "max_retries", "retry_delay_ms"];
-const CONDITION_FIELDS: &[&str] = &[
-    "condition_name",
-    "condition_type",
-    "expression",
-    "required",
-    "error_message",
-    "retry_count",
-    "timeout_ms",
-    "version",
-];
-const ACTION_FIELDS: &[&str] = &[
-    "action_name",
-    "action_type",
-    "action_config",
-    "execution_order",
-    "is_critical",
-    "rollback_action",
-    "timeout_ms",
-    "version",
-];
-
 impl Decode for ConditionDef {
     fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
         let mut f = Fields::new(cx, node, path)?;
@@ -108,7 +35,7 @@ impl Decode for ConditionDef {
         f.descriptive(&["condition_type", "version"]);
         f.ignored(cx, &["retry_count", "timeout_ms"]);
         let expression_pos = f.pos_of("expression");
-        f.finish(cx, CONDITION_FIELDS);
+        f.finish(cx);
         let expression = match Expression::parse(&source?) {
             Ok(e) => e,
             Err(message) => {
@@ -133,7 +60,7 @@ impl Decode for ActionDef {
         let config = f.or(cx, "action_config", Json::Null);
         f.descriptive(&["version"]);
         f.ignored(cx, &["execution_order", "is_critical", "rollback_action", "timeout_ms"]);
-        f.finish(cx, ACTION_FIELDS);
+        f.finish(cx);
         Some(Self { name: name?, action_type, config, pos: node.pos })
     }
 }
@@ -150,7 +77,7 @@ fn decode_upstream_state(cx: &mut Cx, node: &Node, path: &str) -> Option<StateDe
     let exit_actions = f.or(cx, "exit_actions", Vec::new());
     f.descriptive(&["description", "state_type", "version"]);
     f.ignored(cx, STATE_IGNORED);
-    f.finish(cx, STATE_FIELDS);
+    f.finish(cx);
     Some(StateDef { name: name?, is_terminal, entry_actions, exit_actions, pos: node.pos })
 }
 
@@ -165,7 +92,7 @@ fn decode_upstream_transition(cx: &mut Cx, node: &Node, path: &str) -> Option<Tr
     let actions = f.or(cx, "actions", Vec::new());
     f.descriptive(&["description", "version"]);
     f.ignored(cx, TRANSITION_IGNORED);
-    f.finish(cx, TRANSITION_FIELDS);
+    f.finish(cx);
     Some(TransitionDef {
         name: name?,
         from: from_state(from?),
@@ -181,7 +108,7 @@ fn decode_upstream_transition(cx: &mut Cx, node: &Node, path: &str) -> Option<Tr
 fn decode_list<T>(
     cx: &mut Cx,
     f: &mut Fields<'_>,
-    key: &str,
+    key: &'static str,
     item: fn(&mut Cx, &Node, &str) -> Option<T>,
 ) -> Option<Vec<T>> {
     let path = join(f.path(), key);
@@ -214,7 +141,7 @@ fn decode_upstream(cx: &mut Cx, node: &Node, path: &str) -> Option<FsmContract> 
     let terminal_pos = f.node("terminal_states").map_or(f.pos, |n| n.pos);
     f.ignored(cx, UPSTREAM_FSM_IGNORED);
     let pos = f.pos;
-    f.finish(cx, UPSTREAM_FSM_FIELDS);
+    f.finish(cx);
     let mut states: Vec<StateDef> = states?;
     for t in &terminal_states {
         match states.iter_mut().find(|s| &s.name == t) {
@@ -257,7 +184,7 @@ fn decode_compact(cx: &mut Cx, node: &Node, path: &str) -> Option<FsmContract> {
         let entry_actions = s.or(cx, "entry_actions", Vec::new());
         let exit_actions = s.or(cx, "exit_actions", Vec::new());
         s.descriptive(&["description"]);
-        s.finish(cx, &["name", "type", "description", "entry_actions", "exit_actions"]);
+        s.finish(cx);
         Some((
             StateDef { name: name?, is_terminal: kind == CompactType::Final, entry_actions, exit_actions, pos: n.pos },
             kind,
@@ -273,7 +200,7 @@ fn decode_compact(cx: &mut Cx, node: &Node, path: &str) -> Option<FsmContract> {
         let priority = t.or(cx, "priority", 1);
         let conditions = t.or(cx, "conditions", Vec::new());
         let actions = t.or(cx, "actions", Vec::new());
-        t.finish(cx, &["from", "to", "event", "name", "priority", "conditions", "actions"]);
+        t.finish(cx);
         let (from, to) = (from?, to?);
         let name = name.unwrap_or_else(|| format!("{from}->{to}"));
         Some(TransitionDef {
@@ -289,7 +216,7 @@ fn decode_compact(cx: &mut Cx, node: &Node, path: &str) -> Option<FsmContract> {
     });
     let pos = f.pos;
     let states_pos = f.pos_of("states");
-    f.finish(cx, &["name", "version", "description", "states", "transitions"]);
+    f.finish(cx);
     let typed: Vec<(StateDef, CompactType)> = states?;
     let initials: Vec<&StateDef> = typed.iter().filter(|(_, k)| *k == CompactType::Initial).map(|(s, _)| s).collect();
     let initial_state = match initials.as_slice() {
