@@ -20,6 +20,8 @@ pub mod codes {
     pub const STORE_MIGRATION: ErrorCode = ErrorCode::new("ONEX_INFRA_012_STORE_MIGRATION", C::Internal);
     /// A file changed while it was being stamped (it is left as it was).
     pub const FILE_CHANGED: ErrorCode = ErrorCode::new("ONEX_INFRA_013_FILE_CHANGED", C::Conflict);
+    /// A `${env:…}`/`${vault:…}` reference that cannot be resolved (the value is never shown).
+    pub const SECRET_UNRESOLVED: ErrorCode = ErrorCode::new("ONEX_INFRA_015_SECRET_UNRESOLVED", C::Auth);
     /// A request payload that does not fit the operation.
     pub const BAD_PAYLOAD: ErrorCode = ErrorCode::new("ONEX_INFRA_020_BAD_PAYLOAD", C::Validation);
     /// Something asked for does not exist.

@@ -32,6 +32,15 @@ impl Registry {
         Self { factories: BTreeMap::new(), declared }
     }
 
+    /// The built-in catalogue with the built-in handlers this build constructs registered
+    /// through [`HandlerRegistry::register`], the same call a custom handler uses.
+    pub fn with_builtin_handlers() -> SpiResult<Self> {
+        let mut registry = Self::with_builtin_catalogue();
+        registry.register(Arc::new(crate::handlers::LocalHandlerFactory))?;
+        registry.register(Arc::new(crate::handlers::StampHandlerFactory))?;
+        Ok(registry)
+    }
+
     /// The factory for a handler type.
     pub fn factory(&self, handler_type: &str) -> Option<&Arc<dyn HandlerFactory>> {
         self.factories.get(handler_type).map(|(_, f)| f)

@@ -10,7 +10,8 @@ use onex_core::stamp::{
     from_mime, judge, stamp_with,
 };
 use onex_spi::{
-    Handler, HandlerDescriptor, Health, SaveOutcome, SpiError, SpiResult, StampRecord, StampStore, async_trait,
+    Handler, HandlerDescriptor, HandlerFactory, HandlerInit, Health, SaveOutcome, SpiError, SpiResult, StampRecord,
+    StampStore, async_trait,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
@@ -19,6 +20,8 @@ use super::payload::{content_bytes, decode, put_bytes};
 use crate::error::codes;
 use crate::ids::{new_uuid_v7, now_utc};
 use crate::stamp::{normalized_hash_parallel, raw_hash_parallel};
+use crate::stores::{PostgresStampStore, SqliteStampStore};
+use onex_core::secret::Secret;
 
 /// The namespace of stamps whose request names none.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -29,7 +32,18 @@ const PLAIN_TEXT: ContentType = ContentType { mime: "text/plain", style: Some(Co
 
 /// Stamps content and keeps every stamp in a store.
 pub struct StampHandler {
-    store: Arc<dyn StampStore>,
+    store: tokio::sync::OnceCell<Arc<dyn StampStore>>,
+    /// Where `initialize` opens the store, when it was not given ready-made.
+    location: Option<StoreLocation>,
+}
+
+/// Where a stamp store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A SQLite file.
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL URL (it may hold a password: never printed).
+    Postgres(Secret),
 }
 
 impl std::fmt::Debug for StampHandler {
@@ -173,12 +187,23 @@ fn error_json(e: &SpiError) -> Json {
 impl StampHandler {
     /// A handler persisting into `store`.
     pub fn new(store: Arc<dyn StampStore>) -> Self {
-        Self { store }
+        Self { store: tokio::sync::OnceCell::from(store), location: None }
+    }
+
+    /// A handler that opens its store at `initialize`.
+    pub fn at(location: StoreLocation) -> Self {
+        Self { store: tokio::sync::OnceCell::new(), location: Some(location) }
+    }
+
+    fn store(&self) -> SpiResult<&Arc<dyn StampStore>> {
+        self.store.get().ok_or_else(|| {
+            SpiError::new(codes::STORE_UNAVAILABLE, "the stamp handler's store is not open (handler not initialised)")
+        })
     }
 
     async fn create(&self, payload: &Json) -> SpiResult<Json> {
         let mut prepared = prepare(payload, DEFAULT_NAMESPACE)?;
-        let outcome = self.store.save(&prepared.record).await?;
+        let outcome = self.store()?.save(&prepared.record).await?;
         prepared.reply.insert("stored".into(), stored(outcome));
         Ok(Json::Object(prepared.reply))
     }
@@ -199,7 +224,7 @@ impl StampHandler {
                 })
             })
             .collect();
-        let mut outcomes = self.store.save_batch(&records).await?.into_iter();
+        let mut outcomes = self.store()?.save_batch(&records).await?.into_iter();
         let results: Vec<Json> = replies
             .into_iter()
             .map(|reply| match reply {
@@ -240,7 +265,7 @@ impl StampHandler {
             }
             Validation::Missing { actual } => {
                 // Hash-only stamps live in the store: content whose hash is recorded is valid.
-                if let Some(record) = self.store.find_by_hash(&actual, namespace).await? {
+                if let Some(record) = self.store()?.find_by_hash(&actual, namespace).await? {
                     reply = json!({"status": "valid", "source": "store", "stamp": record.stamp});
                 }
                 reply["hash"] = json!(actual);
@@ -268,7 +293,7 @@ impl StampHandler {
     async fn lookup(&self, payload: &Json) -> SpiResult<Json> {
         let req: LookupRequest = decode("stamp.lookup", payload)?;
         let namespace = req.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
-        let record = self.store.find_by_hash(&req.hash, namespace).await?.ok_or_else(|| {
+        let record = self.store()?.find_by_hash(&req.hash, namespace).await?.ok_or_else(|| {
             SpiError::new(
                 codes::NOT_FOUND,
                 format!("stamp.lookup: no stamp of hash {} in namespace `{namespace}`", req.hash),
@@ -293,6 +318,13 @@ impl Handler for StampHandler {
     }
 
     async fn initialize(&self) -> SpiResult<()> {
+        let Some(location) = self.location.clone().filter(|_| self.store.get().is_none()) else { return Ok(()) };
+        let store: Arc<dyn StampStore> = match location {
+            StoreLocation::Sqlite(path) => Arc::new(SqliteStampStore::open(&path).await?),
+            StoreLocation::Postgres(url) => Arc::new(PostgresStampStore::connect(url.expose(), 8).await?),
+        };
+        // A concurrent initialise may have won the race; either store is the same location.
+        let _ = self.store.set(store);
         Ok(())
     }
 
@@ -312,9 +344,116 @@ impl Handler for StampHandler {
     }
 
     async fn health(&self) -> Health {
-        match self.store.find_by_hash("", DEFAULT_NAMESPACE).await {
+        let store = match self.store() {
+            Ok(store) => store,
+            Err(e) => return Health::Unhealthy(e.to_string()),
+        };
+        match store.find_by_hash("", DEFAULT_NAMESPACE).await {
             Ok(_) => Health::Healthy,
             Err(e) => Health::Unhealthy(format!("stamp store: {e}")),
+        }
+    }
+
+    async fn shutdown(&self) -> SpiResult<()> {
+        Ok(())
+    }
+}
+
+/// Builds stamp handlers from their runtime-config section: `{"sqlite_path": "stamps.db"}` (the
+/// default) or `{"postgres_url": "${env:ONEX_STAMP_DB_URL}"}` (a secret reference, resolved when
+/// the handler initialises).
+pub struct StampHandlerFactory;
+
+impl std::fmt::Debug for StampHandlerFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StampHandlerFactory")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StampConfig {
+    sqlite_path: Option<std::path::PathBuf>,
+    postgres_url: Option<String>,
+}
+
+impl HandlerFactory for StampHandlerFactory {
+    fn descriptor(&self) -> HandlerDescriptor {
+        crate::builtin::descriptor("stamp")
+            .unwrap_or_else(|| HandlerDescriptor { handler_type: "stamp".into(), operations: Vec::new() })
+    }
+
+    fn create(&self, init: HandlerInit) -> SpiResult<Arc<dyn Handler>> {
+        let config: StampConfig = if init.config.is_null() {
+            decode("stamp config", &json!({}))?
+        } else {
+            decode("stamp config", &init.config)?
+        };
+        let location = match (config.sqlite_path, config.postgres_url) {
+            (Some(_), Some(_)) => {
+                return Err(SpiError::new(
+                    codes::BAD_PAYLOAD,
+                    "stamp config: give `sqlite_path` or `postgres_url`, not both",
+                ));
+            }
+            (_, Some(url)) => PendingLocation::Postgres(url),
+            (path, None) => PendingLocation::Sqlite(path.unwrap_or_else(|| "onex-stamps.db".into())),
+        };
+        Ok(Arc::new(ConfiguredStampHandler { location, secrets: init.secrets, inner: tokio::sync::OnceCell::new() }))
+    }
+}
+
+enum PendingLocation {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+/// A stamp handler built from configuration: resolves its store's secret and opens the store
+/// when initialised, then serves through a [`StampHandler`].
+struct ConfiguredStampHandler {
+    location: PendingLocation,
+    secrets: Arc<dyn onex_spi::SecretStore>,
+    inner: tokio::sync::OnceCell<StampHandler>,
+}
+
+impl ConfiguredStampHandler {
+    fn inner(&self) -> SpiResult<&StampHandler> {
+        self.inner.get().ok_or_else(|| {
+            SpiError::new(codes::STORE_UNAVAILABLE, "the stamp handler's store is not open (handler not initialised)")
+        })
+    }
+}
+
+#[async_trait]
+impl Handler for ConfiguredStampHandler {
+    fn describe(&self) -> HandlerDescriptor {
+        StampHandlerFactory.descriptor()
+    }
+
+    async fn initialize(&self) -> SpiResult<()> {
+        let location = match &self.location {
+            PendingLocation::Sqlite(path) => StoreLocation::Sqlite(path.clone()),
+            PendingLocation::Postgres(value) => {
+                StoreLocation::Postgres(match onex_core::contract::SecretRef::parse(value) {
+                    Some(reference) => self.secrets.resolve(&reference).await?,
+                    None => Secret::new(value.clone()),
+                })
+            }
+        };
+        let handler = StampHandler::at(location);
+        handler.initialize().await?;
+        let _ = self.inner.set(handler);
+        Ok(())
+    }
+
+    async fn execute(&self, request: &Envelope) -> SpiResult<Json> {
+        self.inner()?.execute(request).await
+    }
+
+    async fn health(&self) -> Health {
+        match self.inner() {
+            Ok(h) => h.health().await,
+            Err(e) => Health::Unhealthy(e.to_string()),
         }
     }
 

@@ -11,7 +11,6 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
 use super::error::store_error;
-use super::migrations::POSTGRES_MIGRATOR;
 use super::{batch_outcomes, db_size, stored_size};
 use crate::error::codes;
 
@@ -55,14 +54,16 @@ impl PostgresStampStore {
         let options = PgConnectOptions::from_str(url).map_err(|e| store_error(DOING, e))?;
         // One direct connection first: a pool would retry a refused connection until its
         // acquire timeout, and the migration needs a connection anyway.
-        let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
             .await
             .map_err(|_| SpiError::new(codes::STORE_UNAVAILABLE, format!("{DOING}: no answer within 10 s")))?
             .map_err(|e| store_error(DOING, e))?;
-        POSTGRES_MIGRATOR.run(&mut conn).await.map_err(|e| store_error("migrating the PostgreSQL schema", e.into()))?;
-        // The schema is in place; a failed goodbye on this connection changes nothing.
+        // The server answers; a failed goodbye on this connection changes nothing.
         let _closed = conn.close().await;
         let pool = PgPoolOptions::new().max_connections(max_connections.max(1)).connect_lazy_with(options);
+        // Migrating through the pool (not `&mut PgConnection`) keeps this future `Send` for
+        // every caller, including `async_trait` methods (rustc's higher-ranked Send check).
+        super::migrate_postgres(&pool).await?;
         Ok(Self { pool })
     }
 
