@@ -80,7 +80,7 @@ async fn a_custom_handler_registers_validates_and_serves() {
     let dir = onex_e2e::scratch_dir("custom-handler");
     let contract = "name: greeter_node\ncontract_version: '1.0.0'\nnode_version: '1.0.0'\nnode_type: EFFECT\nio_operations:\n  - operation: greeter.greet\n";
     std::fs::write(dir.join("greeter.yaml"), contract).unwrap();
-    let report = load_contracts(&[dir.clone()], &registry);
+    let report = load_contracts(std::slice::from_ref(&dir), &registry);
     assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
     let without = load_contracts(&[dir], &Registry::with_builtin_handlers().unwrap());
     assert_eq!(without.diagnostics[0].code.as_str(), "ONEX_CORE_040_UNKNOWN_OPERATION");
