@@ -9,6 +9,7 @@ pub mod error;
 pub mod handlers;
 pub mod ids;
 pub mod registry;
+pub mod resilience;
 pub mod secrets;
 pub mod stamp;
 pub mod stores;

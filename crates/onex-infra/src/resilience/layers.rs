@@ -1,0 +1,241 @@
+//! The tower middleware of a node's resilience stack, one small `Service` wrapper per concern;
+//! each consults a core state machine and refuses with a stable code.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use onex_core::envelope::Envelope;
+use onex_core::error::codes;
+use onex_core::resilience::{CircuitBreaker, RetryBudget, RetryDecision, RetrySchedule, TokenBucket};
+use onex_spi::SpiError;
+use serde_json::Value as Json;
+use tokio::sync::{Mutex, Semaphore};
+use tower::Service;
+
+use super::clock::{now_tick, random_unit};
+
+/// The future every layer returns.
+pub type CallFuture = Pin<Box<dyn Future<Output = Result<Json, SpiError>> + Send>>;
+
+/// What every layer wraps: a cloneable service of envelopes.
+pub trait Inner:
+    Service<Envelope, Response = Json, Error = SpiError, Future = CallFuture> + Clone + Send + 'static
+{
+}
+
+impl<T> Inner for T where
+    T: Service<Envelope, Response = Json, Error = SpiError, Future = CallFuture> + Clone + Send + 'static
+{
+}
+
+/// Counters a stack exposes to metrics.
+#[derive(Debug, Default)]
+pub struct ResilienceStats {
+    /// Retries made (attempts after the first).
+    pub retries: AtomicU64,
+    /// Calls refused by an open breaker.
+    pub rejected_open: AtomicU64,
+    /// Calls that timed out.
+    pub timeouts: AtomicU64,
+}
+
+macro_rules! forward_ready {
+    () => {
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SpiError>> {
+            self.inner.poll_ready(cx)
+        }
+    };
+}
+
+/// Fails an attempt that takes longer than its timeout (per operation, else the node's).
+#[derive(Clone)]
+pub struct Timeout<S> {
+    pub(super) inner: S,
+    pub(super) default: Option<Duration>,
+    pub(super) per_operation: Arc<Vec<(String, Duration)>>,
+    pub(super) stats: Arc<ResilienceStats>,
+}
+
+impl<S: Inner> Service<Envelope> for Timeout<S> {
+    type Response = Json;
+    type Error = SpiError;
+    type Future = CallFuture;
+    forward_ready!();
+
+    fn call(&mut self, env: Envelope) -> CallFuture {
+        let limit = self.per_operation.iter().find(|(op, _)| *op == env.operation).map(|(_, d)| *d).or(self.default);
+        let (id, op, stats) = (env.envelope_id, env.operation.clone(), Arc::clone(&self.stats));
+        let call = self.inner.call(env);
+        Box::pin(async move {
+            let Some(limit) = limit else { return call.await };
+            tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+                stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                Err(SpiError::new(
+                    codes::OPERATION_TIMEOUT,
+                    format!("envelope {id}: {op} did not finish within {} ms", limit.as_millis()),
+                ))
+            })
+        })
+    }
+}
+
+/// Caps the calls in flight; callers past the cap wait for a slot.
+#[derive(Clone)]
+pub struct ConcurrencyLimit<S> {
+    pub(super) inner: S,
+    pub(super) slots: Arc<Semaphore>,
+}
+
+impl<S: Inner> Service<Envelope> for ConcurrencyLimit<S> {
+    type Response = Json;
+    type Error = SpiError;
+    type Future = CallFuture;
+    forward_ready!();
+
+    fn call(&mut self, env: Envelope) -> CallFuture {
+        let slots = Arc::clone(&self.slots);
+        let mut inner = self.inner.clone();
+        Box::pin(async move {
+            // The semaphore is never closed, so acquiring cannot fail.
+            let _permit = slots.acquire_owned().await;
+            inner.call(env).await
+        })
+    }
+}
+
+/// Spaces calls to the node's rate: a call past the burst waits for its token.
+#[derive(Clone)]
+pub struct RateLimit<S> {
+    pub(super) inner: S,
+    pub(super) bucket: Arc<Mutex<TokenBucket>>,
+}
+
+impl<S: Inner> Service<Envelope> for RateLimit<S> {
+    type Response = Json;
+    type Error = SpiError;
+    type Future = CallFuture;
+    forward_ready!();
+
+    fn call(&mut self, env: Envelope) -> CallFuture {
+        let bucket = Arc::clone(&self.bucket);
+        let mut inner = self.inner.clone();
+        Box::pin(async move {
+            loop {
+                let wait = bucket.lock().await.try_acquire(now_tick());
+                match wait {
+                    Ok(()) => break,
+                    Err(wait) => tokio::time::sleep(wait).await,
+                }
+            }
+            inner.call(env).await
+        })
+    }
+}
+
+/// Retries failures of retryable categories (and listed codes) on the contract's schedule,
+/// within a budget of retries per call, so a failing dependency is not hit ever harder.
+#[derive(Clone)]
+pub struct Retry<S> {
+    pub(super) inner: S,
+    pub(super) schedule: Arc<RetrySchedule>,
+    pub(super) budget: Arc<Mutex<RetryBudget>>,
+    pub(super) stats: Arc<ResilienceStats>,
+}
+
+impl<S: Inner> Service<Envelope> for Retry<S> {
+    type Response = Json;
+    type Error = SpiError;
+    type Future = CallFuture;
+    forward_ready!();
+
+    fn call(&mut self, env: Envelope) -> CallFuture {
+        let (schedule, budget, stats) = (Arc::clone(&self.schedule), Arc::clone(&self.budget), Arc::clone(&self.stats));
+        let mut inner = self.inner.clone();
+        Box::pin(async move {
+            budget.lock().await.deposit(now_tick());
+            let mut retries = 0;
+            loop {
+                let error = match inner.call(env.clone()).await {
+                    Ok(reply) => return Ok(reply),
+                    Err(e) => e,
+                };
+                let RetryDecision::RetryAfter(delay) =
+                    schedule.decide(retries, error.code(), error.category(), random_unit())
+                else {
+                    return Err(error);
+                };
+                if !budget.lock().await.try_withdraw(now_tick()) {
+                    return Err(error);
+                }
+                retries += 1;
+                stats.retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(delay).await;
+            }
+        })
+    }
+}
+
+/// Refuses calls while the node's breaker is open, and feeds it every outcome.
+#[derive(Clone)]
+pub struct Breaker<S> {
+    pub(super) inner: S,
+    pub(super) breaker: Arc<std::sync::Mutex<CircuitBreaker>>,
+    pub(super) node: Arc<str>,
+    pub(super) stats: Arc<ResilienceStats>,
+}
+
+impl<S: Inner> Service<Envelope> for Breaker<S> {
+    type Response = Json;
+    type Error = SpiError;
+    type Future = CallFuture;
+    forward_ready!();
+
+    fn call(&mut self, env: Envelope) -> CallFuture {
+        let breaker = Arc::clone(&self.breaker);
+        let admitted = breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).try_acquire(now_tick());
+        if let Err(open) = admitted {
+            self.stats.rejected_open.fetch_add(1, Ordering::Relaxed);
+            let message = format!(
+                "envelope {}: {} refused: the circuit breaker of node `{}` is open (next trial in {} ms)",
+                env.envelope_id,
+                env.operation,
+                self.node,
+                open.retry_after.as_millis()
+            );
+            return Box::pin(async move { Err(SpiError::new(codes::CIRCUIT_OPEN, message)) });
+        }
+        let call = self.inner.call(env);
+        Box::pin(async move {
+            let mut outcome = Outcome { breaker, recorded: false };
+            let result = call.await;
+            outcome.record(result.as_ref().err().map(SpiError::category));
+            result
+        })
+    }
+}
+
+/// Feeds the breaker the outcome of an admitted call; a call dropped before it finished (a
+/// cancelled request) counts as unavailable, so a half-open breaker's trial slot is never lost.
+struct Outcome {
+    breaker: Arc<std::sync::Mutex<CircuitBreaker>>,
+    recorded: bool,
+}
+
+impl Outcome {
+    fn record(&mut self, failure: Option<onex_core::error::ErrorCategory>) {
+        self.recorded = true;
+        self.breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).record(failure, now_tick());
+    }
+}
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        if !self.recorded {
+            self.record(Some(onex_core::error::ErrorCategory::Unavailable));
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Builds a node's resilience stack from its contract: breaker -> retry -> rate limit ->
+//! concurrency limit -> per-attempt timeout -> handler. Only what the contract declares is
+//! added; a node without a `resilience` section calls its handler directly.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use onex_core::contract::NodeContract;
+use onex_core::envelope::Envelope;
+use onex_core::resilience::{BreakerState, CircuitBreaker, RetryBudget, RetrySchedule, TokenBucket};
+use onex_spi::{Handler, SpiError};
+use serde_json::Value as Json;
+use tower::Service;
+use tower::util::BoxCloneSyncService;
+
+use super::clock::now_tick;
+use super::layers::{Breaker, CallFuture, ConcurrencyLimit, RateLimit, ResilienceStats, Retry, Timeout};
+
+/// Share of first attempts that may be retried on top of `RETRY_FLOOR_PER_SECOND`.
+pub const RETRY_BUDGET_RATIO: f64 = 0.2;
+/// Retries per second always allowed.
+pub const RETRY_FLOOR_PER_SECOND: f64 = 10.0;
+
+/// The innermost service: the handler itself.
+#[derive(Clone)]
+struct HandlerService(Arc<dyn Handler>);
+
+impl Service<Envelope> for HandlerService {
+    type Response = Json;
+    type Error = SpiError;
+    type Future = CallFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), SpiError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, env: Envelope) -> CallFuture {
+        let handler = Arc::clone(&self.0);
+        Box::pin(async move { handler.execute(&env).await })
+    }
+}
+
+/// A node's stack, cheap to clone into every task that dispatches to it.
+pub type NodeService = BoxCloneSyncService<Envelope, Json, SpiError>;
+
+/// A built stack with what metrics read from it.
+#[derive(Clone)]
+pub struct ResilienceStack {
+    /// The service to call.
+    pub service: NodeService,
+    /// Retry, timeout and rejection counters.
+    pub stats: Arc<ResilienceStats>,
+    breaker: Option<Arc<std::sync::Mutex<CircuitBreaker>>>,
+}
+
+impl std::fmt::Debug for ResilienceStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResilienceStack").field("stats", &self.stats).finish_non_exhaustive()
+    }
+}
+
+impl ResilienceStack {
+    /// Wraps `handler` in what `node`'s contract declares.
+    pub fn build(node: &NodeContract, handler: Arc<dyn Handler>) -> Self {
+        let r = &node.resilience;
+        let stats = Arc::new(ResilienceStats::default());
+        let per_operation: Vec<(String, Duration)> = node
+            .io_operations
+            .iter()
+            .filter_map(|op| op.timeout_ms.map(|ms| (op.operation.clone(), Duration::from_millis(ms))))
+            .collect();
+        let mut service = NodeService::new(Timeout {
+            inner: HandlerService(handler),
+            default: r.timeout_ms.map(Duration::from_millis),
+            per_operation: Arc::new(per_operation),
+            stats: Arc::clone(&stats),
+        });
+        if let Some(max) = r.max_concurrency {
+            let slots = Arc::new(tokio::sync::Semaphore::new(max.max(1) as usize));
+            service = NodeService::new(ConcurrencyLimit { inner: service, slots });
+        }
+        if let Some(policy) = r.rate_limit {
+            let bucket = Arc::new(tokio::sync::Mutex::new(TokenBucket::new(policy, now_tick())));
+            service = NodeService::new(RateLimit { inner: service, bucket });
+        }
+        if let Some(policy) = &r.retry_policy {
+            let budget = RetryBudget::new(RETRY_BUDGET_RATIO, RETRY_FLOOR_PER_SECOND);
+            service = NodeService::new(Retry {
+                inner: service,
+                schedule: Arc::new(RetrySchedule::new(policy.clone())),
+                budget: Arc::new(tokio::sync::Mutex::new(budget)),
+                stats: Arc::clone(&stats),
+            });
+        }
+        let breaker = r.circuit_breaker.map(|policy| Arc::new(std::sync::Mutex::new(CircuitBreaker::new(policy))));
+        if let Some(breaker) = &breaker {
+            service = NodeService::new(Breaker {
+                inner: service,
+                breaker: Arc::clone(breaker),
+                node: Arc::from(node.name.as_str()),
+                stats: Arc::clone(&stats),
+            });
+        }
+        Self { service, stats, breaker }
+    }
+
+    /// The breaker's state now (`None` when the contract declares no breaker).
+    pub fn breaker_state(&self) -> Option<BreakerState> {
+        let breaker = self.breaker.as_ref()?;
+        Some(breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).state(now_tick()))
+    }
+}
