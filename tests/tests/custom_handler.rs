@@ -61,7 +61,7 @@ impl HandlerFactory for GreeterFactory {
 }
 
 fn init(config: Value) -> HandlerInit {
-    HandlerInit { config, secrets: Arc::new(EnvSecretStore) }
+    HandlerInit { config, secrets: Arc::new(EnvSecretStore), data_dir: std::env::temp_dir() }
 }
 
 fn envelope(op: &str, payload: Value) -> Envelope {

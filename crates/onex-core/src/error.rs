@@ -137,19 +137,22 @@ pub fn classify_chain(
     None
 }
 
+/// Declares a crate's catalogue of stable error codes: one `pub const` per code and `ALL`,
+/// the list every crate's uniqueness test walks. Use inside a `codes` module:
+/// `error_catalogue! { /// doc \n NAME = ("ONEX_X_001_NAME", Validation); }`.
+#[macro_export]
+macro_rules! error_catalogue {
+    ($($(#[$doc:meta])* $name:ident = ($code:literal, $cat:ident);)*) => {
+        $($(#[$doc])* pub const $name: $crate::error::ErrorCode =
+            $crate::error::ErrorCode::new($code, $crate::error::ErrorCategory::$cat);)*
+        /// Every catalogued code.
+        pub const ALL: &[$crate::error::ErrorCode] = &[$($name),*];
+    };
+}
+
 /// The catalogue of stable error codes. Numbers are grouped by area and never reused.
 pub mod codes {
-    use super::{ErrorCategory as C, ErrorCode};
-
-    macro_rules! catalogue {
-        ($($(#[$doc:meta])* $name:ident = ($code:literal, $cat:ident);)*) => {
-            $($(#[$doc])* pub const $name: ErrorCode = ErrorCode::new($code, C::$cat);)*
-            /// Every catalogued code.
-            pub const ALL: &[ErrorCode] = &[$($name),*];
-        };
-    }
-
-    catalogue! {
+    crate::error_catalogue! {
         /// YAML that does not parse.
         CONTRACT_SYNTAX = ("ONEX_CORE_010_CONTRACT_SYNTAX", Validation);
         /// A contract file that is not UTF-8.

@@ -6,26 +6,30 @@ use onex_core::error::{Classified, ErrorCategory, ErrorCode};
 
 /// Stable codes of infra errors.
 pub mod codes {
-    use onex_core::error::{ErrorCategory as C, ErrorCode};
-
-    /// A file or directory could not be read.
-    pub const IO: ErrorCode = ErrorCode::new("ONEX_INFRA_001_IO", C::Unavailable);
-    /// A handler type was registered twice.
-    pub const DUPLICATE_HANDLER: ErrorCode = ErrorCode::new("ONEX_INFRA_002_DUPLICATE_HANDLER", C::Conflict);
-    /// A store (SQLite, PostgreSQL) cannot be reached or opened.
-    pub const STORE_UNAVAILABLE: ErrorCode = ErrorCode::new("ONEX_INFRA_010_STORE_UNAVAILABLE", C::Unavailable);
-    /// A store statement failed for a reason other than availability.
-    pub const STORE_FAILED: ErrorCode = ErrorCode::new("ONEX_INFRA_011_STORE_FAILED", C::Internal);
-    /// A store's schema migration failed.
-    pub const STORE_MIGRATION: ErrorCode = ErrorCode::new("ONEX_INFRA_012_STORE_MIGRATION", C::Internal);
-    /// A file changed while it was being stamped (it is left as it was).
-    pub const FILE_CHANGED: ErrorCode = ErrorCode::new("ONEX_INFRA_013_FILE_CHANGED", C::Conflict);
-    /// A `${env:…}`/`${vault:…}` reference that cannot be resolved (the value is never shown).
-    pub const SECRET_UNRESOLVED: ErrorCode = ErrorCode::new("ONEX_INFRA_015_SECRET_UNRESOLVED", C::Auth);
-    /// A request payload that does not fit the operation.
-    pub const BAD_PAYLOAD: ErrorCode = ErrorCode::new("ONEX_INFRA_020_BAD_PAYLOAD", C::Validation);
-    /// Something asked for does not exist.
-    pub const NOT_FOUND: ErrorCode = ErrorCode::new("ONEX_INFRA_021_NOT_FOUND", C::NotFound);
+    onex_core::error_catalogue! {
+        /// A file or directory could not be read.
+        IO = ("ONEX_INFRA_001_IO", Unavailable);
+        /// A handler type was registered twice.
+        DUPLICATE_HANDLER = ("ONEX_INFRA_002_DUPLICATE_HANDLER", Conflict);
+        /// A store (SQLite, PostgreSQL) cannot be reached or opened.
+        STORE_UNAVAILABLE = ("ONEX_INFRA_010_STORE_UNAVAILABLE", Unavailable);
+        /// A store statement failed for a reason other than availability.
+        STORE_FAILED = ("ONEX_INFRA_011_STORE_FAILED", Internal);
+        /// A store's schema migration failed.
+        STORE_MIGRATION = ("ONEX_INFRA_012_STORE_MIGRATION", Internal);
+        /// A file changed while it was being stamped (it is left as it was).
+        FILE_CHANGED = ("ONEX_INFRA_013_FILE_CHANGED", Conflict);
+        /// A state transition was committed against a version the entity no longer has.
+        STATE_CONFLICT = ("ONEX_INFRA_014_STATE_CONFLICT", Conflict);
+        /// A `${env:…}`/`${vault:…}` reference that cannot be resolved (the value is never shown).
+        SECRET_UNRESOLVED = ("ONEX_INFRA_015_SECRET_UNRESOLVED", Auth);
+        /// A request payload that does not fit the operation.
+        BAD_PAYLOAD = ("ONEX_INFRA_020_BAD_PAYLOAD", Validation);
+        /// Something asked for does not exist.
+        NOT_FOUND = ("ONEX_INFRA_021_NOT_FOUND", NotFound);
+        /// The event bus was closed; nothing more can be published or consumed.
+        BUS_CLOSED = ("ONEX_INFRA_030_BUS_CLOSED", Unavailable);
+    }
 }
 
 /// Failures of the infra layer.
@@ -55,5 +59,24 @@ impl Classified for InfraError {
 
     fn category(&self) -> ErrorCategory {
         self.error_code().category()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::codes;
+
+    #[test]
+    fn infra_codes_are_unique_and_well_formed() {
+        let mut numbers = std::collections::HashSet::new();
+        for code in codes::ALL {
+            let s = code.as_str();
+            assert!(s.starts_with("ONEX_INFRA_") && s[11..14].chars().all(|c| c.is_ascii_digit()), "{s}");
+            assert!(numbers.insert(&s[..14]), "code number reused: {s}");
+        }
+        assert!(
+            codes::ALL.iter().all(|c| onex_core::error::ErrorCode::lookup(c.as_str()).is_none()),
+            "clash with core"
+        );
     }
 }

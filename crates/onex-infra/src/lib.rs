@@ -3,10 +3,12 @@
 #![forbid(unsafe_code)]
 
 pub mod builtin;
+pub mod bus;
 pub mod cli;
 pub mod contracts;
 pub mod error;
 pub mod handlers;
+pub mod host;
 pub mod ids;
 pub mod registry;
 pub mod resilience;

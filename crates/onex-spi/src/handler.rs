@@ -70,11 +70,16 @@ pub struct HandlerInit {
     pub config: Json,
     /// Resolves secret references found in `config`.
     pub secrets: Arc<dyn SecretStore>,
+    /// The host's data directory: relative paths in `config` are relative to it.
+    pub data_dir: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for HandlerInit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HandlerInit").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("HandlerInit")
+            .field("config", &self.config)
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
     }
 }
 

@@ -359,8 +359,8 @@ impl Handler for StampHandler {
     }
 }
 
-/// Builds stamp handlers from their runtime-config section: `{"sqlite_path": "stamps.db"}` (the
-/// default) or `{"postgres_url": "${env:ONEX_STAMP_DB_URL}"}` (a secret reference, resolved when
+/// Builds stamp handlers from their runtime-config section: `{"sqlite_path": "stamps.db"}`
+/// (relative to the host's data directory; the default is `onex-stamps.db`) or `{"postgres_url": "${env:ONEX_STAMP_DB_URL}"}` (a secret reference, resolved when
 /// the handler initialises).
 pub struct StampHandlerFactory;
 
@@ -397,7 +397,9 @@ impl HandlerFactory for StampHandlerFactory {
                 ));
             }
             (_, Some(url)) => PendingLocation::Postgres(url),
-            (path, None) => PendingLocation::Sqlite(path.unwrap_or_else(|| "onex-stamps.db".into())),
+            (path, None) => {
+                PendingLocation::Sqlite(init.data_dir.join(path.unwrap_or_else(|| "onex-stamps.db".into())))
+            }
         };
         Ok(Arc::new(ConfiguredStampHandler { location, secrets: init.secrets, inner: tokio::sync::OnceCell::new() }))
     }

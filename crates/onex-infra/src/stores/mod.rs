@@ -3,8 +3,12 @@
 
 mod error;
 pub mod migrations;
+mod pools;
 pub mod stamp_postgres;
 pub mod stamp_sqlite;
+pub mod state_postgres;
+mod state_rows;
+pub mod state_sqlite;
 
 use std::collections::HashSet;
 
@@ -13,6 +17,8 @@ use onex_spi::{SaveOutcome, SpiError, SpiResult, StampRecord};
 pub use migrations::{migrate_postgres, migrate_sqlite};
 pub use stamp_postgres::PostgresStampStore;
 pub use stamp_sqlite::SqliteStampStore;
+pub use state_postgres::PostgresStateStore;
+pub use state_sqlite::SqliteStateStore;
 
 use crate::error::codes;
 

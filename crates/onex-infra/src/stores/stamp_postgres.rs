@@ -1,21 +1,14 @@
 //! `PostgresStampStore`: metadata stamps in PostgreSQL, `stamp` kept as JSONB. A batch is one
 //! `INSERT … SELECT FROM UNNEST(…)` statement: one round trip and one transaction.
 
-use std::str::FromStr;
-use std::time::Duration;
-
 use async_trait::async_trait;
-use onex_spi::{SaveOutcome, SpiError, SpiResult, StampRecord, StampStore};
+use onex_spi::{SaveOutcome, SpiResult, StampRecord, StampStore};
 use serde_json::Value as Json;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 
 use super::error::store_error;
+use super::pools::connect_postgres;
 use super::{batch_outcomes, db_size, stored_size};
-use crate::error::codes;
-
-/// How long `connect` waits for the first connection before reporting the server unavailable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 const INSERT: &str = "INSERT INTO metadata_stamps \
      (file_hash, file_path, file_size, content_type, stamp, namespace) \
@@ -50,21 +43,7 @@ impl PostgresStampStore {
     /// `max_connections`. A refused connection fails at once and a silent server after 10 s,
     /// both as `STORE_UNAVAILABLE`; no error repeats the URL.
     pub async fn connect(url: &str, max_connections: u32) -> SpiResult<Self> {
-        const DOING: &str = "connecting to the PostgreSQL stamp store";
-        let options = PgConnectOptions::from_str(url).map_err(|e| store_error(DOING, e))?;
-        // One direct connection first: a pool would retry a refused connection until its
-        // acquire timeout, and the migration needs a connection anyway.
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
-            .await
-            .map_err(|_| SpiError::new(codes::STORE_UNAVAILABLE, format!("{DOING}: no answer within 10 s")))?
-            .map_err(|e| store_error(DOING, e))?;
-        // The server answers; a failed goodbye on this connection changes nothing.
-        let _closed = conn.close().await;
-        let pool = PgPoolOptions::new().max_connections(max_connections.max(1)).connect_lazy_with(options);
-        // Migrating through the pool (not `&mut PgConnection`) keeps this future `Send` for
-        // every caller, including `async_trait` methods (rustc's higher-ranked Send check).
-        super::migrate_postgres(&pool).await?;
-        Ok(Self { pool })
+        connect_postgres(url, max_connections, "the PostgreSQL stamp store").await.map(Self::from_pool)
     }
 
     /// A store on `pool`, whose schema must be current (see [`super::migrate_postgres`]).

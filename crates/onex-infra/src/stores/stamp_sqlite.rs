@@ -7,10 +7,9 @@ use std::path::Path;
 use async_trait::async_trait;
 use onex_spi::{SaveOutcome, SpiError, SpiResult, StampRecord, StampStore};
 use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::error::store_error;
-use super::migrations::migrate_sqlite;
+use super::pools::{Durability, open_sqlite};
 use super::{batch_outcomes, db_size, stored_size};
 use crate::error::codes;
 
@@ -50,29 +49,10 @@ impl SqliteStampStore {
     /// a power loss (not a process crash) may lose the last commits, but never corrupts the
     /// file. Stamps are derived from content and can be made again.
     pub async fn open(path: &Path) -> SpiResult<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                SpiError::new(codes::STORE_UNAVAILABLE, format!("creating the directory {}", dir.display()))
-                    .with_source(e)
-            })?;
-        }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            // 32 MiB of page cache per connection (the default is 2 MiB): index pages of a
-            // large stamp table stay in memory, so inserts do not slow as the table grows.
-            .pragma("cache_size", "-32768");
-        let pool = SqlitePoolOptions::new()
-            .connect_with(options)
-            .await
-            .map_err(|e| store_error(&format!("opening the SQLite stamp store {}", path.display()), e))?;
-        migrate_sqlite(&pool).await?;
-        Ok(Self { pool })
+        open_sqlite(path, "the SQLite stamp store", Durability::Recomputable).await.map(Self::from_pool)
     }
 
-    /// A store on `pool`, whose schema must be current (see [`migrate_sqlite`]).
+    /// A store on `pool`, whose schema must be current (see [`super::migrate_sqlite`]).
     pub fn from_pool(pool: SqlitePool) -> Self {
         Self { pool }
     }

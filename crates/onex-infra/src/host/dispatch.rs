@@ -1,0 +1,159 @@
+//! Dispatch: the runtime config and the contracts become started handlers and one resilience
+//! stack per effect node; an envelope goes in, a reply envelope always comes out.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use onex_core::contract::{ContractSet, NodeKind, RuntimeConfig};
+use onex_core::envelope::{Envelope, ReplyError};
+use onex_core::error::{ErrorCode, codes};
+use onex_spi::{Handler, HandlerInit, Health, SecretStore, SpiError};
+use tower::ServiceExt;
+
+use crate::ids::{new_uuid_v7, now_utc};
+use crate::registry::Registry;
+use crate::resilience::ResilienceStack;
+
+/// Why the host could not start its handlers.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// A handler enabled in the runtime config could not be built or initialised.
+    #[error("handler `{handler_type}`: {source}")]
+    Handler {
+        /// The handler type.
+        handler_type: String,
+        /// Why.
+        #[source]
+        source: SpiError,
+    },
+}
+
+/// Where an operation goes.
+#[derive(Debug, Clone)]
+struct Route {
+    node: Arc<str>,
+    stack: ResilienceStack,
+}
+
+/// Started handlers and the routes of every operation the effect nodes declare.
+pub struct Dispatcher {
+    handlers: BTreeMap<String, Arc<dyn Handler>>,
+    routes: BTreeMap<String, Route>,
+    /// Operations declared by a node whose handler is not running, and why.
+    unavailable: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("handlers", &self.handlers.keys().collect::<Vec<_>>())
+            .field("routes", &self.routes.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    /// Builds and initialises every handler the runtime config enables and that the registry
+    /// can build, and routes every operation of every effect node to its node's stack.
+    pub async fn start(
+        contracts: &ContractSet,
+        config: &RuntimeConfig,
+        registry: &Registry,
+        secrets: Arc<dyn SecretStore>,
+        data_dir: &Path,
+    ) -> Result<Self, DispatchError> {
+        let mut handlers: BTreeMap<String, Arc<dyn Handler>> = BTreeMap::new();
+        for (handler_type, handler_config) in config.handlers.iter().filter(|(_, c)| c.enabled) {
+            let Some(factory) = registry.factory(handler_type) else { continue };
+            let init = HandlerInit {
+                config: handler_config.config.clone(),
+                secrets: Arc::clone(&secrets),
+                data_dir: data_dir.to_path_buf(),
+            };
+            let failed = |source| DispatchError::Handler { handler_type: handler_type.clone(), source };
+            let handler = factory.create(init).map_err(failed)?;
+            handler.initialize().await.map_err(failed)?;
+            handlers.insert(handler_type.clone(), handler);
+        }
+        let mut routes = BTreeMap::new();
+        let mut unavailable = BTreeMap::new();
+        for (name, (_, node)) in contracts.nodes.iter().filter(|(_, (_, n))| n.node_type == NodeKind::Effect) {
+            for op in &node.io_operations {
+                let handler_type = op.operation.split_once('.').map_or(op.operation.as_str(), |(h, _)| h);
+                match handlers.get(handler_type) {
+                    Some(handler) => {
+                        let stack = ResilienceStack::build(node, Arc::clone(handler));
+                        routes.entry(op.operation.clone()).or_insert(Route { node: Arc::from(name.as_str()), stack });
+                    }
+                    None => {
+                        let why = match config.handlers.get(handler_type) {
+                            Some(c) if !c.enabled => {
+                                format!("handler `{handler_type}` is disabled in the runtime config")
+                            }
+                            Some(_) => format!("handler `{handler_type}` is not built into this host"),
+                            None => format!("handler `{handler_type}` is not configured in the runtime config"),
+                        };
+                        unavailable.insert(op.operation.clone(), why);
+                    }
+                }
+            }
+        }
+        Ok(Self { handlers, routes, unavailable })
+    }
+
+    /// The operations this host serves.
+    pub fn operations(&self) -> impl Iterator<Item = &str> {
+        self.routes.keys().map(String::as_str)
+    }
+
+    /// The resilience stack serving `operation` (for metrics: breaker state, counters).
+    pub fn stack(&self, operation: &str) -> Option<(&str, &ResilienceStack)> {
+        self.routes.get(operation).map(|r| (&*r.node, &r.stack))
+    }
+
+    /// Runs `request` through its node's stack and returns the reply: the handler's payload, or
+    /// an error that names the envelope and operation.
+    pub async fn dispatch(&self, request: &Envelope) -> Envelope {
+        let refuse = |code: ErrorCode, message: String| {
+            request.reply_err(new_uuid_v7(), ReplyError::new(code, message), now_utc())
+        };
+        let Some(route) = self.routes.get(&request.operation) else {
+            let message = match self.unavailable.get(&request.operation) {
+                Some(why) => {
+                    format!("envelope {}: `{}` cannot be served: {why}", request.envelope_id, request.operation)
+                }
+                None => format!("envelope {}: no node declares operation `{}`", request.envelope_id, request.operation),
+            };
+            return refuse(codes::OPERATION_NOT_FOUND, message);
+        };
+        match route.stack.service.clone().oneshot(request.clone()).await {
+            Ok(payload) => request.reply_ok(new_uuid_v7(), payload, now_utc()),
+            Err(e) => {
+                let error =
+                    ReplyError { code: e.code().to_owned(), category: e.category(), message: e.message().to_owned() };
+                request.reply_err(new_uuid_v7(), error, now_utc())
+            }
+        }
+    }
+
+    /// Every handler's health.
+    pub async fn health(&self) -> Vec<(String, Health)> {
+        let mut out = Vec::with_capacity(self.handlers.len());
+        for (name, handler) in &self.handlers {
+            out.push((name.clone(), handler.health().await));
+        }
+        out
+    }
+
+    /// Shuts every handler down; returns the ones that failed to.
+    pub async fn shutdown(&self) -> Vec<(String, SpiError)> {
+        let mut failures = Vec::new();
+        for (name, handler) in &self.handlers {
+            if let Err(e) = handler.shutdown().await {
+                failures.push((name.clone(), e));
+            }
+        }
+        failures
+    }
+}

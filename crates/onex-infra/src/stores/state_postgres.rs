@@ -1,0 +1,279 @@
+//! `PostgresStateStore`: the host's durable state in PostgreSQL: reducer state with its
+//! outbox, idempotency records, workflow runs and journals. JSON is kept as JSONB; UUIDs are
+//! bound as text and cast (`$1::uuid`), so no `sqlx` UUID support is needed.
+//!
+//! Transactions run at READ COMMITTED. Two commits for one entity meet on its row: the second
+//! waits for the first's row lock (an `UPDATE`) or unique-key entry (an `INSERT`), then
+//! re-checks the version against the committed row and finds the one the first wrote. Its
+//! outbox rows are inserted after that wait, so they get higher ids than the first's: messages
+//! of one entity leave the outbox in commit order.
+
+use async_trait::async_trait;
+use onex_core::workflow::JournalEntry;
+use onex_spi::{CommitOutcome, EntityState, OutboxEntry, RunRecord, SpiResult, StateStore, TransitionCommit};
+use serde_json::Value as Json;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::error::store_error;
+use super::pools::connect_postgres;
+use super::state_rows::{
+    db_ids, db_version, entry_json, headers_json, journal_entry, outbox_entry, parse_run_id, stored_u64, unknown_run,
+    version_conflict,
+};
+
+const SELECT_STATE: &str = "SELECT state, version FROM onex_fsm_state WHERE fsm = $1 AND entity_key = $2";
+
+/// Records an envelope as processed unless it is already (then nothing changes).
+const INSERT_PROCESSED: &str =
+    "INSERT INTO onex_processed (envelope_id, reply) VALUES ($1::uuid, $2) ON CONFLICT (envelope_id) DO NOTHING";
+
+/// A new entity's first state; no row when the entity exists.
+const INSERT_STATE: &str = "INSERT INTO onex_fsm_state (fsm, entity_key, state, version) VALUES ($1, $2, $3, 1) \
+     ON CONFLICT (fsm, entity_key) DO NOTHING RETURNING version";
+
+/// The next state of an entity at version `$4`; no row when it is at another version.
+const UPDATE_STATE: &str = "UPDATE onex_fsm_state SET state = $3, version = version + 1, updated_at = now() \
+     WHERE fsm = $1 AND entity_key = $2 AND version = $4 RETURNING version";
+
+const SELECT_VERSION: &str = "SELECT version FROM onex_fsm_state WHERE fsm = $1 AND entity_key = $2";
+
+/// All of a commit's messages in one statement, inserted (and so numbered) in input order.
+const INSERT_OUTBOX: &str = "INSERT INTO onex_outbox (topic, message_key, payload, headers) \
+     SELECT topic, message_key, payload, headers \
+     FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::jsonb[]) \
+     WITH ORDINALITY AS t(topic, message_key, payload, headers, ord) \
+     ORDER BY ord";
+
+const SELECT_PENDING: &str = "SELECT id, topic, message_key, payload, headers FROM onex_outbox \
+     WHERE published_at IS NULL ORDER BY id LIMIT $1";
+
+const MARK_PUBLISHED: &str =
+    "UPDATE onex_outbox SET published_at = now() WHERE published_at IS NULL AND id = ANY($1::int8[])";
+
+const SELECT_REPLY: &str = "SELECT reply FROM onex_processed WHERE envelope_id = $1::uuid";
+
+const INSERT_RUN: &str = "INSERT INTO onex_workflow_runs (run_id, workflow, trigger, status) \
+     VALUES ($1::uuid, $2, $3, $4) ON CONFLICT (run_id) DO NOTHING";
+
+/// Takes the run's next `seq` (waiting for any other append to the run to commit) and inserts
+/// the entry with it; inserts nothing when the run does not exist.
+const APPEND_JOURNAL: &str = "WITH next AS ( \
+         UPDATE onex_workflow_runs SET journal_len = journal_len + 1, updated_at = now() \
+         WHERE run_id = $1::uuid RETURNING run_id, journal_len) \
+     INSERT INTO onex_workflow_journal (run_id, seq, entry) SELECT run_id, journal_len, $2 FROM next";
+
+const SELECT_JOURNAL: &str = "SELECT seq, entry FROM onex_workflow_journal WHERE run_id = $1::uuid ORDER BY seq";
+
+const FINISH_RUN: &str = "UPDATE onex_workflow_runs SET status = $2, updated_at = now() WHERE run_id = $1::uuid";
+
+const SELECT_RUN: &str =
+    "SELECT run_id::text, workflow, trigger, status FROM onex_workflow_runs WHERE run_id = $1::uuid";
+
+const SELECT_UNFINISHED: &str = "SELECT run_id::text, workflow, trigger, status FROM onex_workflow_runs \
+     WHERE status = 'running' ORDER BY created_at, run_id";
+
+/// A row of `onex_outbox` as PostgreSQL returns it.
+type OutboxRow = (i64, String, Option<String>, Vec<u8>, Json);
+
+/// A row of `onex_workflow_runs` as PostgreSQL returns it.
+type RunRow = (String, String, Json, String);
+
+/// The durable state of a host in a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PostgresStateStore {
+    pool: PgPool,
+}
+
+impl PostgresStateStore {
+    /// Connects to `url`, brings the schema up to date and keeps a pool of at most
+    /// `max_connections`. A refused connection fails at once and a silent server after 10 s,
+    /// both as `STORE_UNAVAILABLE`; no error repeats the URL.
+    pub async fn connect(url: &str, max_connections: u32) -> SpiResult<Self> {
+        connect_postgres(url, max_connections, "the PostgreSQL state store").await.map(Self::from_pool)
+    }
+
+    /// A store on `pool`, whose schema must be current (see [`super::migrate_postgres`]).
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool, e.g. to close it.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Ends a transaction without committing it. Its writes are discarded whatever happens: a
+/// failed rollback only means the connection is gone, taking the transaction with it.
+async fn discard(tx: Transaction<'_, Postgres>) {
+    let _rolled_back = tx.rollback().await;
+}
+
+#[async_trait]
+impl StateStore for PostgresStateStore {
+    async fn load_state(&self, fsm: &str, entity_key: &str) -> SpiResult<Option<EntityState>> {
+        let row: Option<(String, i64)> = sqlx::query_as(SELECT_STATE)
+            .bind(fsm)
+            .bind(entity_key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| store_error("loading an entity's state", e))?;
+        let Some((state, version)) = row else { return Ok(None) };
+        let version = stored_u64(version, "version")?;
+        Ok(Some(EntityState { fsm: fsm.to_owned(), entity_key: entity_key.to_owned(), state, version }))
+    }
+
+    async fn commit_transition(&self, commit: TransitionCommit) -> SpiResult<CommitOutcome> {
+        const DOING: &str = "committing a transition";
+        let expected = commit.expected_version.map(db_version).transpose()?;
+        let err = |e| store_error(DOING, e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let recorded = sqlx::query(INSERT_PROCESSED)
+            .bind(commit.envelope_id.to_string())
+            .bind(Json::Null)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        if recorded.rows_affected() == 0 {
+            discard(tx).await;
+            return Ok(CommitOutcome::Duplicate);
+        }
+        let query = match expected {
+            None => sqlx::query_scalar(INSERT_STATE).bind(&commit.fsm).bind(&commit.entity_key).bind(&commit.state),
+            Some(v) => {
+                sqlx::query_scalar(UPDATE_STATE).bind(&commit.fsm).bind(&commit.entity_key).bind(&commit.state).bind(v)
+            }
+        };
+        let written: Option<i64> = query.fetch_optional(&mut *tx).await.map_err(err)?;
+        let Some(version) = written else {
+            let found: Option<i64> = sqlx::query_scalar(SELECT_VERSION)
+                .bind(&commit.fsm)
+                .bind(&commit.entity_key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?;
+            discard(tx).await;
+            return Err(version_conflict(&commit, found));
+        };
+        let version = stored_u64(version, "version")?;
+        if !commit.outbox.is_empty() {
+            let messages = &commit.outbox;
+            sqlx::query(INSERT_OUTBOX)
+                .bind(messages.iter().map(|m| m.topic.as_str()).collect::<Vec<_>>())
+                .bind(messages.iter().map(|m| m.key.as_deref()).collect::<Vec<_>>())
+                .bind(messages.iter().map(|m| m.payload.as_slice()).collect::<Vec<_>>())
+                .bind(messages.iter().map(|m| headers_json(&m.headers)).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(CommitOutcome::Committed { version })
+    }
+
+    async fn processed_reply(&self, envelope_id: Uuid) -> SpiResult<Option<Json>> {
+        sqlx::query_scalar(SELECT_REPLY)
+            .bind(envelope_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| store_error("reading a processed envelope's reply", e))
+    }
+
+    async fn record_reply(&self, envelope_id: Uuid, reply: &Json) -> SpiResult<bool> {
+        let done = sqlx::query(INSERT_PROCESSED)
+            .bind(envelope_id.to_string())
+            .bind(reply)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| store_error("recording an envelope's reply", e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn pending_outbox(&self, limit: u32) -> SpiResult<Vec<OutboxEntry>> {
+        let rows: Vec<OutboxRow> = sqlx::query_as(SELECT_PENDING)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_error("reading the outbox", e))?;
+        rows.into_iter()
+            .map(|(id, topic, key, payload, headers)| outbox_entry(id, topic, key, payload, headers))
+            .collect()
+    }
+
+    async fn mark_published(&self, ids: &[u64]) -> SpiResult<()> {
+        let ids = db_ids(ids);
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(MARK_PUBLISHED)
+            .bind(ids)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| store_error("marking outbox entries published", e))?;
+        Ok(())
+    }
+
+    async fn start_run(&self, run: &RunRecord) -> SpiResult<bool> {
+        let done = sqlx::query(INSERT_RUN)
+            .bind(run.run_id.to_string())
+            .bind(&run.workflow)
+            .bind(&run.trigger)
+            .bind(&run.status)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| store_error("starting a workflow run", e))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn append_journal(&self, run_id: Uuid, entry: &JournalEntry) -> SpiResult<()> {
+        let done = sqlx::query(APPEND_JOURNAL)
+            .bind(run_id.to_string())
+            .bind(entry_json(entry)?)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| store_error("appending to a workflow journal", e))?;
+        if done.rows_affected() == 0 { Err(unknown_run(run_id)) } else { Ok(()) }
+    }
+
+    async fn journal(&self, run_id: Uuid) -> SpiResult<Vec<JournalEntry>> {
+        let rows: Vec<(i64, Json)> = sqlx::query_as(SELECT_JOURNAL)
+            .bind(run_id.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_error("reading a workflow journal", e))?;
+        rows.into_iter().map(|(seq, entry)| journal_entry(run_id, seq, entry)).collect()
+    }
+
+    async fn finish_run(&self, run_id: Uuid, status: &str) -> SpiResult<()> {
+        let done = sqlx::query(FINISH_RUN)
+            .bind(run_id.to_string())
+            .bind(status)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| store_error("finishing a workflow run", e))?;
+        if done.rows_affected() == 0 { Err(unknown_run(run_id)) } else { Ok(()) }
+    }
+
+    async fn run(&self, run_id: Uuid) -> SpiResult<Option<RunRecord>> {
+        let row: Option<RunRow> = sqlx::query_as(SELECT_RUN)
+            .bind(run_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| store_error("reading a workflow run", e))?;
+        row.map(run_record).transpose()
+    }
+
+    async fn unfinished_runs(&self) -> SpiResult<Vec<RunRecord>> {
+        let rows: Vec<RunRow> = sqlx::query_as(SELECT_UNFINISHED)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_error("listing unfinished workflow runs", e))?;
+        rows.into_iter().map(run_record).collect()
+    }
+}
+
+/// A run row as a record.
+fn run_record((run_id, workflow, trigger, status): RunRow) -> SpiResult<RunRecord> {
+    Ok(RunRecord { run_id: parse_run_id(&run_id)?, workflow, trigger, status })
+}
