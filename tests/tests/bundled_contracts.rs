@@ -124,3 +124,27 @@ fn reducer_machines_walk_the_documented_paths() {
     let r = lifecycle.step("degraded", "health_check_failed", &json!({"consecutive_failures": 1})).unwrap();
     assert_eq!(r.state("degraded"), "degraded");
 }
+
+#[tokio::test]
+async fn the_bundled_runtime_config_starts_a_dispatcher_on_the_embedded_default() {
+    use onex_core::envelope::Envelope;
+    use onex_infra::host::Dispatcher;
+    use onex_infra::ids::{new_uuid_v7, now_utc};
+    use onex_infra::secrets::EnvSecretStore;
+
+    let set = bundled();
+    let (_, config) = set.runtime.clone().expect("bundled runtime config");
+    let registry = Registry::with_builtin_handlers().unwrap();
+    let data_dir = onex_e2e::scratch_dir("embedded-default");
+    let dispatcher =
+        Dispatcher::start(&set, &config, &registry, std::sync::Arc::new(EnvSecretStore), &data_dir).await.unwrap();
+    let operations: Vec<&str> = dispatcher.operations().collect();
+    assert!(operations.contains(&"stamp.create"), "{operations:?}");
+    let request = Envelope::request(new_uuid_v7(), "stamp.create", json!({"content": "hello\n"}), now_utc());
+    let reply = dispatcher.dispatch(&request).await;
+    assert_eq!(reply.success, Some(true), "{:?}", reply.error);
+    // A bundled node whose handler this host does not run yet answers with the reason.
+    let vault = Envelope::request(new_uuid_v7(), "vault.read_secret", json!({}), now_utc());
+    let error = dispatcher.dispatch(&vault).await.error.unwrap();
+    assert!(error.message.contains("handler `vault` is disabled in the runtime config"), "{}", error.message);
+}
