@@ -201,6 +201,8 @@ pub mod codes {
         DUPLICATE_NODE = ("ONEX_CORE_041_DUPLICATE_NODE", Validation);
         /// A contract field that is accepted for compatibility but not acted on (a warning).
         IGNORED_FIELD = ("ONEX_CORE_042_IGNORED_FIELD", Validation);
+        /// An operation declared by two effect nodes (which one serves it would be hidden).
+        OPERATION_DECLARED_TWICE = ("ONEX_CORE_045_OPERATION_DECLARED_TWICE", Validation);
         /// A secret written literally where a `${env:…}`/`${vault:…}` reference belongs.
         LITERAL_SECRET = ("ONEX_CORE_043_LITERAL_SECRET", Validation);
         /// An `ONEX_*` override that does not parse or names no setting.

@@ -6,7 +6,7 @@ use super::decode::Cx;
 use super::diagnostic::{ContractErrors, Loaded};
 use super::document::ContractDocument;
 use super::fsm::FsmContract;
-use super::node::NodeContract;
+use super::node::{NodeContract, NodeKind};
 use super::runtime::RuntimeConfig;
 use super::workflow::WorkflowDefinition;
 use crate::error::codes;
@@ -87,6 +87,21 @@ impl ContractSet {
             }
         }
         let workflows: Vec<String> = set.workflow_names().map(str::to_owned).collect();
+        let mut served_by: HashMap<&str, &str> = HashMap::new();
+        for (source, node) in set.nodes.values().filter(|(_, n)| n.node_type == NodeKind::Effect) {
+            for op in &node.io_operations {
+                match served_by.insert(&op.operation, &node.name) {
+                    Some(first) if first != node.name => {
+                        let message =
+                            format!("`{}` is already served by node `{first}`; one operation, one node", op.operation);
+                        report(source, &mut |cx| {
+                            cx.error(codes::OPERATION_DECLARED_TWICE, op.pos, "io_operations", message.clone())
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
         for (source, node) in set.nodes.values() {
             for op in &node.io_operations {
                 if !is_known_operation(&op.operation) {
@@ -142,5 +157,27 @@ impl ContractSet {
         } else {
             Ok(Loaded { value: set, warnings: diagnostics })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::load_document;
+
+    fn node(name: &str) -> (String, ContractDocument) {
+        let yaml = format!(
+            "name: {name}\ncontract_version: '1'\nnode_version: '1'\nnode_type: EFFECT\nio_operations:\n  - operation: db.query\n"
+        );
+        (format!("{name}.yaml"), load_document(name, yaml.as_bytes()).unwrap().value)
+    }
+
+    #[test]
+    fn one_operation_one_node() {
+        let err = ContractSet::build(vec![node("a"), node("b")], &|_| true).unwrap_err();
+        let d = err.errors().next().unwrap();
+        assert_eq!((d.code, d.source.as_str()), (codes::OPERATION_DECLARED_TWICE, "b.yaml"));
+        assert!(d.message.contains("already served by node `a`"), "{}", d.message);
+        assert!(ContractSet::build(vec![node("a")], &|_| true).is_ok());
     }
 }
