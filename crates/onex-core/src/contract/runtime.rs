@@ -343,6 +343,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn onex_variables_override_settings_and_bad_values_are_named() {
+        let mut config = crate::contract::load_runtime_config("rt", b"bus: {kind: inmemory}\n").unwrap().value;
+        let problems = config.apply_overrides([
+            ("ONEX_ADMIN_ADDR", "0.0.0.0:9000"),
+            ("ONEX_BUS_KIND", "kafka"),
+            ("ONEX_BUS_PARTITIONS", "32"),
+            ("ONEX_HANDLER_VAULT_ENABLED", "true"),
+            ("ONEX_MAX_IN_FLIGHT", "lots"),
+            ("PATH", "/usr/bin"),
+            ("ONEX_LOG_LEVEL", "debug"),
+        ]);
+        assert_eq!(config.admin_addr, "0.0.0.0:9000");
+        assert_eq!((config.bus.kind, config.bus.partitions), (BusKind::Kafka, 32));
+        assert!(config.handlers["vault"].enabled);
+        assert_eq!(config.max_in_flight, 1024, "a bad value leaves the setting alone");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].code, codes::BAD_OVERRIDE);
+        assert_eq!(problems[0].field, "ONEX_MAX_IN_FLIGHT");
+    }
+
+    #[test]
     fn secret_refs_parse() {
         assert_eq!(SecretRef::parse("${env:PGPASSWORD}"), Some(SecretRef::Env("PGPASSWORD".into())));
         assert_eq!(
