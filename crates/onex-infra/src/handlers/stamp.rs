@@ -10,8 +10,8 @@ use onex_core::stamp::{
     from_mime, judge, stamp_with,
 };
 use onex_spi::{
-    Handler, HandlerDescriptor, HandlerFactory, HandlerInit, Health, SaveOutcome, SpiError, SpiResult, StampRecord,
-    StampStore, async_trait,
+    Handler, HandlerDescriptor, HandlerFactory, HandlerInit, Health, SaveOutcome, SecretStore, SpiError, SpiResult,
+    StampRecord, StampStore, async_trait,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
@@ -34,7 +34,7 @@ const PLAIN_TEXT: ContentType = ContentType { mime: "text/plain", style: Some(Co
 pub struct StampHandler {
     store: tokio::sync::OnceCell<Arc<dyn StampStore>>,
     /// Where `initialize` opens the store, when it was not given ready-made.
-    location: Option<StoreLocation>,
+    location: Option<(StoreLocation, Arc<dyn SecretStore>)>,
 }
 
 /// Where a stamp store lives.
@@ -42,7 +42,7 @@ pub struct StampHandler {
 pub enum StoreLocation {
     /// A SQLite file.
     Sqlite(std::path::PathBuf),
-    /// A PostgreSQL URL (it may hold a password: never printed).
+    /// A PostgreSQL URL, or a `${env:…}`/`${vault:…}` reference to one (never printed).
     Postgres(Secret),
 }
 
@@ -190,9 +190,10 @@ impl StampHandler {
         Self { store: tokio::sync::OnceCell::from(store), location: None }
     }
 
-    /// A handler that opens its store at `initialize`.
-    pub fn at(location: StoreLocation) -> Self {
-        Self { store: tokio::sync::OnceCell::new(), location: Some(location) }
+    /// A handler that opens its store at `initialize`, resolving a secret reference in a
+    /// PostgreSQL location through `secrets` first.
+    pub fn at(location: StoreLocation, secrets: Arc<dyn SecretStore>) -> Self {
+        Self { store: tokio::sync::OnceCell::new(), location: Some((location, secrets)) }
     }
 
     fn store(&self) -> SpiResult<&Arc<dyn StampStore>> {
@@ -318,10 +319,18 @@ impl Handler for StampHandler {
     }
 
     async fn initialize(&self) -> SpiResult<()> {
-        let Some(location) = self.location.clone().filter(|_| self.store.get().is_none()) else { return Ok(()) };
+        let Some((location, secrets)) = self.location.as_ref().filter(|_| self.store.get().is_none()) else {
+            return Ok(());
+        };
         let store: Arc<dyn StampStore> = match location {
-            StoreLocation::Sqlite(path) => Arc::new(SqliteStampStore::open(&path).await?),
-            StoreLocation::Postgres(url) => Arc::new(PostgresStampStore::connect(url.expose(), 8).await?),
+            StoreLocation::Sqlite(path) => Arc::new(SqliteStampStore::open(path).await?),
+            StoreLocation::Postgres(value) => {
+                let url = match onex_core::contract::SecretRef::parse(value.expose()) {
+                    Some(reference) => secrets.resolve(&reference).await?,
+                    None => value.clone(),
+                };
+                Arc::new(PostgresStampStore::connect(url.expose(), 8).await?)
+            }
         };
         // A concurrent initialise may have won the race; either store is the same location.
         let _ = self.store.set(store);
@@ -329,6 +338,8 @@ impl Handler for StampHandler {
     }
 
     async fn execute(&self, request: &Envelope) -> SpiResult<Json> {
+        // Not initialised, not serving: every operation, store-bound or not.
+        self.store()?;
         let payload = &request.payload;
         match request.operation.as_str() {
             "stamp.create" => self.create(payload).await,
@@ -396,70 +407,9 @@ impl HandlerFactory for StampHandlerFactory {
                     "stamp config: give `sqlite_path` or `postgres_url`, not both",
                 ));
             }
-            (_, Some(url)) => PendingLocation::Postgres(url),
-            (path, None) => {
-                PendingLocation::Sqlite(init.data_dir.join(path.unwrap_or_else(|| "onex-stamps.db".into())))
-            }
+            (_, Some(url)) => StoreLocation::Postgres(Secret::new(url)),
+            (path, None) => StoreLocation::Sqlite(init.data_dir.join(path.unwrap_or_else(|| "onex-stamps.db".into()))),
         };
-        Ok(Arc::new(ConfiguredStampHandler { location, secrets: init.secrets, inner: tokio::sync::OnceCell::new() }))
-    }
-}
-
-enum PendingLocation {
-    Sqlite(std::path::PathBuf),
-    Postgres(String),
-}
-
-/// A stamp handler built from configuration: resolves its store's secret and opens the store
-/// when initialised, then serves through a [`StampHandler`].
-struct ConfiguredStampHandler {
-    location: PendingLocation,
-    secrets: Arc<dyn onex_spi::SecretStore>,
-    inner: tokio::sync::OnceCell<StampHandler>,
-}
-
-impl ConfiguredStampHandler {
-    fn inner(&self) -> SpiResult<&StampHandler> {
-        self.inner.get().ok_or_else(|| {
-            SpiError::new(codes::STORE_UNAVAILABLE, "the stamp handler's store is not open (handler not initialised)")
-        })
-    }
-}
-
-#[async_trait]
-impl Handler for ConfiguredStampHandler {
-    fn describe(&self) -> HandlerDescriptor {
-        StampHandlerFactory.descriptor()
-    }
-
-    async fn initialize(&self) -> SpiResult<()> {
-        let location = match &self.location {
-            PendingLocation::Sqlite(path) => StoreLocation::Sqlite(path.clone()),
-            PendingLocation::Postgres(value) => {
-                StoreLocation::Postgres(match onex_core::contract::SecretRef::parse(value) {
-                    Some(reference) => self.secrets.resolve(&reference).await?,
-                    None => Secret::new(value.clone()),
-                })
-            }
-        };
-        let handler = StampHandler::at(location);
-        handler.initialize().await?;
-        let _ = self.inner.set(handler);
-        Ok(())
-    }
-
-    async fn execute(&self, request: &Envelope) -> SpiResult<Json> {
-        self.inner()?.execute(request).await
-    }
-
-    async fn health(&self) -> Health {
-        match self.inner() {
-            Ok(h) => h.health().await,
-            Err(e) => Health::Unhealthy(e.to_string()),
-        }
-    }
-
-    async fn shutdown(&self) -> SpiResult<()> {
-        Ok(())
+        Ok(Arc::new(StampHandler::at(location, init.secrets)))
     }
 }
