@@ -1,16 +1,27 @@
 //! The monotonic time and randomness the core resilience state machines take as parameters.
 
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use onex_core::time::Tick;
 
-/// Now, on a monotonic timeline starting at the first call in this process. Under tokio's
-/// paused test clock it follows the paused time.
-pub fn now_tick() -> Tick {
-    static EPOCH: OnceLock<tokio::time::Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(tokio::time::Instant::now);
-    Tick::from_duration(tokio::time::Instant::now().saturating_duration_since(epoch))
+/// A monotonic timeline for one resilience stack, starting when the stack is built. Its ticks
+/// are only compared with each other (breaker, token bucket, retry budget of that stack), so
+/// every stack can have its own epoch; under tokio's paused test clock it follows paused time.
+#[derive(Debug, Clone, Copy)]
+pub struct MonotonicClock {
+    epoch: tokio::time::Instant,
+}
+
+impl MonotonicClock {
+    /// A timeline starting now.
+    pub fn start() -> Self {
+        Self { epoch: tokio::time::Instant::now() }
+    }
+
+    /// Now, on this timeline.
+    pub fn now(&self) -> Tick {
+        Tick::from_duration(tokio::time::Instant::now().saturating_duration_since(self.epoch))
+    }
 }
 
 /// A uniformly random number in `[0, 1)` (retry jitter).

@@ -16,7 +16,7 @@ use serde_json::Value as Json;
 use tokio::sync::{Mutex, Semaphore};
 use tower::Service;
 
-use super::clock::{now_tick, random_unit};
+use super::clock::{MonotonicClock, random_unit};
 
 /// The future every layer returns.
 pub type CallFuture = Pin<Box<dyn Future<Output = Result<Json, SpiError>> + Send>>;
@@ -112,6 +112,7 @@ impl<S: Inner> Service<Envelope> for ConcurrencyLimit<S> {
 pub struct RateLimit<S> {
     pub(super) inner: S,
     pub(super) bucket: Arc<Mutex<TokenBucket>>,
+    pub(super) clock: MonotonicClock,
 }
 
 impl<S: Inner> Service<Envelope> for RateLimit<S> {
@@ -121,11 +122,11 @@ impl<S: Inner> Service<Envelope> for RateLimit<S> {
     forward_ready!();
 
     fn call(&mut self, env: Envelope) -> CallFuture {
-        let bucket = Arc::clone(&self.bucket);
+        let (bucket, clock) = (Arc::clone(&self.bucket), self.clock);
         let mut inner = self.inner.clone();
         Box::pin(async move {
             loop {
-                let wait = bucket.lock().await.try_acquire(now_tick());
+                let wait = bucket.lock().await.try_acquire(clock.now());
                 match wait {
                     Ok(()) => break,
                     Err(wait) => tokio::time::sleep(wait).await,
@@ -144,6 +145,7 @@ pub struct Retry<S> {
     pub(super) schedule: Arc<RetrySchedule>,
     pub(super) budget: Arc<Mutex<RetryBudget>>,
     pub(super) stats: Arc<ResilienceStats>,
+    pub(super) clock: MonotonicClock,
 }
 
 impl<S: Inner> Service<Envelope> for Retry<S> {
@@ -154,9 +156,10 @@ impl<S: Inner> Service<Envelope> for Retry<S> {
 
     fn call(&mut self, env: Envelope) -> CallFuture {
         let (schedule, budget, stats) = (Arc::clone(&self.schedule), Arc::clone(&self.budget), Arc::clone(&self.stats));
+        let clock = self.clock;
         let mut inner = self.inner.clone();
         Box::pin(async move {
-            budget.lock().await.deposit(now_tick());
+            budget.lock().await.deposit(clock.now());
             let mut retries = 0;
             loop {
                 let error = match inner.call(env.clone()).await {
@@ -168,7 +171,7 @@ impl<S: Inner> Service<Envelope> for Retry<S> {
                 else {
                     return Err(error);
                 };
-                if !budget.lock().await.try_withdraw(now_tick()) {
+                if !budget.lock().await.try_withdraw(clock.now()) {
                     return Err(error);
                 }
                 retries += 1;
@@ -186,6 +189,7 @@ pub struct Breaker<S> {
     pub(super) breaker: Arc<std::sync::Mutex<CircuitBreaker>>,
     pub(super) node: Arc<str>,
     pub(super) stats: Arc<ResilienceStats>,
+    pub(super) clock: MonotonicClock,
 }
 
 impl<S: Inner> Service<Envelope> for Breaker<S> {
@@ -196,7 +200,7 @@ impl<S: Inner> Service<Envelope> for Breaker<S> {
 
     fn call(&mut self, env: Envelope) -> CallFuture {
         let breaker = Arc::clone(&self.breaker);
-        let admitted = breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).try_acquire(now_tick());
+        let admitted = breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).try_acquire(self.clock.now());
         if let Err(open) = admitted {
             self.stats.rejected_open.fetch_add(1, Ordering::Relaxed);
             let message = format!(
@@ -208,9 +212,9 @@ impl<S: Inner> Service<Envelope> for Breaker<S> {
             );
             return Box::pin(async move { Err(SpiError::new(codes::CIRCUIT_OPEN, message)) });
         }
-        let call = self.inner.call(env);
+        let (call, clock) = (self.inner.call(env), self.clock);
         Box::pin(async move {
-            let mut outcome = Outcome { breaker, recorded: false };
+            let mut outcome = Outcome { breaker, clock, recorded: false };
             let result = call.await;
             outcome.record(result.as_ref().err().map(SpiError::category));
             result
@@ -222,13 +226,14 @@ impl<S: Inner> Service<Envelope> for Breaker<S> {
 /// cancelled request) counts as unavailable, so a half-open breaker's trial slot is never lost.
 struct Outcome {
     breaker: Arc<std::sync::Mutex<CircuitBreaker>>,
+    clock: MonotonicClock,
     recorded: bool,
 }
 
 impl Outcome {
     fn record(&mut self, failure: Option<onex_core::error::ErrorCategory>) {
         self.recorded = true;
-        self.breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).record(failure, now_tick());
+        self.breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).record(failure, self.clock.now());
     }
 }
 

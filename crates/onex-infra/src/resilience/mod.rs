@@ -6,6 +6,6 @@ mod clock;
 mod layers;
 mod stack;
 
-pub use clock::{now_tick, random_unit};
+pub use clock::{MonotonicClock, random_unit};
 pub use layers::ResilienceStats;
 pub use stack::{NodeService, RETRY_BUDGET_RATIO, RETRY_FLOOR_PER_SECOND, ResilienceStack};

@@ -14,7 +14,7 @@ use serde_json::Value as Json;
 use tower::Service;
 use tower::util::BoxCloneSyncService;
 
-use super::clock::now_tick;
+use super::clock::MonotonicClock;
 use super::layers::{Breaker, CallFuture, ConcurrencyLimit, RateLimit, ResilienceStats, Retry, Timeout};
 
 /// Share of first attempts that may be retried on top of `RETRY_FLOOR_PER_SECOND`.
@@ -52,6 +52,7 @@ pub struct ResilienceStack {
     /// Retry, timeout and rejection counters.
     pub stats: Arc<ResilienceStats>,
     breaker: Option<Arc<std::sync::Mutex<CircuitBreaker>>>,
+    clock: MonotonicClock,
 }
 
 impl std::fmt::Debug for ResilienceStack {
@@ -65,6 +66,7 @@ impl ResilienceStack {
     pub fn build(node: &NodeContract, handler: Arc<dyn Handler>) -> Self {
         let r = &node.resilience;
         let stats = Arc::new(ResilienceStats::default());
+        let clock = MonotonicClock::start();
         let per_operation: Vec<(String, Duration)> = node
             .io_operations
             .iter()
@@ -81,8 +83,8 @@ impl ResilienceStack {
             service = NodeService::new(ConcurrencyLimit { inner: service, slots });
         }
         if let Some(policy) = r.rate_limit {
-            let bucket = Arc::new(tokio::sync::Mutex::new(TokenBucket::new(policy, now_tick())));
-            service = NodeService::new(RateLimit { inner: service, bucket });
+            let bucket = Arc::new(tokio::sync::Mutex::new(TokenBucket::new(policy, clock.now())));
+            service = NodeService::new(RateLimit { inner: service, bucket, clock });
         }
         if let Some(policy) = &r.retry_policy {
             let budget = RetryBudget::new(RETRY_BUDGET_RATIO, RETRY_FLOOR_PER_SECOND);
@@ -91,6 +93,7 @@ impl ResilienceStack {
                 schedule: Arc::new(RetrySchedule::new(policy.clone())),
                 budget: Arc::new(tokio::sync::Mutex::new(budget)),
                 stats: Arc::clone(&stats),
+                clock,
             });
         }
         let breaker = r.circuit_breaker.map(|policy| Arc::new(std::sync::Mutex::new(CircuitBreaker::new(policy))));
@@ -100,14 +103,15 @@ impl ResilienceStack {
                 breaker: Arc::clone(breaker),
                 node: Arc::from(node.name.as_str()),
                 stats: Arc::clone(&stats),
+                clock,
             });
         }
-        Self { service, stats, breaker }
+        Self { service, stats, breaker, clock }
     }
 
     /// The breaker's state now (`None` when the contract declares no breaker).
     pub fn breaker_state(&self) -> Option<BreakerState> {
         let breaker = self.breaker.as_ref()?;
-        Some(breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).state(now_tick()))
+        Some(breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).state(self.clock.now()))
     }
 }
