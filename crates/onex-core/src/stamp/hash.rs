@@ -75,6 +75,13 @@ impl NormalizedHash {
         Self::from_parts(outcome, hash, len)
     }
 
+    /// The result for binary content: raw BLAKE3 over all `len` bytes, nothing removed, so the
+    /// whole content is the body (`last` is its last byte).
+    pub fn raw(hash: blake3::Hash, len: u64, last: Option<u8>) -> Self {
+        let body = BodyInfo { len, head: Vec::new(), last };
+        Self { hash, len, stamps: Vec::new(), stamp_count: 0, body }
+    }
+
     /// Assembles the result of a finished pipeline and a hash computed elsewhere (for example
     /// on several cores) over its output.
     pub fn from_parts(outcome: NormalizeOutcome, hash: blake3::Hash, len: u64) -> Self {

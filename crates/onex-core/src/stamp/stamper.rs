@@ -193,8 +193,7 @@ pub fn stamp<'a>(content: &'a [u8], req: &StampRequest<'_>) -> Result<Stamped<'a
 
 /// The hash of binary content: raw BLAKE3, nothing removed or normalised.
 pub fn raw_hash(content: &[u8]) -> NormalizedHash {
-    let body = BodyInfo { len: content.len() as u64, head: Vec::new(), last: content.last().copied() };
-    NormalizedHash { hash: blake3::hash(content), len: content.len() as u64, stamps: Vec::new(), stamp_count: 0, body }
+    NormalizedHash::raw(blake3::hash(content), content.len() as u64, content.last().copied())
 }
 
 /// [`stamp`] with the content's hash already computed ([`normalized_hash`] for text, [`raw_hash`]

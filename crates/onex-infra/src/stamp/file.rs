@@ -7,8 +7,8 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use onex_core::stamp::{
-    BINARY, BodyInfo, ContentType, NormalizedHash, Normalizer, SNIFF_LEN, StampError, StampFields, StampFilter,
-    StampFormat, StampPlacement, StampRequest, Validation, check_request, detect, effective_format, judge, place_stamp,
+    BINARY, ContentType, NormalizedHash, Normalizer, SNIFF_LEN, StampError, StampFields, StampFilter, StampFormat,
+    StampPlacement, StampRequest, Validation, check_request, detect, effective_format, judge, place_stamp,
     stamp_fields,
 };
 
@@ -93,7 +93,7 @@ pub fn digest_file(path: &Path) -> Result<FileDigest, FileError> {
     let mut head = Vec::new();
     let mut content_type = None;
     let mut text = Normalizer::new();
-    let mut raw = BodyInfo::default();
+    let mut last_byte = None;
     let mut sink = ParallelSink::default();
     read_chunks(path, |chunk| {
         if head.len() < SNIFF_LEN {
@@ -101,7 +101,7 @@ pub fn digest_file(path: &Path) -> Result<FileDigest, FileError> {
         }
         let ty = *content_type.get_or_insert_with(|| detect(path.to_str(), &head));
         if ty == BINARY {
-            raw.len += chunk.len() as u64;
+            last_byte = chunk.last().copied().or(last_byte);
             sink.write(chunk);
         } else {
             text.push(chunk, &mut |b: &[u8]| sink.write(b));
@@ -110,7 +110,7 @@ pub fn digest_file(path: &Path) -> Result<FileDigest, FileError> {
     let content_type = content_type.unwrap_or_else(|| detect(path.to_str(), &head));
     let normalized = if content_type == BINARY {
         let (hash, len) = sink.finalize();
-        NormalizedHash { hash, len, stamps: Vec::new(), stamp_count: 0, body: raw }
+        NormalizedHash::raw(hash, len, last_byte)
     } else {
         let outcome = text.finish(&mut |b: &[u8]| sink.write(b));
         let (hash, len) = sink.finalize();

@@ -11,7 +11,7 @@ use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use blake3::hazmat::{ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root};
-use onex_core::stamp::{BodyInfo, NormalizedHash, Normalizer};
+use onex_core::stamp::{NormalizedHash, Normalizer};
 
 /// Bytes per block: 64 chunks, a power of two, so every full block is a subtree of the tree.
 pub const BLOCK: usize = 64 * 1024;
@@ -185,8 +185,7 @@ pub fn raw_hash_parallel(content: &[u8]) -> NormalizedHash {
     let mut sink = ParallelSink::default();
     sink.write(content);
     let (hash, len) = sink.finalize();
-    let body = BodyInfo { len, head: Vec::new(), last: content.last().copied() };
-    NormalizedHash { hash, len, stamps: Vec::new(), stamp_count: 0, body }
+    NormalizedHash::raw(hash, len, content.last().copied())
 }
 
 /// Merges subtree chaining values (with their byte lengths, all full blocks but the last)
