@@ -1,5 +1,5 @@
 //! `InMemoryEventBus` behaviour: partitioning, per-key order, consumer groups and rebalances,
-//! at-least-once commits, backpressure and close.
+//! at-least-once commits, backpressure, retention on topics nobody subscribed to and close.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -275,25 +275,70 @@ async fn a_full_partition_holds_publishers_back_until_its_oldest_message_is_ackn
     assert_eq!(offsets(&drain(&mut stream)), [4]);
 }
 
+#[tokio::test]
+async fn a_topic_no_group_subscribed_to_keeps_its_newest_messages_and_never_blocks() {
+    const PARTITIONS: u8 = 4;
+    const CAPACITY: u8 = 3;
+    let bus = InMemoryEventBus::new(PARTITIONS.into(), CAPACITY.into());
+    assert_eq!(bus.retained("replies"), 0);
+    // Three times what the topic holds, round-robin: message `n` lands on partition
+    // `n % PARTITIONS` at offset `n / PARTITIONS`, each publish at once.
+    for n in 0..3 * CAPACITY * PARTITIONS {
+        let delivery = timeout(PENDING, bus.publish(message("replies", None, [n])))
+            .await
+            .expect("a publish to a topic nobody subscribed to waited")
+            .unwrap();
+        assert_eq!((delivery.partition, delivery.offset), (u32::from(n % PARTITIONS), u64::from(n / PARTITIONS)));
+        assert_eq!(bus.retained("replies"), u64::from((n + 1).min(CAPACITY * PARTITIONS)));
+    }
+
+    // A group that comes later gets exactly the newest `CAPACITY` of each partition, at their
+    // original offsets, starting at the oldest retained one.
+    let mut stream = within(bus.subscribe("late", &topics(&["replies"]))).await.unwrap();
+    let got = drain(&mut stream);
+    assert_eq!(got.len(), usize::from(CAPACITY * PARTITIONS));
+    for partition in 0..PARTITIONS {
+        let mine: Vec<&InboundMessage> = got.iter().filter(|m| m.partition == u32::from(partition)).collect();
+        let positions: Vec<(u64, u8)> = mine.iter().map(|m| (m.offset, m.payload[0])).collect();
+        let expected: Vec<(u64, u8)> = (6..9).map(|offset| (offset, offset as u8 * PARTITIONS + partition)).collect();
+        assert_eq!(positions, expected, "partition {partition}");
+        assert_eq!(bus.committed("late", "replies", partition.into()), Some(6));
+    }
+    assert_eq!(bus.backlog("late", "replies"), u64::from(CAPACITY * PARTITIONS));
+    // Other topics are untouched.
+    assert_eq!(bus.retained("other"), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_topic_without_groups_keeps_its_first_messages_for_the_first_group() {
+async fn once_a_group_subscribed_a_topic_keeps_what_it_did_not_commit() {
     let bus = InMemoryEventBus::new(1, 2);
-    for n in 0..2u8 {
+    for n in 0..5u8 {
         within(bus.publish(message("t", None, [n]))).await.unwrap();
     }
-    let third = {
+    assert_eq!(bus.retained("t"), 2);
+    // The group subscribes and goes away without reading: the topic now waits for it.
+    drop(within(bus.subscribe("g", &topics(&["t"]))).await.unwrap());
+    assert_eq!(bus.committed("g", "t", 0), Some(3));
+    let sixth = {
         let bus = bus.clone();
-        tokio::spawn(async move { bus.publish(message("t", None, [2])).await })
+        tokio::spawn(async move { bus.publish(message("t", None, [5])).await })
     };
-    let mut third = std::pin::pin!(third);
-    assert!(timeout(PENDING, third.as_mut()).await.is_err(), "the 3rd publish did not wait");
+    let mut sixth = std::pin::pin!(sixth);
+    assert!(timeout(PENDING, sixth.as_mut()).await.is_err(), "a full partition dropped a message a group needs");
+    assert_eq!(bus.retained("t"), 2);
 
     let mut stream = within(bus.subscribe("g", &topics(&["t"]))).await.unwrap();
     let first = next(&mut stream).await;
-    assert_eq!(first.payload, [0]);
+    assert_eq!((first.offset, first.payload.as_slice()), (3, [3].as_slice()));
     within(bus.acknowledge("g", &first)).await.unwrap();
-    assert_eq!(within(third).await.unwrap().unwrap().offset, 2);
-    assert_eq!(offsets(&drain(&mut stream)), [1, 2]);
+    assert_eq!(within(sixth).await.unwrap().unwrap().offset, 5);
+    assert_eq!(bus.retained("t"), 2);
+    let rest = drain(&mut stream);
+    assert_eq!(offsets(&rest), [4, 5]);
+    for m in &rest {
+        within(bus.acknowledge("g", m)).await.unwrap();
+    }
+    assert_eq!(bus.retained("t"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,11 +1,14 @@
 //! `StateStore` behaviour, one suite run against SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "state_store/batch.rs"]
+mod batch;
 mod common;
+#[path = "state_store/concurrency.rs"]
+mod concurrency;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use onex_core::envelope::ReplyError;
@@ -77,7 +80,14 @@ fn commit(
         expected_version,
         state: state.to_owned(),
         outbox,
+        reply: reply_of(envelope_id, state),
     }
+}
+
+/// The reply `commit` stores with a transition: names its envelope and new state, with text
+/// and numbers that must come back as they went in.
+fn reply_of(envelope_id: Uuid, state: &str) -> Json {
+    json!({"envelope_id": envelope_id.to_string(), "to_state": state, "note": "héllo ✓ \"q\"", "n": [1, 0.5, null]})
 }
 
 fn entity(fsm: &str, key: &str, state: &str, version: u64) -> Option<EntityState> {
@@ -149,7 +159,8 @@ async fn versions_and_conflicts(store: &dyn StateStore, scope: &Scope) {
 
     // The refused envelope, retried against the current version, goes through.
     let retried = commit(scope.id(3), &fsm, "o-1", Some(2), "cancelled", vec![message(&topic, Some("o-1"), 3)]);
-    assert_eq!(store.commit_transition(retried).await.unwrap(), CommitOutcome::Committed { version: 3 });
+    assert_eq!(store.commit_transition(retried.clone()).await.unwrap(), CommitOutcome::Committed { version: 3 });
+    assert_eq!(store.processed_reply(retried.envelope_id).await.unwrap(), Some(retried.reply));
     assert_eq!(store.load_state(&fsm, "o-1").await.unwrap(), entity(&fsm, "o-1", "cancelled", 3));
 
     // Entities are independent: the same key in another state machine starts at version 1.
@@ -174,14 +185,16 @@ async fn duplicates_and_replies(store: &dyn StateStore, scope: &Scope) {
     changed.expected_version = Some(1);
     changed.state = "shipped".to_owned();
     changed.outbox = vec![message(&topic, Some("d-1"), 11)];
+    changed.reply = json!({"changed": true});
     assert_eq!(store.commit_transition(changed).await.unwrap(), CommitOutcome::Duplicate);
     assert_eq!(store.load_state(&fsm, "d-1").await.unwrap(), entity(&fsm, "d-1", "created", 1));
     assert_eq!(messages(&pending_on(store, &topic).await), [message(&topic, Some("d-1"), 10)]);
 
-    // A committed transition counts as processed, with a JSON null reply.
-    assert_eq!(store.processed_reply(first.envelope_id).await.unwrap(), Some(Json::Null));
+    // A committed transition counts as processed, with the reply committed with it (not the
+    // duplicate's, nor a reply recorded later).
+    assert_eq!(store.processed_reply(first.envelope_id).await.unwrap(), Some(first.reply.clone()));
     assert!(!store.record_reply(first.envelope_id, &json!({"late": true})).await.unwrap());
-    assert_eq!(store.processed_reply(first.envelope_id).await.unwrap(), Some(Json::Null));
+    assert_eq!(store.processed_reply(first.envelope_id).await.unwrap(), Some(first.reply.clone()));
 
     // Replies of envelopes that change no state: recorded once, the first one kept.
     let envelope_id = scope.id(12);
@@ -286,84 +299,6 @@ async fn runs_and_journals(store: &dyn StateStore, scope: &Scope) {
     assert_eq!(error.category(), ErrorCategory::NotFound, "{error}");
 }
 
-/// Two commits of one entity at one expected version, started together, over and over: each
-/// time exactly one is committed, the other is refused as a conflict and leaves no trace.
-/// Even rounds race to update an existing entity, odd rounds to create a new one.
-async fn concurrent_commits_one_wins(store: Arc<dyn StateStore>, scope: &Scope) {
-    let (fsm, topic) = (scope.fsm("race"), scope.topic("race"));
-    for round in 0..20u32 {
-        let key = format!("e-{round}");
-        let base = 100 + round * 3;
-        let expected = if round % 2 == 0 {
-            let setup = commit(scope.id(base), &fsm, &key, None, "new", Vec::new());
-            assert_eq!(store.commit_transition(setup).await.unwrap(), CommitOutcome::Committed { version: 1 });
-            Some(1)
-        } else {
-            None
-        };
-        let barrier = Arc::new(tokio::sync::Barrier::new(2));
-        let tasks = [0, 1].map(|side| {
-            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
-            let outbox = vec![message(&topic, Some(&key), side)];
-            let c = commit(scope.id(base + 1 + side), &fsm, &key, expected, &format!("by-{side}"), outbox);
-            tokio::spawn(async move {
-                barrier.wait().await;
-                store.commit_transition(c).await
-            })
-        });
-        let mut results = Vec::new();
-        for task in tasks {
-            results.push(task.await.unwrap());
-        }
-        let version = expected.map_or(1, |v| v + 1);
-        let winners: Vec<u32> = (0..2).filter(|&s| results[s as usize].is_ok()).collect();
-        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
-        let (winner, loser) = (winners[0], 1 - winners[0]);
-        assert_eq!(results[winner as usize].as_ref().unwrap(), &CommitOutcome::Committed { version });
-        let error = results[loser as usize].as_ref().unwrap_err();
-        assert_eq!(error.category(), ErrorCategory::Conflict, "round {round}: {error}");
-
-        let state = format!("by-{winner}");
-        assert_eq!(store.load_state(&fsm, &key).await.unwrap(), entity(&fsm, &key, &state, version));
-        assert_eq!(store.processed_reply(scope.id(base + 1 + winner)).await.unwrap(), Some(Json::Null));
-        assert_eq!(store.processed_reply(scope.id(base + 1 + loser)).await.unwrap(), None);
-        let pending = pending_on(store.as_ref(), &topic).await;
-        let of_key: Vec<_> = pending.iter().filter(|e| e.message.key.as_deref() == Some(&key)).collect();
-        assert_eq!(of_key.len(), 1, "round {round}");
-        assert_eq!(of_key[0].message, message(&topic, Some(&key), winner));
-    }
-}
-
-/// Eight appends to one run's journal at once: all land, with distinct `seq`s (the journal
-/// holds each entry once).
-async fn concurrent_appends_all_land(store: Arc<dyn StateStore>, scope: &Scope) {
-    let run_id = scope.id(500);
-    let run = RunRecord { run_id, workflow: "fan-out".to_owned(), trigger: json!({}), status: "running".to_owned() };
-    assert!(store.start_run(&run).await.unwrap());
-    let barrier = Arc::new(tokio::sync::Barrier::new(8));
-    let tasks: Vec<_> = (0..8usize)
-        .map(|step| {
-            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
-            let entry = JournalEntry {
-                step,
-                attempt: 1,
-                compensation: false,
-                outcome: StepOutcome::Succeeded { output: json!({"step": step}) },
-            };
-            tokio::spawn(async move {
-                barrier.wait().await;
-                store.append_journal(run_id, &entry).await
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap().unwrap();
-    }
-    let mut steps: Vec<usize> = store.journal(run_id).await.unwrap().iter().map(|e| e.step).collect();
-    steps.sort_unstable();
-    assert_eq!(steps, (0..8).collect::<Vec<_>>());
-}
-
 /// 1,000 transitions of one entity, one after the other, each with one outbox message; prints
 /// how long they took (`-- --nocapture` shows it).
 #[allow(clippy::print_stderr)]
@@ -420,7 +355,7 @@ async fn sqlite_state_survives_reopening() {
     }
     let store = SqliteStateStore::open(&path).await.unwrap();
     assert_eq!(store.load_state(&fsm, "o-1").await.unwrap(), entity(&fsm, "o-1", "created", 1));
-    assert_eq!(store.processed_reply(scope.id(1)).await.unwrap(), Some(Json::Null));
+    assert_eq!(store.processed_reply(scope.id(1)).await.unwrap(), Some(reply_of(scope.id(1), "created")));
     assert_eq!(store.processed_reply(scope.id(3)).await.unwrap(), Some(json!({"done": 1})));
     assert_eq!(messages(&store.pending_outbox(10).await.unwrap()), [message(&topic, Some("o-1"), 1)]);
     assert_eq!(store.unfinished_runs().await.unwrap(), std::slice::from_ref(&run));
@@ -432,24 +367,6 @@ async fn sqlite_state_survives_reopening() {
     assert_eq!(store.commit_transition(next).await.unwrap(), CommitOutcome::Committed { version: 2 });
     store.append_journal(run.run_id, &entries[1]).await.unwrap();
     assert_eq!(store.journal(run.run_id).await.unwrap(), entries[..2]);
-    store.pool().close().await;
-    std::fs::remove_dir_all(dir).unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_concurrent_commits_one_wins() {
-    let (path, dir) = temp_db("sqlite-race");
-    let store = Arc::new(SqliteStateStore::open(&path).await.unwrap());
-    concurrent_commits_one_wins(store.clone(), &Scope::new("sqlite-race")).await;
-    store.pool().close().await;
-    std::fs::remove_dir_all(dir).unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_concurrent_appends_all_land() {
-    let (path, dir) = temp_db("sqlite-appends");
-    let store = Arc::new(SqliteStateStore::open(&path).await.unwrap());
-    concurrent_appends_all_land(store.clone(), &Scope::new("sqlite-appends")).await;
     store.pool().close().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -494,22 +411,6 @@ async fn postgres_state_store_behaves() {
     let store = postgres_store().await;
     let scope = Scope::new("postgres");
     state_store_suite(&store, &scope).await;
-    delete_postgres_rows(&store, &scope).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_concurrent_commits_one_wins() {
-    let store = Arc::new(postgres_store().await);
-    let scope = Scope::new("postgres-race");
-    concurrent_commits_one_wins(store.clone(), &scope).await;
-    delete_postgres_rows(&store, &scope).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_concurrent_appends_all_land() {
-    let store = Arc::new(postgres_store().await);
-    let scope = Scope::new("postgres-appends");
-    concurrent_appends_all_land(store.clone(), &scope).await;
     delete_postgres_rows(&store, &scope).await;
 }
 

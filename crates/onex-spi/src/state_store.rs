@@ -36,6 +36,9 @@ pub struct TransitionCommit {
     pub state: String,
     /// Intents (and the reply) to publish once committed: the outbox.
     pub outbox: Vec<OutboundMessage>,
+    /// The reply to return if the same envelope is delivered again; stored as the envelope's
+    /// idempotency record.
+    pub reply: Json,
 }
 
 /// What a commit did.
@@ -79,11 +82,21 @@ pub trait StateStore: Send + Sync + 'static {
     async fn load_state(&self, fsm: &str, entity_key: &str) -> SpiResult<Option<EntityState>>;
 
     /// In one transaction: checks the version, writes the state, appends the outbox and the
-    /// idempotency record. A version mismatch is a `conflict` error; a known envelope id is
-    /// [`CommitOutcome::Duplicate`].
+    /// idempotency record (with the commit's reply). A version mismatch is a `conflict` error;
+    /// a known envelope id is [`CommitOutcome::Duplicate`].
     async fn commit_transition(&self, commit: TransitionCommit) -> SpiResult<CommitOutcome>;
 
-    /// The stored reply of an envelope processed before, if any.
+    /// Commits many transitions in ONE database transaction (one fsync), each isolated in its
+    /// own SAVEPOINT, so a version conflict or duplicate in one does not affect the others:
+    /// each result is what [`StateStore::commit_transition`] would have returned for it, had
+    /// the commits run one after the other in input order (a later commit sees the earlier
+    /// ones' writes). Results are in input order. The outer result is `Err` only if the
+    /// transaction itself failed (including the store becoming unavailable part-way: a lost
+    /// connection, a locked database); then nothing was written.
+    async fn commit_transitions(&self, commits: Vec<TransitionCommit>) -> SpiResult<Vec<SpiResult<CommitOutcome>>>;
+
+    /// The stored reply of an envelope processed before (recorded, or committed with its
+    /// transition), if any.
     async fn processed_reply(&self, envelope_id: Uuid) -> SpiResult<Option<Json>>;
 
     /// Records an envelope's reply (for envelopes that change no reducer state). Returns false

@@ -14,11 +14,13 @@
 //!   that changes hands resumes at the commit, so every message not yet acknowledged is
 //!   delivered again; messages acknowledged beyond a gap are skipped. A group new to a topic
 //!   starts at the oldest retained message, like Kafka's `auto.offset.reset=earliest`.
-//! - **Bounded memory.** A partition retains at most `capacity` messages. A message is dropped
-//!   once every group that ever subscribed to its topic committed past it — a group without live
-//!   members still holds its uncommitted messages, so a restarted consumer loses nothing. A
-//!   topic nobody subscribed to keeps its first `capacity` messages per partition for the first
-//!   group to come. `publish` waits while its partition is full (backpressure).
+//! - **Bounded memory.** A partition retains at most `capacity` messages. On a topic some group
+//!   subscribed to, a message is dropped once every group that ever subscribed to the topic
+//!   committed past it — a group without live members still holds its uncommitted messages, so
+//!   a restarted consumer loses nothing — and `publish` waits while its partition is full
+//!   (backpressure). A topic no group ever subscribed to has size retention, like Kafka's: a
+//!   full partition drops its oldest message to make room, so publishing there never blocks
+//!   (replies nobody reads cannot stall a host). Offsets keep increasing either way.
 //! - **Close.** `close` ends every stream and wakes waiting publishers; from then on publish,
 //!   subscribe and acknowledge fail with `ONEX_INFRA_030_BUS_CLOSED` (unavailable).
 //!
@@ -99,6 +101,12 @@ impl InMemoryEventBus {
     /// How many messages of `topic` are published but not committed by `group`.
     pub fn backlog(&self, group: &str, topic: &str) -> u64 {
         self.shared.lock().backlog(group, topic)
+    }
+
+    /// How many messages of `topic` the bus holds now, over all its partitions (0 for a topic
+    /// never used).
+    pub fn retained(&self, topic: &str) -> u64 {
+        self.shared.lock().retained(topic)
     }
 }
 

@@ -7,12 +7,21 @@
 //! re-checks the version against the committed row and finds the one the first wrote. Its
 //! outbox rows are inserted after that wait, so they get higher ids than the first's: messages
 //! of one entity leave the outbox in commit order.
+//!
+//! A batch (`commit_transitions`) is one transaction with a SAVEPOINT per commit, rolled back
+//! when the commit is a duplicate or refused. It holds the rows it wrote until it commits, so
+//! batches that meet on entities in opposite orders can deadlock: PostgreSQL aborts one
+//! statement, whose commit alone fails (`STORE_FAILED`) while the rest of its batch goes on.
+//!
+//! `onex_processed.reply` holds every processed envelope's reply, a committed transition's
+//! included (the migration's comment predates that; migrations are checksummed, so it stays).
 
 use async_trait::async_trait;
+use onex_core::error::ErrorCategory;
 use onex_core::workflow::JournalEntry;
 use onex_spi::{CommitOutcome, EntityState, OutboxEntry, RunRecord, SpiResult, StateStore, TransitionCommit};
 use serde_json::Value as Json;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::error::store_error;
@@ -104,6 +113,51 @@ impl PostgresStateStore {
     }
 }
 
+/// Writes `commit` in the transaction (or savepoint) `conn` is in: the idempotency record with
+/// the reply, the state at its next version and the outbox. Leaves the writes for the caller to
+/// keep only on [`CommitOutcome::Committed`]: after a duplicate or an error it must roll back.
+async fn write_transition(conn: &mut PgConnection, commit: &TransitionCommit) -> SpiResult<CommitOutcome> {
+    let err = |e| store_error("committing a transition", e);
+    let expected = commit.expected_version.map(db_version).transpose()?;
+    let recorded = sqlx::query(INSERT_PROCESSED)
+        .bind(commit.envelope_id.to_string())
+        .bind(&commit.reply)
+        .execute(&mut *conn)
+        .await
+        .map_err(err)?;
+    if recorded.rows_affected() == 0 {
+        return Ok(CommitOutcome::Duplicate);
+    }
+    let query = match expected {
+        None => sqlx::query_scalar(INSERT_STATE).bind(&commit.fsm).bind(&commit.entity_key).bind(&commit.state),
+        Some(v) => {
+            sqlx::query_scalar(UPDATE_STATE).bind(&commit.fsm).bind(&commit.entity_key).bind(&commit.state).bind(v)
+        }
+    };
+    let written: Option<i64> = query.fetch_optional(&mut *conn).await.map_err(err)?;
+    let Some(version) = written else {
+        let found: Option<i64> = sqlx::query_scalar(SELECT_VERSION)
+            .bind(&commit.fsm)
+            .bind(&commit.entity_key)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?;
+        return Err(version_conflict(commit, found));
+    };
+    if !commit.outbox.is_empty() {
+        let messages = &commit.outbox;
+        sqlx::query(INSERT_OUTBOX)
+            .bind(messages.iter().map(|m| m.topic.as_str()).collect::<Vec<_>>())
+            .bind(messages.iter().map(|m| m.key.as_deref()).collect::<Vec<_>>())
+            .bind(messages.iter().map(|m| m.payload.as_slice()).collect::<Vec<_>>())
+            .bind(messages.iter().map(|m| headers_json(&m.headers)).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+    }
+    Ok(CommitOutcome::Committed { version: stored_u64(version, "version")? })
+}
+
 /// Ends a transaction without committing it. Its writes are discarded whatever happens: a
 /// failed rollback only means the connection is gone, taking the transaction with it.
 async fn discard(tx: Transaction<'_, Postgres>) {
@@ -125,51 +179,40 @@ impl StateStore for PostgresStateStore {
     }
 
     async fn commit_transition(&self, commit: TransitionCommit) -> SpiResult<CommitOutcome> {
-        const DOING: &str = "committing a transition";
-        let expected = commit.expected_version.map(db_version).transpose()?;
-        let err = |e| store_error(DOING, e);
+        let err = |e| store_error("committing a transition", e);
         let mut tx = self.pool.begin().await.map_err(err)?;
-        let recorded = sqlx::query(INSERT_PROCESSED)
-            .bind(commit.envelope_id.to_string())
-            .bind(Json::Null)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        if recorded.rows_affected() == 0 {
+        let outcome = write_transition(&mut tx, &commit).await;
+        if let Ok(CommitOutcome::Committed { .. }) = outcome {
+            tx.commit().await.map_err(err)?;
+        } else {
             discard(tx).await;
-            return Ok(CommitOutcome::Duplicate);
         }
-        let query = match expected {
-            None => sqlx::query_scalar(INSERT_STATE).bind(&commit.fsm).bind(&commit.entity_key).bind(&commit.state),
-            Some(v) => {
-                sqlx::query_scalar(UPDATE_STATE).bind(&commit.fsm).bind(&commit.entity_key).bind(&commit.state).bind(v)
+        outcome
+    }
+
+    async fn commit_transitions(&self, commits: Vec<TransitionCommit>) -> SpiResult<Vec<SpiResult<CommitOutcome>>> {
+        let err = |e| store_error("committing a batch of transitions", e);
+        if commits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut outcomes = Vec::with_capacity(commits.len());
+        for commit in &commits {
+            let mut savepoint = tx.begin().await.map_err(err)?;
+            let outcome = match write_transition(&mut savepoint, commit).await {
+                // The store is gone (connection lost, database locked): so is the transaction.
+                Err(e) if e.category() == ErrorCategory::Unavailable => return Err(e),
+                outcome => outcome,
+            };
+            if let Ok(CommitOutcome::Committed { .. }) = outcome {
+                savepoint.commit().await.map_err(err)?;
+            } else {
+                savepoint.rollback().await.map_err(err)?;
             }
-        };
-        let written: Option<i64> = query.fetch_optional(&mut *tx).await.map_err(err)?;
-        let Some(version) = written else {
-            let found: Option<i64> = sqlx::query_scalar(SELECT_VERSION)
-                .bind(&commit.fsm)
-                .bind(&commit.entity_key)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(err)?;
-            discard(tx).await;
-            return Err(version_conflict(&commit, found));
-        };
-        let version = stored_u64(version, "version")?;
-        if !commit.outbox.is_empty() {
-            let messages = &commit.outbox;
-            sqlx::query(INSERT_OUTBOX)
-                .bind(messages.iter().map(|m| m.topic.as_str()).collect::<Vec<_>>())
-                .bind(messages.iter().map(|m| m.key.as_deref()).collect::<Vec<_>>())
-                .bind(messages.iter().map(|m| m.payload.as_slice()).collect::<Vec<_>>())
-                .bind(messages.iter().map(|m| headers_json(&m.headers)).collect::<Vec<_>>())
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
+            outcomes.push(outcome);
         }
         tx.commit().await.map_err(err)?;
-        Ok(CommitOutcome::Committed { version })
+        Ok(outcomes)
     }
 
     async fn processed_reply(&self, envelope_id: Uuid) -> SpiResult<Option<Json>> {

@@ -108,6 +108,7 @@ mod tests {
             expected_version,
             state: "paid".to_owned(),
             outbox: Vec::new(),
+            reply: Json::Null,
         }
     }
 

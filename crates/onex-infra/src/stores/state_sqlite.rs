@@ -5,15 +5,20 @@
 //! SQLite has one writer at a time. Every writing transaction here starts with a write, so it
 //! takes the write lock first (waiting up to the busy timeout) and everything it reads after
 //! that is current: two commits for one entity run one after the other, and the second sees the
-//! first's version.
+//! first's version. A batch (`commit_transitions`) is one such transaction, one fsync, with a
+//! SAVEPOINT per commit that is rolled back when the commit is a duplicate or refused.
+//!
+//! `onex_processed.reply` holds every processed envelope's reply, a committed transition's
+//! included (the migration's comment predates that; migrations are checksummed, so it stays).
 
 use std::path::Path;
 
 use async_trait::async_trait;
+use onex_core::error::ErrorCategory;
 use onex_core::workflow::JournalEntry;
 use onex_spi::{CommitOutcome, EntityState, OutboxEntry, RunRecord, SpiResult, StateStore, TransitionCommit};
 use serde_json::Value as Json;
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use uuid::Uuid;
 
 use super::error::store_error;
@@ -69,9 +74,6 @@ const SELECT_RUN: &str = "SELECT run_id, workflow, trigger, status FROM onex_wor
 const SELECT_UNFINISHED: &str = "SELECT run_id, workflow, trigger, status FROM onex_workflow_runs \
      WHERE status = 'running' ORDER BY created_at, run_id";
 
-/// The reply recorded for an envelope whose effect is a committed transition.
-const TRANSITION_REPLY: &str = "null";
-
 /// A row of `onex_outbox` as SQLite returns it.
 type OutboxRow = (i64, String, Option<String>, Vec<u8>, String);
 
@@ -105,6 +107,50 @@ impl SqliteStateStore {
     }
 }
 
+/// Writes `commit` in the transaction (or savepoint) `conn` is in: the idempotency record with
+/// the reply, the state at its next version and the outbox. Leaves the writes for the caller to
+/// keep only on [`CommitOutcome::Committed`]: after a duplicate or an error it must roll back.
+async fn write_transition(conn: &mut SqliteConnection, commit: &TransitionCommit) -> SpiResult<CommitOutcome> {
+    let err = |e| store_error("committing a transition", e);
+    let expected = commit.expected_version.map(db_version).transpose()?;
+    let recorded = sqlx::query(INSERT_PROCESSED)
+        .bind(commit.envelope_id.to_string())
+        .bind(commit.reply.to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(err)?;
+    if recorded.rows_affected() == 0 {
+        return Ok(CommitOutcome::Duplicate);
+    }
+    let query = match expected {
+        None => sqlx::query_scalar(INSERT_STATE).bind(&commit.fsm).bind(&commit.entity_key).bind(&commit.state),
+        Some(v) => {
+            sqlx::query_scalar(UPDATE_STATE).bind(&commit.fsm).bind(&commit.entity_key).bind(&commit.state).bind(v)
+        }
+    };
+    let written: Option<i64> = query.fetch_optional(&mut *conn).await.map_err(err)?;
+    let Some(version) = written else {
+        let found: Option<i64> = sqlx::query_scalar(SELECT_VERSION)
+            .bind(&commit.fsm)
+            .bind(&commit.entity_key)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(err)?;
+        return Err(version_conflict(commit, found));
+    };
+    for message in &commit.outbox {
+        sqlx::query(INSERT_OUTBOX)
+            .bind(&message.topic)
+            .bind(message.key.as_deref())
+            .bind(message.payload.as_slice())
+            .bind(headers_json(&message.headers).to_string())
+            .execute(&mut *conn)
+            .await
+            .map_err(err)?;
+    }
+    Ok(CommitOutcome::Committed { version: stored_u64(version, "version")? })
+}
+
 /// Ends a transaction without committing it. Its writes are discarded whatever happens: a
 /// failed rollback only means the connection is gone, taking the transaction with it.
 async fn discard(tx: Transaction<'_, Sqlite>) {
@@ -126,50 +172,40 @@ impl StateStore for SqliteStateStore {
     }
 
     async fn commit_transition(&self, commit: TransitionCommit) -> SpiResult<CommitOutcome> {
-        const DOING: &str = "committing a transition";
-        let expected = commit.expected_version.map(db_version).transpose()?;
-        let err = |e| store_error(DOING, e);
+        let err = |e| store_error("committing a transition", e);
         let mut tx = self.pool.begin().await.map_err(err)?;
-        let recorded = sqlx::query(INSERT_PROCESSED)
-            .bind(commit.envelope_id.to_string())
-            .bind(TRANSITION_REPLY)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        if recorded.rows_affected() == 0 {
+        let outcome = write_transition(&mut tx, &commit).await;
+        if let Ok(CommitOutcome::Committed { .. }) = outcome {
+            tx.commit().await.map_err(err)?;
+        } else {
             discard(tx).await;
-            return Ok(CommitOutcome::Duplicate);
         }
-        let query = match expected {
-            None => sqlx::query_scalar(INSERT_STATE).bind(&commit.fsm).bind(&commit.entity_key).bind(&commit.state),
-            Some(v) => {
-                sqlx::query_scalar(UPDATE_STATE).bind(&commit.fsm).bind(&commit.entity_key).bind(&commit.state).bind(v)
+        outcome
+    }
+
+    async fn commit_transitions(&self, commits: Vec<TransitionCommit>) -> SpiResult<Vec<SpiResult<CommitOutcome>>> {
+        let err = |e| store_error("committing a batch of transitions", e);
+        if commits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut outcomes = Vec::with_capacity(commits.len());
+        for commit in &commits {
+            let mut savepoint = tx.begin().await.map_err(err)?;
+            let outcome = match write_transition(&mut savepoint, commit).await {
+                // The store is gone (connection lost, database locked): so is the transaction.
+                Err(e) if e.category() == ErrorCategory::Unavailable => return Err(e),
+                outcome => outcome,
+            };
+            if let Ok(CommitOutcome::Committed { .. }) = outcome {
+                savepoint.commit().await.map_err(err)?;
+            } else {
+                savepoint.rollback().await.map_err(err)?;
             }
-        };
-        let written: Option<i64> = query.fetch_optional(&mut *tx).await.map_err(err)?;
-        let Some(version) = written else {
-            let found: Option<i64> = sqlx::query_scalar(SELECT_VERSION)
-                .bind(&commit.fsm)
-                .bind(&commit.entity_key)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(err)?;
-            discard(tx).await;
-            return Err(version_conflict(&commit, found));
-        };
-        let version = stored_u64(version, "version")?;
-        for message in &commit.outbox {
-            sqlx::query(INSERT_OUTBOX)
-                .bind(&message.topic)
-                .bind(message.key.as_deref())
-                .bind(message.payload.as_slice())
-                .bind(headers_json(&message.headers).to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
+            outcomes.push(outcome);
         }
         tx.commit().await.map_err(err)?;
-        Ok(CommitOutcome::Committed { version })
+        Ok(outcomes)
     }
 
     async fn processed_reply(&self, envelope_id: Uuid) -> SpiResult<Option<Json>> {

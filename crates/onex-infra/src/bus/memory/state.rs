@@ -63,7 +63,8 @@ impl State {
     }
 
     /// Picks the partition of `message` (once per message: `partition` keeps the choice across
-    /// attempts) and appends it if that partition has room.
+    /// attempts) and appends it if that partition has room. A full partition of a topic no
+    /// group ever subscribed to drops its oldest message instead.
     pub(super) fn publish(&mut self, message: OutboundMessage, partition: &mut Option<u32>) -> SpiResult<Append> {
         if self.closed {
             return Err(closed());
@@ -75,7 +76,12 @@ impl State {
             return Err(SpiError::new(codes::NOT_FOUND, format!("partition {chosen} does not exist")));
         };
         if log.len() >= capacity {
-            return Ok(Append::Full(message));
+            if !topic.groups.is_empty() {
+                return Ok(Append::Full(message));
+            }
+            // No group ever subscribed, so nothing waits for these messages: size retention,
+            // as Kafka's, makes room by dropping the oldest (publish never blocks here).
+            log.trim(log.base() + 1);
         }
         for (_, group) in self.groups.iter_mut().filter(|(group, _)| topic.groups.contains(*group)) {
             for member in group.members.iter_mut().filter(|m| m.owns(&message.topic, chosen)) {
@@ -196,6 +202,11 @@ impl State {
     /// `group`'s committed offset on `partition` of `topic`, if it subscribed to the topic.
     pub(super) fn committed(&self, group: &str, topic: &str, partition: u32) -> Option<u64> {
         self.groups.get(group)?.committed(topic, partition)
+    }
+
+    /// How many messages of `topic` are retained, over all its partitions.
+    pub(super) fn retained(&self, topic: &str) -> u64 {
+        self.topics.get(topic).map_or(0, |t| t.partitions.iter().map(|p| p.len() as u64).sum())
     }
 
     /// Messages of `topic` published but not committed by `group`. A group that never

@@ -69,8 +69,8 @@ impl Partition {
         })
     }
 
-    /// Drops the messages below `floor` (every interested group committed past them).
-    /// Returns whether anything was dropped.
+    /// Drops the messages below `floor` (every interested group committed past them, or
+    /// retention makes room). Returns whether anything was dropped.
     pub(super) fn trim(&mut self, floor: u64) -> bool {
         let before = self.base;
         while self.base < floor && self.log.pop_front().is_some() {
@@ -81,7 +81,8 @@ impl Partition {
 }
 
 /// A topic: its partitions, the round-robin position for messages without a key and the groups
-/// that ever subscribed to it (their commits decide what may be dropped).
+/// that ever subscribed to it (their commits decide what may be dropped; with none, a full
+/// partition drops its oldest message).
 #[derive(Debug)]
 pub(super) struct Topic {
     pub(super) partitions: Vec<Partition>,
