@@ -47,3 +47,30 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
     dir
 }
+
+/// A copy of the repository's `contracts/` with `extra` files (path under the copy, content)
+/// added, in a fresh scratch directory.
+pub fn contracts_with(name: &str, extra: &[(&str, &str)]) -> PathBuf {
+    let dir = scratch_dir(name).join("contracts");
+    copy_dir(&repo_root().join("contracts"), &dir);
+    for (path, content) in extra {
+        let file = dir.join(path);
+        std::fs::create_dir_all(file.parent().unwrap_or(&dir)).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        std::fs::write(&file, content).unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+    }
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display())).flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap_or_else(|e| panic!("copy: {e}"));
+        }
+    }
+}
+
+pub mod host;

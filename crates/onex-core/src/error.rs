@@ -217,6 +217,10 @@ pub mod codes {
         FSM_NO_TRANSITION = ("ONEX_CORE_060_FSM_NO_TRANSITION", Validation);
         /// A state value that the machine does not declare.
         FSM_STATE_UNKNOWN = ("ONEX_CORE_061_FSM_STATE_UNKNOWN", Validation);
+        /// A transition whose required condition refused the event (the state is unchanged).
+        FSM_GUARD_REFUSED = ("ONEX_CORE_062_FSM_GUARD_REFUSED", Validation);
+        /// An event for a state machine that does not say which entity it is about.
+        FSM_ENTITY_KEY_MISSING = ("ONEX_CORE_063_FSM_ENTITY_KEY_MISSING", Validation);
         /// A workflow run asked to record an outcome for a step it is not waiting on.
         WORKFLOW_UNEXPECTED_OUTCOME = ("ONEX_CORE_070_WORKFLOW_UNEXPECTED_OUTCOME", Internal);
         /// A stamp request with a value that cannot be written into a stamp.

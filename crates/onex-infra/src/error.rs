@@ -11,6 +11,8 @@ pub mod codes {
         IO = ("ONEX_INFRA_001_IO", Unavailable);
         /// A handler type was registered twice.
         DUPLICATE_HANDLER = ("ONEX_INFRA_002_DUPLICATE_HANDLER", Conflict);
+        /// A handler enabled in the runtime config failed to build or initialise.
+        HANDLER_START = ("ONEX_INFRA_003_HANDLER_START", Unavailable);
         /// A store (SQLite, PostgreSQL) cannot be reached or opened.
         STORE_UNAVAILABLE = ("ONEX_INFRA_010_STORE_UNAVAILABLE", Unavailable);
         /// A store statement failed for a reason other than availability.
@@ -29,6 +31,12 @@ pub mod codes {
         NOT_FOUND = ("ONEX_INFRA_021_NOT_FOUND", NotFound);
         /// The event bus was closed; nothing more can be published or consumed.
         BUS_CLOSED = ("ONEX_INFRA_030_BUS_CLOSED", Unavailable);
+        /// A bus kind this build cannot use.
+        BUS_UNSUPPORTED = ("ONEX_INFRA_031_BUS_UNSUPPORTED", Validation);
+        /// A workflow the host cannot plan.
+        WORKFLOW_UNPLANNABLE = ("ONEX_INFRA_040_WORKFLOW_UNPLANNABLE", Validation);
+        /// The host is shutting down and takes no new envelopes.
+        DRAINING = ("ONEX_INFRA_041_DRAINING", Unavailable);
     }
 }
 

@@ -2,6 +2,7 @@
 //! directory loader and the `onex-runtime-host` command line.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod builtin;
 pub mod bus;
 pub mod cli;

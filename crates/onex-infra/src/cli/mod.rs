@@ -1,11 +1,20 @@
 //! The `onex-runtime-host` command line: argument parsing and one module per subcommand.
 
 mod fsm;
+mod http_client;
+mod logging;
 mod progress;
+mod run;
+mod send;
 mod stamp;
 mod validate;
 mod verify;
 
+pub use logging::{LOG_ENV, LogFormat, LoggingError, init_logging};
+pub use run::RunArgs;
+pub use send::SendArgs;
+
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,6 +24,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "onex-runtime-host", version, about = "Contract-driven runtime host for infrastructure integration")]
 pub struct Cli {
+    /// Log line format on stderr (level filter: the ONEX_LOG variable, default `info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -23,6 +35,9 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve: load the contracts, start handlers, consume the bus and answer the admin API until
+    /// SIGTERM/SIGINT; then drain in-flight work and exit 0.
+    Run(RunArgs),
     /// Check contracts (files or directories); lists every error with file:line:column.
     Validate {
         /// Contract files or directories.
@@ -69,6 +84,9 @@ pub enum Command {
         /// The contract file.
         contract: PathBuf,
     },
+    /// Post one envelope to a running host's admin API and print the reply: exit 0 on success,
+    /// 1 on a failed reply, 2 on usage or connection errors.
+    Send(SendArgs),
 }
 
 /// Diagram formats of `fsm`.
@@ -103,6 +121,10 @@ impl From<CliStampFormat> for onex_core::stamp::StampFormat {
 
 /// Runs the parsed command line; the return value is the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    if let Err(e) = init_logging(cli.log_format) {
+        let _ = writeln!(std::io::stderr(), "error: {e}");
+        return ExitCode::from(2);
+    }
     match cli.command {
         Command::Validate { paths, deny_warnings } => validate::run(&paths, deny_warnings),
         Command::Fsm { format, contract } => fsm::run(format, &contract),
@@ -110,5 +132,7 @@ pub fn run(cli: Cli) -> ExitCode {
             stamp::run(stamp::StampArgs { files, stdout, format: format.into(), author, label })
         }
         Command::Verify { files, json } => verify::run(&files, json),
+        Command::Send(args) => send::run(args),
+        Command::Run(args) => run::run(args),
     }
 }

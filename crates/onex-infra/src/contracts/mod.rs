@@ -68,16 +68,37 @@ fn collect(paths: &[PathBuf], diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf>
 pub fn load_contracts(paths: &[PathBuf], registry: &dyn HandlerRegistry) -> ContractReport {
     let mut diagnostics = Vec::new();
     let files = collect(paths, &mut diagnostics);
-    let mut documents = Vec::new();
+    let mut sources = Vec::with_capacity(files.len());
     for file in &files {
-        let source = file.display().to_string();
-        let bytes = match std::fs::read(file) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                diagnostics.push(io_diagnostic(file, &e));
-                continue;
-            }
-        };
+        match std::fs::read(file) {
+            Ok(bytes) => sources.push((file.display().to_string(), bytes)),
+            Err(e) => diagnostics.push(io_diagnostic(file, &e)),
+        }
+    }
+    check_sources(files, sources, diagnostics, registry)
+}
+
+/// The contracts built into the binary (the repository's `contracts/` at build time).
+pub mod bundled {
+    include!(concat!(env!("OUT_DIR"), "/bundled_contracts.rs"));
+}
+
+/// Loads and validates the bundled contracts; sources are named `<bundled>/<path>`.
+pub fn load_bundled_contracts(registry: &dyn HandlerRegistry) -> ContractReport {
+    let sources: Vec<(String, Vec<u8>)> =
+        bundled::BUNDLED.iter().map(|(name, bytes)| (format!("<bundled>/{name}"), bytes.to_vec())).collect();
+    let files = sources.iter().map(|(name, _)| PathBuf::from(name)).collect();
+    check_sources(files, sources, Vec::new(), registry)
+}
+
+fn check_sources(
+    files: Vec<PathBuf>,
+    sources: Vec<(String, Vec<u8>)>,
+    mut diagnostics: Vec<Diagnostic>,
+    registry: &dyn HandlerRegistry,
+) -> ContractReport {
+    let mut documents = Vec::new();
+    for (source, bytes) in sources {
         // Documents with errors still join the set, so cross-file checks report on them too.
         let (document, found) = check_document(&source, &bytes);
         diagnostics.extend(found);

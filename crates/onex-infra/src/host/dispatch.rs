@@ -79,11 +79,13 @@ impl Dispatcher {
         let mut routes = BTreeMap::new();
         let mut unavailable = BTreeMap::new();
         for (name, (_, node)) in contracts.nodes.iter().filter(|(_, (_, n))| n.node_type == NodeKind::Effect) {
+            // One stack per node: its operations share the breaker, limits and retry budget.
+            let mut stack: Option<ResilienceStack> = None;
             for op in &node.io_operations {
                 let handler_type = op.operation.split_once('.').map_or(op.operation.as_str(), |(h, _)| h);
                 match handlers.get(handler_type) {
                     Some(handler) => {
-                        let stack = ResilienceStack::build(node, Arc::clone(handler));
+                        let stack = stack.get_or_insert_with(|| ResilienceStack::build(node, Arc::clone(handler))).clone();
                         routes.entry(op.operation.clone()).or_insert(Route { node: Arc::from(name.as_str()), stack });
                     }
                     None => {

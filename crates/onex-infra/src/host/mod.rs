@@ -1,6 +1,25 @@
-//! The runtime host: dispatch of envelopes to handlers through their nodes' resilience stacks
-//! (more of the host lands here: reducers, orchestrators, the bus loop, admin HTTP).
+//! The runtime host: envelopes from the bus and from HTTP ingress take one path
+//! ([`RuntimeHost::handle`]) to a reducer, an orchestrator or an effect node's handler.
+//!
+//! - [`dispatch`]: effect operations through their node's resilience stack;
+//! - [`reducer`]: events that move state machines, committed with their intents (outbox);
+//! - [`orchestrator`]: intents that start journaled, resumable workflow runs;
+//! - [`consumer`] and [`outbox`]: the bus side, at-least-once in and out;
+//! - [`start`]: assembling a host from its configuration, and shutting it down;
+//! - [`metrics`]: what `/metrics` shows.
 
+pub mod consumer;
 pub mod dispatch;
+pub mod metrics;
+pub mod orchestrator;
+pub mod outbox;
+pub mod reducer;
+pub mod runtime_host;
+pub mod start;
+pub mod wire;
 
 pub use dispatch::{DispatchError, Dispatcher};
+pub use orchestrator::Orchestrator;
+pub use reducer::Reducers;
+pub use runtime_host::{Limits, RuntimeHost};
+pub use start::{HostError, HostSetup, RunningHost, ShutdownReport, start};

@@ -1,0 +1,186 @@
+//! The admin HTTP API (axum): liveness and readiness, Prometheus metrics, envelope ingress,
+//! and lookups of reducer state and workflow runs.
+//!
+//! The server starts before the host so that `/health/live` answers during start-up;
+//! everything else answers 503 until [`AdminState::set_host`] is called.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use onex_core::envelope::{Envelope, ReplyError};
+use onex_core::error::{Classified, ErrorCategory, codes as core_codes};
+use serde_json::{Value as Json, json};
+
+use crate::error::codes;
+use crate::host::RuntimeHost;
+
+/// What the handlers share: the host, once it is started.
+#[derive(Debug, Clone, Default)]
+pub struct AdminState {
+    host: Arc<OnceLock<Arc<RuntimeHost>>>,
+}
+
+impl AdminState {
+    /// Makes the started host reachable through the API.
+    pub fn set_host(&self, host: Arc<RuntimeHost>) {
+        let _ = self.host.set(host);
+    }
+
+    #[allow(clippy::result_large_err, reason = "the error is the response itself, returned at once")]
+    fn host(&self) -> Result<&Arc<RuntimeHost>, Response> {
+        self.host.get().ok_or_else(|| {
+            let error = ReplyError::new(codes::DRAINING, "the host is starting; try again shortly");
+            failure(StatusCode::SERVICE_UNAVAILABLE, &error)
+        })
+    }
+}
+
+/// The admin routes.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/health/live", get(|| async { json_response(StatusCode::OK, &json!({ "status": "live" })) }))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/v1/envelopes", post(ingest))
+        .route("/v1/state/{fsm}/{key}", get(entity_state))
+        .route("/v1/workflows/{run_id}", get(workflow_run))
+        .fallback(|| async {
+            failure(StatusCode::NOT_FOUND, &ReplyError::new(codes::NOT_FOUND, "no such admin endpoint"))
+        })
+        .with_state(state)
+}
+
+async fn ready(State(state): State<AdminState>) -> Response {
+    let Some(host) = state.host.get() else {
+        return json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({ "status": "starting" }));
+    };
+    let handlers: serde_json::Map<String, Json> = host
+        .dispatcher()
+        .health()
+        .await
+        .into_iter()
+        .map(|(name, health)| (name, Json::String(format!("{health:?}"))))
+        .collect();
+    if host.is_ready().await {
+        json_response(StatusCode::OK, &json!({ "status": "ready", "handlers": handlers }))
+    } else {
+        let status = if host.is_draining() { "draining" } else { "not ready" };
+        json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({ "status": status, "handlers": handlers }))
+    }
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    let host = match state.host() {
+        Ok(host) => host,
+        Err(response) => return response,
+    };
+    let text = host.render_metrics().await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+/// `POST /v1/envelopes`: one envelope in, its reply out (status from the error category).
+async fn ingest(State(state): State<AdminState>, body: Body) -> Response {
+    let host = match state.host() {
+        Ok(host) => host,
+        Err(response) => return response,
+    };
+    if host.is_draining() {
+        let error = ReplyError::new(codes::DRAINING, "the host is shutting down and takes no new envelopes");
+        host.metrics().refused(&error.code);
+        return failure(StatusCode::SERVICE_UNAVAILABLE, &error);
+    }
+    let cap = host.limits().max_envelope_bytes;
+    let Ok(bytes) = to_bytes(body, cap.saturating_add(1)).await else {
+        let message = format!("envelope exceeds the {cap}-byte cap (max_envelope_bytes)");
+        let error = ReplyError::new(core_codes::ENVELOPE_TOO_LARGE, message);
+        host.metrics().refused(&error.code);
+        return failure(StatusCode::PAYLOAD_TOO_LARGE, &error);
+    };
+    let request = match Envelope::from_json(&bytes, cap) {
+        Ok(request) => request,
+        Err(e) => {
+            let error = ReplyError::new(e.error_code(), e.to_string());
+            host.metrics().refused(&error.code);
+            let status = if e.error_code() == core_codes::ENVELOPE_TOO_LARGE {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return failure(status, &error);
+        }
+    };
+    let reply = host.handle(request).await;
+    let status = match (&reply.success, &reply.error) {
+        (Some(true), _) => StatusCode::OK,
+        (_, Some(error)) => status_of(error.category),
+        (_, None) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    json_response(status, &serde_json::to_value(&reply).unwrap_or(Json::Null))
+}
+
+async fn entity_state(State(state): State<AdminState>, Path((fsm, key)): Path<(String, String)>) -> Response {
+    let host = match state.host() {
+        Ok(host) => host,
+        Err(response) => return response,
+    };
+    match host.entity_state(&fsm, &key).await {
+        Ok(Some((current, version))) => json_response(
+            StatusCode::OK,
+            &json!({ "fsm": fsm, "entity_key": key, "state": current, "version": version }),
+        ),
+        Ok(None) => {
+            let error = ReplyError::new(codes::NOT_FOUND, format!("no reducer serves state machine `{fsm}`"));
+            failure(StatusCode::NOT_FOUND, &error)
+        }
+        Err(e) => store_failure(&e),
+    }
+}
+
+async fn workflow_run(State(state): State<AdminState>, Path(run_id): Path<String>) -> Response {
+    let host = match state.host() {
+        Ok(host) => host,
+        Err(response) => return response,
+    };
+    let Ok(id) = uuid::Uuid::parse_str(&run_id) else {
+        let error = ReplyError::new(core_codes::ENVELOPE_INVALID, format!("`{run_id}` is not a UUID"));
+        return failure(StatusCode::BAD_REQUEST, &error);
+    };
+    match host.workflow_run(id).await {
+        Ok(Some(view)) => json_response(StatusCode::OK, &view),
+        Ok(None) => failure(StatusCode::NOT_FOUND, &ReplyError::new(codes::NOT_FOUND, format!("no workflow run {id}"))),
+        Err(e) => store_failure(&e),
+    }
+}
+
+fn store_failure(e: &onex_spi::SpiError) -> Response {
+    let error = ReplyError { code: e.code().to_owned(), category: e.category(), message: e.message().to_owned() };
+    failure(status_of(e.category()), &error)
+}
+
+/// The HTTP status for an error category.
+pub fn status_of(category: ErrorCategory) -> StatusCode {
+    match category {
+        ErrorCategory::Validation => StatusCode::BAD_REQUEST,
+        ErrorCategory::NotFound => StatusCode::NOT_FOUND,
+        ErrorCategory::Conflict => StatusCode::CONFLICT,
+        ErrorCategory::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorCategory::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCategory::Auth => StatusCode::FORBIDDEN,
+        ErrorCategory::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A reply-shaped failure for input that never became an envelope.
+fn failure(status: StatusCode, error: &ReplyError) -> Response {
+    json_response(status, &json!({ "is_response": true, "success": false, "error": error }))
+}
+
+fn json_response(status: StatusCode, body: &Json) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}

@@ -1,0 +1,190 @@
+//! `run`: serve the contracts until SIGTERM/SIGINT, then drain and exit 0.
+//!
+//! Where things come from, first match wins:
+//! - contracts: `--contracts`, `ONEX_CONTRACTS_DIR`, the `contracts_dir` of `--config` (relative
+//!   to the config file), `./contracts` if it exists, else the contracts built into the binary;
+//! - runtime config: `--config`, else the runtime config among the contracts, else the bundled
+//!   one; then `ONEX_*` variables; then the `--data-dir` and `--admin-addr` flags.
+//! - `data_dir` is relative to the working directory.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use onex_core::contract::{ContractSet, RuntimeConfig, Severity, load_runtime_config};
+use tokio::net::TcpListener;
+
+use crate::admin::{AdminState, router};
+use crate::contracts::{ContractReport, load_bundled_contracts, load_contracts};
+use crate::host::{HostSetup, start};
+use crate::registry::Registry;
+use crate::secrets::EnvSecretStore;
+
+/// Flags of `run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Runtime config file (default: the one among the contracts, else the bundled one).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Contracts directory (default: `./contracts`, else the bundled contracts).
+    #[arg(long)]
+    pub contracts: Option<PathBuf>,
+    /// Data directory for local state (overrides `data_dir` and ONEX_DATA_DIR).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Admin HTTP address (overrides `admin_addr` and ONEX_ADMIN_ADDR).
+    #[arg(long)]
+    pub admin_addr: Option<String>,
+}
+
+/// Runs the host on a multi-threaded runtime; exit 0 after a clean shutdown, 1 when it cannot
+/// start.
+pub fn run(args: RunArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(&message),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    tracing::error!("{message}");
+    let _ = writeln!(std::io::stderr(), "error: {message}");
+    ExitCode::FAILURE
+}
+
+async fn serve(args: RunArgs) -> Result<(), String> {
+    let started = Instant::now();
+    let registry = Registry::with_builtin_handlers().map_err(|e| e.to_string())?;
+    let (config, contracts) = resolve(&args, &registry)?;
+    let data_dir = PathBuf::from(&config.data_dir);
+    let listener = TcpListener::bind(&config.admin_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {} (admin_addr): {e}", config.admin_addr))?;
+    let admin_addr = listener.local_addr().map_or_else(|_| config.admin_addr.clone(), |a| a.to_string());
+    let admin = AdminState::default();
+    let (stop_http, mut http_stop) = tokio::sync::watch::channel(false);
+    let app = router(admin.clone());
+    let server = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = http_stop.wait_for(|stop| *stop).await;
+        };
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    });
+    let drain = Duration::from_millis(config.drain_timeout_ms);
+    let setup =
+        HostSetup { config, contracts, registry, data_dir: data_dir.clone(), secrets: Arc::new(EnvSecretStore) };
+    let running = start(setup).await.map_err(|e| format!("cannot start: {e}"))?;
+    admin.set_host(Arc::clone(running.host()));
+    tracing::info!(
+        admin = %admin_addr,
+        data_dir = %data_dir.display(),
+        operations = running.host().dispatcher().operations().count(),
+        resumed_runs = running.resumed_runs(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "onex-runtime-host ready"
+    );
+    wait_for_signal().await;
+    tracing::info!(drain_ms = drain.as_millis() as u64, "shutting down: draining in-flight work");
+    running.host().start_draining();
+    let _ = stop_http.send(true);
+    let _ = tokio::time::timeout(drain, server).await;
+    let report = running.shutdown(drain).await;
+    for (handler, e) in &report.handler_failures {
+        tracing::warn!(handler, error = %e, "handler shutdown failed");
+    }
+    tracing::info!(runs_interrupted = report.runs_interrupted, consumer_drained = report.consumer_drained, "stopped");
+    Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT (Ctrl-C).
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            tracing::warn!("cannot install signal handlers; stop the host with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// The runtime config and contracts to serve, with every diagnostic printed.
+fn resolve(args: &RunArgs, registry: &Registry) -> Result<(RuntimeConfig, ContractSet), String> {
+    let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("ONEX_")).collect();
+    let env_value = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let file_config = match &args.config {
+        Some(path) => Some((path.clone(), read_config(path)?)),
+        None => None,
+    };
+    let contracts_dir =
+        args.contracts.clone().or_else(|| env_value("ONEX_CONTRACTS_DIR").map(PathBuf::from)).or_else(|| {
+            file_config.as_ref().map(|(path, c)| path.parent().unwrap_or(Path::new(".")).join(&c.contracts_dir))
+        });
+    let contracts_dir = contracts_dir.or_else(|| Some(PathBuf::from("contracts")).filter(|p| p.is_dir()));
+    let report = match &contracts_dir {
+        Some(dir) => load_contracts(std::slice::from_ref(dir), registry),
+        None => load_bundled_contracts(registry),
+    };
+    let source = contracts_dir.as_ref().map_or_else(|| "the bundled contracts".to_owned(), |d| d.display().to_string());
+    let set = checked(report, &source)?;
+    let mut config = match file_config {
+        Some((_, config)) => config,
+        None => match &set.runtime {
+            Some((_, config)) => config.clone(),
+            None => bundled_runtime_config()?,
+        },
+    };
+    let problems = config.apply_overrides(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        return Err(format!("bad ONEX_* environment:\n{}", list.join("\n")));
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.display().to_string();
+    }
+    if let Some(addr) = &args.admin_addr {
+        config.admin_addr.clone_from(addr);
+    }
+    tracing::info!(contracts = %source, nodes = set.nodes.len(), "contracts loaded");
+    Ok((config, set))
+}
+
+/// Logs every diagnostic; the set, or an error naming how many errors there were.
+fn checked(report: ContractReport, source: &str) -> Result<ContractSet, String> {
+    for d in &report.diagnostics {
+        match d.severity {
+            Severity::Error => tracing::error!("{d}"),
+            Severity::Warning => tracing::warn!("{d}"),
+        }
+    }
+    report.set.ok_or_else(|| {
+        let errors: Vec<String> =
+            report.diagnostics.iter().filter(|d| d.severity == Severity::Error).map(ToString::to_string).collect();
+        format!("refusing to start: {} contract error(s) in {source}:\n{}", errors.len(), errors.join("\n"))
+    })
+}
+
+fn read_config(path: &Path) -> Result<RuntimeConfig, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    load_runtime_config(&path.display().to_string(), &bytes).map(|loaded| loaded.value).map_err(|e| e.to_string())
+}
+
+fn bundled_runtime_config() -> Result<RuntimeConfig, String> {
+    let (name, bytes) = crate::contracts::bundled::BUNDLED
+        .iter()
+        .find(|(name, _)| name.starts_with("runtime/"))
+        .ok_or("this build has no bundled runtime config")?;
+    load_runtime_config(&format!("<bundled>/{name}"), bytes).map(|loaded| loaded.value).map_err(|e| e.to_string())
+}

@@ -1,0 +1,288 @@
+//! Host metrics: lock-free counters and latency histograms per operation, rendered as
+//! Prometheus text by the admin API.
+//!
+//! Every operation the host routes is registered once at start-up, so counting an envelope is
+//! a few relaxed atomic adds with no lock and no allocation. What cannot be known in advance
+//! (refusals by error code, workflow outcomes) sits behind a mutex: it is off the hot path.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds (`+Inf` is implicit).
+const BUCKETS: [f64; 16] =
+    [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// Counters of one operation served by one node.
+#[derive(Debug)]
+pub struct OperationMetrics {
+    node: String,
+    operation: String,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    /// Cumulative-at-render bucket counts; `buckets[BUCKETS.len()]` is `+Inf`.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl OperationMetrics {
+    fn new(node: &str, operation: &str) -> Self {
+        Self {
+            node: node.to_owned(),
+            operation: operation.to_owned(),
+            succeeded: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one envelope and its latency.
+    pub fn observe(&self, success: bool, elapsed: Duration) {
+        if success { &self.succeeded } else { &self.failed }.fetch_add(1, Relaxed);
+        let seconds = elapsed.as_secs_f64();
+        let bucket = BUCKETS.iter().position(|&le| seconds <= le).unwrap_or(BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Relaxed);
+        self.sum_micros.fetch_add(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    /// Envelopes counted, successful and failed.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.succeeded.load(Relaxed), self.failed.load(Relaxed))
+    }
+}
+
+/// Values read from elsewhere at render time.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// Outbox messages not yet published.
+    pub outbox_backlog: u64,
+    /// Per effect node: (node, handler type, breaker state as 0 closed / 1 half-open / 2 open, or
+    /// `None` without a breaker, retries, open-breaker rejections, timeouts).
+    pub stacks: Vec<StackGauges>,
+}
+
+/// What one resilience stack reports.
+#[derive(Debug)]
+pub struct StackGauges {
+    /// Node name.
+    pub node: String,
+    /// Breaker state: 0 closed, 1 half-open, 2 open; `None` when the node has no breaker.
+    pub breaker: Option<u8>,
+    /// Retries made.
+    pub retries: u64,
+    /// Calls refused by the open breaker.
+    pub rejected_open: u64,
+    /// Attempts that timed out.
+    pub timeouts: u64,
+}
+
+/// The host's metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    operations: HashMap<String, Arc<OperationMetrics>>,
+    refused: Mutex<BTreeMap<String, u64>>,
+    workflows: Mutex<BTreeMap<(String, &'static str), u64>>,
+    dlq: AtomicU64,
+    in_flight: AtomicI64,
+    consumed: AtomicU64,
+    published: AtomicU64,
+}
+
+impl Metrics {
+    /// Metrics for the given `(node, operation)` pairs.
+    pub fn new<'a>(operations: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let operations = operations
+            .into_iter()
+            .map(|(node, op)| (op.to_owned(), Arc::new(OperationMetrics::new(node, op))))
+            .collect();
+        Self { operations, ..Self::default() }
+    }
+
+    /// The counters of `operation`, if it is registered.
+    pub fn operation(&self, operation: &str) -> Option<&Arc<OperationMetrics>> {
+        self.operations.get(operation)
+    }
+
+    /// Counts an envelope refused before reaching a node (bad input), by error code.
+    pub fn refused(&self, code: &str) {
+        *self.refused.lock().unwrap_or_else(PoisonError::into_inner).entry(code.to_owned()).or_default() += 1;
+    }
+
+    /// How many envelopes were refused with `code`.
+    pub fn refused_count(&self, code: &str) -> u64 {
+        self.refused.lock().unwrap_or_else(PoisonError::into_inner).get(code).copied().unwrap_or(0)
+    }
+
+    /// Counts a finished workflow run.
+    pub fn workflow_finished(&self, workflow: &str, status: &'static str) {
+        let mut runs = self.workflows.lock().unwrap_or_else(PoisonError::into_inner);
+        *runs.entry((workflow.to_owned(), status)).or_default() += 1;
+    }
+
+    /// Counts a message sent to the dead-letter topic.
+    pub fn dead_lettered(&self) {
+        self.dlq.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a message consumed from the bus.
+    pub fn consumed(&self) {
+        self.consumed.fetch_add(1, Relaxed);
+    }
+
+    /// Counts messages the outbox relay published.
+    pub fn published(&self, n: u64) {
+        self.published.fetch_add(n, Relaxed);
+    }
+
+    /// Marks an envelope in flight until the guard drops.
+    pub fn in_flight(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Relaxed);
+        InFlight(&self.in_flight)
+    }
+
+    /// Envelopes being processed now.
+    pub fn in_flight_now(&self) -> i64 {
+        self.in_flight.load(Relaxed)
+    }
+
+    /// Prometheus text exposition (version 0.0.4).
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let mut out = String::with_capacity(4096);
+        let mut ops: Vec<&Arc<OperationMetrics>> = self.operations.values().collect();
+        ops.sort_by(|a, b| (&a.node, &a.operation).cmp(&(&b.node, &b.operation)));
+
+        header(&mut out, "onex_envelopes_total", "counter", "Envelopes processed, by node, operation and outcome.");
+        for m in &ops {
+            let labels = format!("node=\"{}\",operation=\"{}\"", escape(&m.node), escape(&m.operation));
+            let (ok, failed) = m.counts();
+            let _ = writeln!(out, "onex_envelopes_total{{{labels},outcome=\"success\"}} {ok}");
+            let _ = writeln!(out, "onex_envelopes_total{{{labels},outcome=\"failure\"}} {failed}");
+        }
+        header(&mut out, "onex_envelope_duration_seconds", "histogram", "Time from routing to reply.");
+        for m in &ops {
+            let labels = format!("node=\"{}\",operation=\"{}\"", escape(&m.node), escape(&m.operation));
+            let mut cumulative = 0;
+            for (i, le) in BUCKETS.iter().map(|b| b.to_string()).chain(["+Inf".to_owned()]).enumerate() {
+                cumulative += m.buckets[i].load(Relaxed);
+                let _ = writeln!(out, "onex_envelope_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+            }
+            let sum = m.sum_micros.load(Relaxed) as f64 / 1e6;
+            let _ = writeln!(out, "onex_envelope_duration_seconds_sum{{{labels}}} {sum}");
+            let _ = writeln!(out, "onex_envelope_duration_seconds_count{{{labels}}} {cumulative}");
+        }
+        header(&mut out, "onex_envelopes_refused_total", "counter", "Envelopes refused before any node ran, by code.");
+        for (code, n) in self.refused.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            let _ = writeln!(out, "onex_envelopes_refused_total{{code=\"{}\"}} {n}", escape(code));
+        }
+        header(&mut out, "onex_workflow_runs_total", "counter", "Finished workflow runs, by workflow and status.");
+        for ((workflow, status), n) in self.workflows.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            let _ =
+                writeln!(out, "onex_workflow_runs_total{{workflow=\"{}\",status=\"{status}\"}} {n}", escape(workflow));
+        }
+        header(&mut out, "onex_handler_retries_total", "counter", "Retries made by a node's resilience stack.");
+        stack_lines(&mut out, gauges, "onex_handler_retries_total", |s| Some(s.retries));
+        header(&mut out, "onex_handler_timeouts_total", "counter", "Handler attempts that timed out.");
+        stack_lines(&mut out, gauges, "onex_handler_timeouts_total", |s| Some(s.timeouts));
+        header(&mut out, "onex_breaker_rejections_total", "counter", "Calls refused by an open circuit breaker.");
+        stack_lines(&mut out, gauges, "onex_breaker_rejections_total", |s| Some(s.rejected_open));
+        header(&mut out, "onex_breaker_state", "gauge", "Circuit breaker state: 0 closed, 1 half-open, 2 open.");
+        stack_lines(&mut out, gauges, "onex_breaker_state", |s| s.breaker.map(u64::from));
+        let scalars = [
+            ("onex_dlq_total", "counter", "Messages sent to the dead-letter topic.", self.dlq.load(Relaxed) as f64),
+            ("onex_in_flight", "gauge", "Envelopes being processed.", self.in_flight.load(Relaxed) as f64),
+            (
+                "onex_bus_consumed_total",
+                "counter",
+                "Messages consumed from the bus.",
+                self.consumed.load(Relaxed) as f64,
+            ),
+            (
+                "onex_outbox_published_total",
+                "counter",
+                "Outbox messages published.",
+                self.published.load(Relaxed) as f64,
+            ),
+            ("onex_outbox_backlog", "gauge", "Outbox messages waiting to be published.", gauges.outbox_backlog as f64),
+        ];
+        for (name, kind, help, value) in scalars {
+            header(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        out
+    }
+}
+
+/// Decrements the in-flight gauge when dropped.
+#[derive(Debug)]
+pub struct InFlight<'a>(&'a AtomicI64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn stack_lines(out: &mut String, gauges: &Gauges, name: &str, value: impl Fn(&StackGauges) -> Option<u64>) {
+    for s in &gauges.stacks {
+        if let Some(v) = value(s) {
+            let _ = writeln!(out, "{name}{{node=\"{}\"}} {v}", escape(&s.node));
+        }
+    }
+}
+
+/// Escapes a label value (backslash, quote, newline).
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_buckets_render_as_prometheus_text() {
+        let metrics = Metrics::new([("local_node", "local.echo")]);
+        let op = metrics.operation("local.echo").unwrap();
+        op.observe(true, Duration::from_micros(40));
+        op.observe(true, Duration::from_millis(3));
+        op.observe(false, Duration::from_secs(20));
+        metrics.refused("ONEX_CORE_050_ENVELOPE_INVALID");
+        metrics.dead_lettered();
+        let stacks =
+            vec![StackGauges { node: "n\"x".into(), breaker: Some(2), retries: 3, rejected_open: 1, timeouts: 0 }];
+        let text = metrics.render(&Gauges { outbox_backlog: 5, stacks });
+        let labels = "node=\"local_node\",operation=\"local.echo\"";
+        for line in [
+            format!("onex_envelopes_total{{{labels},outcome=\"success\"}} 2"),
+            format!("onex_envelopes_total{{{labels},outcome=\"failure\"}} 1"),
+            format!("onex_envelope_duration_seconds_bucket{{{labels},le=\"0.00005\"}} 1"),
+            format!("onex_envelope_duration_seconds_bucket{{{labels},le=\"0.005\"}} 2"),
+            format!("onex_envelope_duration_seconds_bucket{{{labels},le=\"10\"}} 2"),
+            format!("onex_envelope_duration_seconds_bucket{{{labels},le=\"+Inf\"}} 3"),
+            format!("onex_envelope_duration_seconds_count{{{labels}}} 3"),
+            "onex_envelopes_refused_total{code=\"ONEX_CORE_050_ENVELOPE_INVALID\"} 1".to_owned(),
+            "onex_breaker_state{node=\"n\\\"x\"} 2".to_owned(),
+            "onex_handler_retries_total{node=\"n\\\"x\"} 3".to_owned(),
+            "onex_dlq_total 1".to_owned(),
+            "onex_outbox_backlog 5".to_owned(),
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn in_flight_guard_counts_down_on_drop() {
+        let metrics = Metrics::new([]);
+        let guard = metrics.in_flight();
+        assert_eq!(metrics.in_flight_now(), 1);
+        drop(guard);
+        assert_eq!(metrics.in_flight_now(), 0);
+    }
+}

@@ -1,0 +1,184 @@
+//! Reducers: an event envelope `<fsm>.<event>` moves one entity of a state machine; the new
+//! state, the intents it emits and the reply are committed in one transaction (the outbox).
+//!
+//! The entity is named by the event's `payload.entity_key`. The stored reply is the envelope's
+//! idempotency record: delivering the same envelope again returns it and changes nothing.
+//! Concurrent events for one entity (HTTP ingress racing the bus) meet at the version check and
+//! the loser steps again from the state the winner committed.
+
+use std::collections::{BTreeSet, HashMap};
+
+use onex_core::contract::{ContractSet, NodeKind};
+use onex_core::envelope::{Envelope, ReplyError};
+use onex_core::error::codes;
+use onex_core::fsm::{FsmEngine, Intent, IntentPhase, StepResult};
+use onex_spi::{CommitOutcome, OutboundMessage, StateStore, TransitionCommit};
+use serde_json::{Value as Json, json};
+
+use super::wire::{fail, reply_error, spi_reply_error, to_message};
+use crate::ids::{new_uuid_v7, now_utc};
+
+/// How many times a step is retried after losing a version race.
+const CONFLICT_ATTEMPTS: u32 = 8;
+
+/// One reducer node: its compiled machine and where its intents go.
+#[derive(Debug)]
+pub struct ReducerNode {
+    /// Node name.
+    pub node: String,
+    engine: FsmEngine,
+    /// Intent type -> topic: the node's `published_events`, then the request topic for intents
+    /// an orchestrator routes.
+    intent_topics: HashMap<String, String>,
+}
+
+/// Every reducer of the contract set, by state machine name.
+#[derive(Debug, Default)]
+pub struct Reducers {
+    by_fsm: HashMap<String, ReducerNode>,
+}
+
+impl Reducers {
+    /// The reducer nodes of `set`. Intents a node declares in `published_events` go to that
+    /// topic; undeclared intents that an orchestrator routes go to `request_topic`; others are
+    /// not published (the contract does not say where they go).
+    pub fn from_contracts(set: &ContractSet, request_topic: &str) -> Self {
+        let routed: BTreeSet<&str> = set.intent_routes().into_keys().collect();
+        let mut by_fsm = HashMap::new();
+        for (name, (_, node)) in set.nodes.iter().filter(|(_, (_, n))| n.node_type == NodeKind::Reducer) {
+            let Some(fsm) = &node.state_machine else { continue };
+            let mut intent_topics: HashMap<String, String> =
+                routed.iter().map(|intent| ((*intent).to_owned(), request_topic.to_owned())).collect();
+            for event in &node.published_events {
+                intent_topics.insert(event.event_type.clone(), event.topic.clone());
+            }
+            let reducer = ReducerNode { node: name.clone(), engine: FsmEngine::compile(fsm.clone()), intent_topics };
+            by_fsm.insert(fsm.name.clone(), reducer);
+        }
+        Self { by_fsm }
+    }
+
+    /// Whether `fsm` is a state machine some reducer serves.
+    pub fn serves(&self, fsm: &str) -> bool {
+        self.by_fsm.contains_key(fsm)
+    }
+
+    /// `(node, operation)` for every event every reducer accepts.
+    pub fn operations(&self) -> Vec<(&str, String)> {
+        let mut ops = Vec::new();
+        for (fsm, reducer) in &self.by_fsm {
+            let triggers: BTreeSet<&str> =
+                reducer.engine.contract().transitions.iter().map(|t| t.trigger.as_str()).collect();
+            ops.extend(triggers.into_iter().map(|t| (reducer.node.as_str(), format!("{fsm}.{t}"))));
+        }
+        ops
+    }
+
+    /// The initial state of `fsm`.
+    pub fn initial_state(&self, fsm: &str) -> Option<&str> {
+        self.by_fsm.get(fsm).map(|r| r.engine.initial_state())
+    }
+
+    /// Applies event envelope `request` (operation `<fsm>.<event>`) and returns the reply.
+    pub async fn apply(&self, store: &dyn StateStore, request: &Envelope) -> Envelope {
+        let (fsm, event) = request.operation.split_once('.').unwrap_or((&request.operation, ""));
+        let context = format!("envelope {} (`{}`)", request.envelope_id, request.operation);
+        let Some(reducer) = self.by_fsm.get(fsm) else {
+            let message = format!("{context}: no reducer serves state machine `{fsm}`");
+            return fail(request, ReplyError::new(codes::OPERATION_NOT_FOUND, message));
+        };
+        let Some(entity_key) = request.payload.get("entity_key").and_then(Json::as_str) else {
+            let message = format!(
+                "{context}: payload.entity_key (a string) is required to address an entity of state machine `{fsm}`"
+            );
+            return fail(request, ReplyError::new(codes::FSM_ENTITY_KEY_MISSING, message));
+        };
+        match store.processed_reply(request.envelope_id).await {
+            Ok(Some(stored)) => return stored_reply(request, stored),
+            Ok(None) => {}
+            Err(e) => return fail(request, spi_reply_error(&e, &context)),
+        }
+        let context = format!("{context}, entity `{entity_key}`");
+        for _ in 0..CONFLICT_ATTEMPTS {
+            let current = match store.load_state(fsm, entity_key).await {
+                Ok(current) => current,
+                Err(e) => return fail(request, spi_reply_error(&e, &context)),
+            };
+            let (from, version) = match &current {
+                Some(s) => (s.state.as_str(), Some(s.version)),
+                None => (reducer.engine.initial_state(), None),
+            };
+            let (transition, to, intents) = match reducer.engine.step(from, event, &request.payload) {
+                Err(e) => return fail(request, reply_error(&e, format!("{context}: {e}"))),
+                Ok(StepResult::Blocked { transition, condition, reason }) => {
+                    let message =
+                        format!("{context}: transition `{transition}` refused by condition `{condition}`: {reason}");
+                    return fail(request, ReplyError::new(codes::FSM_GUARD_REFUSED, message));
+                }
+                Ok(StepResult::Moved { transition, to, intents }) => (transition, to, intents),
+            };
+            let new_version = version.map_or(1, |v| v + 1);
+            let (outbox, published) = reducer.outbox(request, entity_key, intents);
+            let payload = json!({
+                "fsm": fsm, "entity_key": entity_key, "from_state": from, "to_state": to,
+                "transition": transition, "version": new_version, "intents": published,
+            });
+            let reply = request.reply_ok(new_uuid_v7(), payload, now_utc());
+            let commit = TransitionCommit {
+                envelope_id: request.envelope_id,
+                fsm: fsm.to_owned(),
+                entity_key: entity_key.to_owned(),
+                expected_version: version,
+                state: to.to_owned(),
+                outbox,
+                reply: serde_json::to_value(&reply).unwrap_or(Json::Null),
+            };
+            match store.commit_transition(commit).await {
+                Ok(CommitOutcome::Committed { .. }) => return reply,
+                Ok(CommitOutcome::Duplicate) => {
+                    return match store.processed_reply(request.envelope_id).await {
+                        Ok(Some(stored)) => stored_reply(request, stored),
+                        _ => reply,
+                    };
+                }
+                Err(e) if e.category() == onex_core::error::ErrorCategory::Conflict => continue,
+                Err(e) => return fail(request, spi_reply_error(&e, &context)),
+            }
+        }
+        let message = format!("{context}: the entity kept changing; gave up after {CONFLICT_ATTEMPTS} attempts");
+        fail(request, ReplyError::new(crate::error::codes::STATE_CONFLICT, message))
+    }
+}
+
+impl ReducerNode {
+    /// The intent envelopes of a step as outbox messages, and the intent types published.
+    fn outbox(&self, event: &Envelope, entity_key: &str, intents: &[Intent]) -> (Vec<OutboundMessage>, Vec<String>) {
+        let mut outbox = Vec::new();
+        let mut published = Vec::new();
+        for intent in intents.iter().filter(|i| i.phase != IntentPhase::Persist) {
+            let Some(topic) = self.intent_topics.get(&intent.intent_type) else { continue };
+            let payload = json!({
+                "entity_key": entity_key, "fsm": intent.fsm, "from_state": intent.from_state,
+                "to_state": intent.to_state, "phase": intent.phase, "config": intent.config,
+                "event": event.operation,
+            });
+            let mut envelope =
+                Envelope::request(new_uuid_v7(), format!("intent.{}", intent.intent_type), payload, now_utc());
+            envelope.correlation_id = event.correlation_id;
+            envelope.causation_id = Some(event.envelope_id);
+            envelope.metadata = event.metadata.clone();
+            envelope.source_node = Some(self.node.clone());
+            outbox.push(to_message(topic, Some(entity_key.to_owned()), &envelope));
+            published.push(intent.intent_type.clone());
+        }
+        (outbox, published)
+    }
+}
+
+/// The reply stored for a processed envelope, or a fresh one if it cannot be read back.
+fn stored_reply(request: &Envelope, stored: Json) -> Envelope {
+    serde_json::from_value(stored).unwrap_or_else(|e| {
+        let message = format!("envelope {}: its stored reply does not parse: {e}", request.envelope_id);
+        fail(request, ReplyError::new(crate::error::codes::STORE_FAILED, message))
+    })
+}

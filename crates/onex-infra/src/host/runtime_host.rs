@@ -1,0 +1,211 @@
+//! `RuntimeHost`: the one path every envelope takes, from the bus or from HTTP ingress.
+//!
+//! The operation's prefix picks the kind of node: a state machine's name goes to its reducer,
+//! `intent` to the orchestrator that routes the intent, anything else to the effect node that
+//! declares the operation (through its resilience stack). A reply always comes back.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use onex_core::envelope::Envelope;
+use onex_spi::{EventBus, StateStore};
+use serde_json::Value as Json;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::metrics::{Gauges, Metrics, StackGauges};
+use super::{Dispatcher, Orchestrator, Reducers};
+use onex_core::resilience::BreakerState;
+
+/// The reserved operation prefix of intents.
+pub const INTENT_PREFIX: &str = "intent";
+
+/// Limits the host applies to input.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest envelope accepted, in bytes.
+    pub max_envelope_bytes: usize,
+}
+
+/// Everything an envelope can reach, shared by the bus consumer, the admin API and the
+/// workflow runs.
+pub struct RuntimeHost {
+    pub(super) dispatcher: Dispatcher,
+    pub(super) reducers: Reducers,
+    pub(super) orchestrator: Orchestrator,
+    pub(super) store: Arc<dyn StateStore>,
+    pub(super) bus: Arc<dyn EventBus>,
+    pub(super) metrics: Metrics,
+    /// Signalled after a commit that wrote outbox messages.
+    pub(super) outbox_ready: Notify,
+    pub(super) limits: Limits,
+    ready: AtomicBool,
+    draining: AtomicBool,
+}
+
+impl std::fmt::Debug for RuntimeHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeHost")
+            .field("dispatcher", &self.dispatcher)
+            .field("reducers", &self.reducers)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RuntimeHost {
+    /// Assembles a host; metrics are registered for every operation it can route.
+    pub fn new(
+        dispatcher: Dispatcher,
+        reducers: Reducers,
+        orchestrator: Orchestrator,
+        store: Arc<dyn StateStore>,
+        bus: Arc<dyn EventBus>,
+        limits: Limits,
+    ) -> Self {
+        let mut operations: Vec<(&str, String)> =
+            dispatcher.operations().map(|op| (dispatcher.stack(op).map_or("", |(n, _)| n), op.to_owned())).collect();
+        operations.extend(reducers.operations());
+        operations.extend(orchestrator.operations());
+        let metrics = Metrics::new(operations.iter().map(|(node, op)| (*node, op.as_str())));
+        Self {
+            dispatcher,
+            reducers,
+            orchestrator,
+            store,
+            bus,
+            metrics,
+            outbox_ready: Notify::new(),
+            limits,
+            ready: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// Routes `request` to its node and returns the reply; counts it in the metrics.
+    pub async fn handle(self: &Arc<Self>, request: Envelope) -> Envelope {
+        let started = Instant::now();
+        let _in_flight = self.metrics.in_flight();
+        let prefix = request.operation.split_once('.').map_or(request.operation.as_str(), |(p, _)| p);
+        let reply = if self.reducers.serves(prefix) {
+            let reply = self.reducers.apply(&*self.store, &request).await;
+            if reply.success == Some(true) {
+                self.outbox_ready.notify_one();
+            }
+            reply
+        } else if prefix == INTENT_PREFIX {
+            self.orchestrator.start(self, &request).await
+        } else {
+            self.dispatcher.dispatch(&request).await
+        };
+        let success = reply.success == Some(true);
+        match self.metrics.operation(&request.operation) {
+            Some(counters) => counters.observe(success, started.elapsed()),
+            None => self.metrics.refused(reply.error.as_ref().map_or("", |e| e.code.as_str())),
+        }
+        if let Some(error) = &reply.error {
+            tracing::warn!(envelope_id = %request.envelope_id, operation = %request.operation,
+                code = %error.code, "{}", error.message);
+        }
+        reply
+    }
+
+    /// [`RuntimeHost::handle`] as a boxed future, for callers that the host itself spawns
+    /// (workflow steps), which would otherwise make the future type recursive.
+    pub fn handle_boxed(host: Arc<Self>, request: Envelope) -> Pin<Box<dyn Future<Output = Envelope> + Send>> {
+        Box::pin(async move { host.handle(request).await })
+    }
+
+    /// Marks start-up complete: handlers initialised, consumer and relay running.
+    pub(super) fn mark_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// Ready to serve: started, not draining, and the bus is healthy.
+    pub async fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+            && !self.is_draining()
+            && matches!(self.bus.health().await, onex_spi::Health::Healthy)
+    }
+
+    /// Whether the host stopped taking new envelopes.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Stops taking new envelopes (ingress answers 503, the consumer stops reading).
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// The limits applied to input.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The state store.
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
+    }
+
+    /// The bus.
+    pub fn bus(&self) -> &Arc<dyn EventBus> {
+        &self.bus
+    }
+
+    /// The effect dispatcher.
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatcher
+    }
+
+    /// The stored state of an entity: `Some((state, version))`, or the machine's initial state
+    /// with version 0 for an entity never seen; `None` when no reducer serves `fsm`.
+    pub async fn entity_state(&self, fsm: &str, key: &str) -> Result<Option<(String, u64)>, onex_spi::SpiError> {
+        let Some(initial) = self.reducers.initial_state(fsm) else { return Ok(None) };
+        Ok(Some(match self.store.load_state(fsm, key).await? {
+            Some(s) => (s.state, s.version),
+            None => (initial.to_owned(), 0),
+        }))
+    }
+
+    /// A workflow run with its steps and journal.
+    pub async fn workflow_run(&self, run_id: Uuid) -> Result<Option<Json>, onex_spi::SpiError> {
+        self.orchestrator.view(self, run_id).await
+    }
+
+    /// Metrics as Prometheus text, with gauges read now.
+    pub async fn render_metrics(&self) -> String {
+        let outbox_backlog = match self.store.pending_outbox(10_000).await {
+            Ok(pending) => pending.len() as u64,
+            Err(_) => 0,
+        };
+        let mut stacks = Vec::new();
+        for op in self.dispatcher.operations() {
+            let Some((node, stack)) = self.dispatcher.stack(op) else { continue };
+            if stacks.iter().any(|s: &StackGauges| s.node == node) {
+                continue;
+            }
+            let breaker = stack.breaker_state().map(|s| match s {
+                BreakerState::Closed => 0,
+                BreakerState::HalfOpen => 1,
+                BreakerState::Open => 2,
+            });
+            use std::sync::atomic::Ordering::Relaxed;
+            stacks.push(StackGauges {
+                node: node.to_owned(),
+                breaker,
+                retries: stack.stats.retries.load(Relaxed),
+                rejected_open: stack.stats.rejected_open.load(Relaxed),
+                timeouts: stack.stats.timeouts.load(Relaxed),
+            });
+        }
+        self.metrics.render(&Gauges { outbox_backlog, stacks })
+    }
+}

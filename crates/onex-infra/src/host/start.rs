@@ -1,0 +1,192 @@
+//! Starting and stopping a host: the runtime config and the contracts become a state store, a
+//! bus, started handlers, the bus consumer, the outbox relay and resumed workflow runs; and
+//! shutdown undoes it in order without losing anything.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use onex_core::contract::{BusKind, ContractSet, NodeKind, RuntimeConfig, StoreKind};
+use onex_core::error::{Classified, ErrorCode};
+use onex_spi::{EventBus, SecretStore, SpiError, StateStore};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::consumer::{ConsumerConfig, consume};
+use super::runtime_host::Limits;
+use super::{DispatchError, Dispatcher, Orchestrator, Reducers, RuntimeHost};
+use crate::bus::InMemoryEventBus;
+use crate::error::codes;
+use crate::registry::Registry;
+use crate::stores::{PostgresStateStore, SqliteStateStore};
+
+/// What a host is started from.
+pub struct HostSetup {
+    /// The runtime configuration (overrides applied).
+    pub config: RuntimeConfig,
+    /// The validated contracts.
+    pub contracts: ContractSet,
+    /// Handler factories.
+    pub registry: Registry,
+    /// Where local state lives (SQLite files), created if missing.
+    pub data_dir: PathBuf,
+    /// Resolves `${env:…}`/`${vault:…}` references in handler configs.
+    pub secrets: Arc<dyn SecretStore>,
+}
+
+impl std::fmt::Debug for HostSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostSetup").field("data_dir", &self.data_dir).finish_non_exhaustive()
+    }
+}
+
+/// Why a host could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The data directory cannot be created.
+    #[error("data directory {}: {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state store cannot be opened.
+    #[error("state store: {0}")]
+    Store(#[source] SpiError),
+    /// The configured bus cannot be used.
+    #[error("event bus: {0}")]
+    Bus(String),
+    /// A handler failed to start.
+    #[error(transparent)]
+    Handler(#[from] DispatchError),
+    /// A workflow cannot be planned.
+    #[error("{0}")]
+    Workflow(String),
+}
+
+impl Classified for HostError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            Self::DataDir { .. } => codes::IO,
+            Self::Store(_) => codes::STORE_UNAVAILABLE,
+            Self::Bus(_) => codes::BUS_UNSUPPORTED,
+            Self::Handler(_) => codes::HANDLER_START,
+            Self::Workflow(_) => codes::WORKFLOW_UNPLANNABLE,
+        }
+    }
+}
+
+/// A started host and the tasks serving it.
+#[derive(Debug)]
+pub struct RunningHost {
+    host: Arc<RuntimeHost>,
+    stop: watch::Sender<bool>,
+    consumer: JoinHandle<Result<(), SpiError>>,
+    relay: JoinHandle<()>,
+    resumed: usize,
+}
+
+/// What shutdown did.
+#[derive(Debug, Default)]
+pub struct ShutdownReport {
+    /// Workflow runs stopped by the drain bound (they resume at the next start).
+    pub runs_interrupted: usize,
+    /// Whether the consumer finished its queued messages within the bound.
+    pub consumer_drained: bool,
+    /// Handlers whose shutdown failed.
+    pub handler_failures: Vec<(String, SpiError)>,
+}
+
+/// Opens the store and bus, starts handlers, resumes unfinished runs and starts consuming.
+pub async fn start(setup: HostSetup) -> Result<RunningHost, HostError> {
+    let HostSetup { config, contracts, registry, data_dir, secrets } = setup;
+    std::fs::create_dir_all(&data_dir).map_err(|source| HostError::DataDir { path: data_dir.clone(), source })?;
+    let store: Arc<dyn StateStore> = match config.state_store.kind {
+        StoreKind::Sqlite => {
+            Arc::new(SqliteStateStore::open(&data_dir.join(&config.state_store.path)).await.map_err(HostError::Store)?)
+        }
+        StoreKind::Postgres => {
+            let url = config.state_store.url.as_deref().unwrap_or_default();
+            let store = PostgresStateStore::connect(url, config.state_store.max_connections).await;
+            Arc::new(store.map_err(HostError::Store)?)
+        }
+    };
+    let bus: Arc<dyn EventBus> = match config.bus.kind {
+        BusKind::InMemory => Arc::new(InMemoryEventBus::new(config.bus.partitions, config.bus.capacity)),
+        BusKind::Kafka => {
+            return Err(HostError::Bus(
+                "bus.kind `kafka` is not available in this build yet; use `inmemory` (the embedded default)".into(),
+            ));
+        }
+    };
+    let dispatcher = Dispatcher::start(&contracts, &config, &registry, secrets, &data_dir).await?;
+    let reducers = Reducers::from_contracts(&contracts, &config.bus.request_topic);
+    let orchestrator = Orchestrator::from_contracts(&contracts).map_err(HostError::Workflow)?;
+    let limits = Limits { max_envelope_bytes: usize::try_from(config.max_envelope_bytes).unwrap_or(usize::MAX) };
+    let host = Arc::new(RuntimeHost::new(dispatcher, reducers, orchestrator, store, bus, limits));
+
+    let (stop, stop_rx) = watch::channel(false);
+    let relay = tokio::spawn(super::outbox::relay(Arc::clone(&host), stop_rx.clone()));
+    let consumer_config = ConsumerConfig {
+        group: config.bus.group_id.clone(),
+        topics: consumed_topics(&contracts, &config),
+        reply_topic: config.bus.reply_topic.clone(),
+        dlq_topic: config.bus.dlq_topic.clone(),
+        lanes: config.bus.partitions.clamp(1, 64) as usize,
+    };
+    let consumer = tokio::spawn(consume(Arc::clone(&host), consumer_config, stop_rx));
+    let resumed = host.orchestrator.resume_unfinished(&host).await.map_err(HostError::Store)?;
+    host.mark_ready();
+    Ok(RunningHost { host, stop, consumer, relay, resumed })
+}
+
+/// The request topic and every topic a reducer or orchestrator consumes.
+fn consumed_topics(contracts: &ContractSet, config: &RuntimeConfig) -> Vec<String> {
+    let mut topics = BTreeSet::from([config.bus.request_topic.clone()]);
+    for (_, node) in contracts.nodes.values() {
+        if matches!(node.node_type, NodeKind::Reducer | NodeKind::Orchestrator) {
+            topics.extend(node.consumed_events.iter().map(|e| e.topic.clone()));
+        }
+    }
+    topics.into_iter().collect()
+}
+
+impl RunningHost {
+    /// The host.
+    pub fn host(&self) -> &Arc<RuntimeHost> {
+        &self.host
+    }
+
+    /// How many unfinished workflow runs were resumed at start.
+    pub fn resumed_runs(&self) -> usize {
+        self.resumed
+    }
+
+    /// Stops consuming, finishes queued messages and workflow runs within `drain`, flushes the
+    /// outbox, shuts handlers down and closes the bus.
+    pub async fn shutdown(self, drain: Duration) -> ShutdownReport {
+        let deadline = Instant::now() + drain;
+        let mut report = ShutdownReport::default();
+        self.host.start_draining();
+        let _ = self.stop.send(true);
+        let mut consumer = self.consumer;
+        report.consumer_drained = tokio::time::timeout_at(deadline, &mut consumer).await.is_ok();
+        if !report.consumer_drained {
+            consumer.abort();
+        }
+        report.runs_interrupted =
+            self.host.orchestrator.drain(deadline.saturating_duration_since(Instant::now())).await;
+        if self.relay.await.is_err() {
+            tracing::error!("the outbox relay ended abnormally; pending messages are published at the next start");
+        }
+        report.handler_failures = self.host.dispatcher.shutdown().await;
+        if let Err(e) = self.host.bus.close().await {
+            tracing::warn!(error = %e, "closing the bus failed");
+        }
+        report
+    }
+}

@@ -1,0 +1,58 @@
+//! Envelopes on the wire: bus messages built from envelopes (headers mirror the ids), and
+//! replies built from errors.
+
+use std::collections::BTreeMap;
+
+use onex_core::envelope::{Envelope, ReplyError};
+use onex_core::error::Classified;
+use onex_spi::{OutboundMessage, SpiError};
+
+use crate::ids::{new_uuid_v7, now_utc};
+
+/// Header carrying the envelope id.
+pub const HEADER_ENVELOPE_ID: &str = "onex-envelope-id";
+/// Header carrying the correlation id.
+pub const HEADER_CORRELATION_ID: &str = "onex-correlation-id";
+/// Header carrying the operation.
+pub const HEADER_OPERATION: &str = "onex-operation";
+/// Header carrying the error code of a dead letter.
+pub const HEADER_ERROR_CODE: &str = "onex-error-code";
+/// Header carrying the error message of a dead letter.
+pub const HEADER_ERROR_MESSAGE: &str = "onex-error-message";
+
+/// `envelope` as a bus message on `topic` with partition key `key`.
+pub fn to_message(topic: &str, key: Option<String>, envelope: &Envelope) -> OutboundMessage {
+    let mut headers = BTreeMap::new();
+    headers.insert(HEADER_ENVELOPE_ID.to_owned(), envelope.envelope_id.to_string());
+    headers.insert(HEADER_CORRELATION_ID.to_owned(), envelope.correlation_id.to_string());
+    headers.insert(HEADER_OPERATION.to_owned(), envelope.operation.clone());
+    if let Some(causation) = envelope.causation_id {
+        headers.insert("onex-causation-id".to_owned(), causation.to_string());
+    }
+    if let Some(traceparent) = &envelope.metadata.traceparent {
+        headers.insert("traceparent".to_owned(), traceparent.clone());
+    }
+    // Serializing an envelope (strings, numbers, JSON values) cannot fail.
+    let payload = serde_json::to_vec(envelope).unwrap_or_default();
+    OutboundMessage { topic: topic.to_owned(), key, payload, headers }
+}
+
+/// The error of a failed reply from anything classified.
+pub fn reply_error(error: &dyn Classified, message: String) -> ReplyError {
+    let code = error.error_code();
+    ReplyError { code: code.as_str().to_owned(), category: error.category(), message }
+}
+
+/// The error of a failed reply from an spi error.
+pub fn spi_reply_error(error: &SpiError, context: &str) -> ReplyError {
+    ReplyError {
+        code: error.code().to_owned(),
+        category: error.category(),
+        message: format!("{context}: {}", error.message()),
+    }
+}
+
+/// A failed reply to `request`.
+pub fn fail(request: &Envelope, error: ReplyError) -> Envelope {
+    request.reply_err(new_uuid_v7(), error, now_utc())
+}
