@@ -97,7 +97,7 @@ fn entity(fsm: &str, key: &str, state: &str, version: u64) -> Option<EntityState
 /// The pending outbox entries on `topic`, oldest first (other tests may have entries pending
 /// on other topics).
 async fn pending_on(store: &dyn StateStore, topic: &str) -> Vec<OutboxEntry> {
-    let all = store.pending_outbox(u32::MAX).await.unwrap();
+    let all = store.pending_outbox(0, u32::MAX).await.unwrap();
     assert!(all.windows(2).all(|w| w[0].id < w[1].id), "pending entries must come oldest first");
     all.into_iter().filter(|e| e.message.topic == topic).collect()
 }
@@ -224,10 +224,14 @@ async fn outbox_order_and_publishing(store: &dyn StateStore, scope: &Scope) {
     assert_eq!(messages(&pending), expected, "entries come back as committed, in order");
     let ids: Vec<u64> = pending.iter().map(|e| e.id).collect();
 
-    let oldest = store.pending_outbox(2).await.unwrap();
+    let oldest = store.pending_outbox(0, 2).await.unwrap();
     assert_eq!(oldest.len(), 2);
     assert!(oldest[0].id < oldest[1].id && oldest[1].id <= ids[1], "{oldest:?}");
-    assert_eq!(store.pending_outbox(0).await.unwrap(), []);
+    assert_eq!(store.pending_outbox(0, 0).await.unwrap(), []);
+    let after_second: Vec<OutboxEntry> =
+        store.pending_outbox(ids[1], u32::MAX).await.unwrap().into_iter().filter(|e| e.message.topic == topic).collect();
+    assert_eq!(after_second, pending[2..].to_vec(), "only entries after the given id");
+    assert!(store.outbox_backlog().await.unwrap() >= 4, "our four entries are pending");
 
     store.mark_published(&[ids[0], ids[2]]).await.unwrap();
     assert_eq!(pending_on(store, &topic).await, [pending[1].clone(), pending[3].clone()]);
@@ -357,7 +361,7 @@ async fn sqlite_state_survives_reopening() {
     assert_eq!(store.load_state(&fsm, "o-1").await.unwrap(), entity(&fsm, "o-1", "created", 1));
     assert_eq!(store.processed_reply(scope.id(1)).await.unwrap(), Some(reply_of(scope.id(1), "created")));
     assert_eq!(store.processed_reply(scope.id(3)).await.unwrap(), Some(json!({"done": 1})));
-    assert_eq!(messages(&store.pending_outbox(10).await.unwrap()), [message(&topic, Some("o-1"), 1)]);
+    assert_eq!(messages(&store.pending_outbox(0, 10).await.unwrap()), [message(&topic, Some("o-1"), 1)]);
     assert_eq!(store.unfinished_runs().await.unwrap(), std::slice::from_ref(&run));
     assert_eq!(store.journal(run.run_id).await.unwrap(), entries[..1]);
 

@@ -68,6 +68,11 @@ pub trait EventBus: Send + Sync + 'static {
     /// Marks a message processed for `group`; its offset may then be committed.
     async fn acknowledge(&self, group: &str, message: &InboundMessage) -> SpiResult<()>;
 
+    /// Whether a published message outlives this process (Kafka: yes; the in-memory bus: no).
+    /// On a bus that does not, the host counts an outbox message as published only once it has
+    /// consumed it itself, so a crash re-publishes it at the next start.
+    fn is_durable(&self) -> bool;
+
     /// Whether the bus is connected.
     async fn health(&self) -> Health;
 

@@ -103,8 +103,12 @@ pub trait StateStore: Send + Sync + 'static {
     /// if the envelope was already recorded.
     async fn record_reply(&self, envelope_id: Uuid, reply: &Json) -> SpiResult<bool>;
 
-    /// Up to `limit` unpublished outbox entries, oldest first.
-    async fn pending_outbox(&self, limit: u32) -> SpiResult<Vec<OutboxEntry>>;
+    /// Up to `limit` unpublished outbox entries with an id above `after`, oldest first (a relay
+    /// passes the last id it sent, so entries it is still waiting on do not come back).
+    async fn pending_outbox(&self, after: u64, limit: u32) -> SpiResult<Vec<OutboxEntry>>;
+
+    /// How many outbox entries are not yet published.
+    async fn outbox_backlog(&self) -> SpiResult<u64>;
 
     /// Marks outbox entries published.
     async fn mark_published(&self, ids: &[u64]) -> SpiResult<()>;

@@ -145,6 +145,10 @@ impl EventBus for InMemoryEventBus {
         self.shared.with(|state| state.acknowledge(group, message))
     }
 
+    fn is_durable(&self) -> bool {
+        false
+    }
+
     async fn health(&self) -> Health {
         if self.shared.lock().is_closed() { Health::Unhealthy("the bus is closed".to_owned()) } else { Health::Healthy }
     }

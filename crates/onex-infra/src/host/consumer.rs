@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::RuntimeHost;
+use super::outbox::HEADER_OUTBOX_ID;
 use super::wire::{HEADER_ERROR_CODE, HEADER_ERROR_MESSAGE, to_message};
 
 /// Messages queued per lane (backpressure on the bus beyond that).
@@ -81,6 +82,7 @@ async fn lane(host: Arc<RuntimeHost>, config: Arc<ConsumerConfig>, mut rx: mpsc:
     while let Some(message) = rx.recv().await {
         match process(&host, &config, &message).await {
             Ok(()) => {
+                confirm_outbox(&host, &message).await;
                 if let Err(e) = host.bus.acknowledge(&config.group, &message).await {
                     tracing::warn!(topic = %message.topic, partition = message.partition, offset = message.offset,
                         error = %e, "cannot acknowledge a processed message; it may be delivered again");
@@ -89,6 +91,15 @@ async fn lane(host: Arc<RuntimeHost>, config: Arc<ConsumerConfig>, mut rx: mpsc:
             Err(e) => tracing::error!(topic = %message.topic, partition = message.partition, offset = message.offset,
                 error = %e, "cannot publish a message's outcome; left unacknowledged for redelivery"),
         }
+    }
+}
+
+/// Marks the outbox entry a processed message came from published (volatile buses only; see
+/// [`super::outbox`]). A failure here only means the message is published again after a restart.
+async fn confirm_outbox(host: &RuntimeHost, message: &InboundMessage) {
+    let Some(id) = message.headers.get(HEADER_OUTBOX_ID).and_then(|id| id.parse::<u64>().ok()) else { return };
+    if let Err(e) = host.store.mark_published(&[id]).await {
+        tracing::warn!(outbox_id = id, error = %e, "cannot mark a processed outbox message published");
     }
 }
 

@@ -182,10 +182,7 @@ impl RuntimeHost {
 
     /// Metrics as Prometheus text, with gauges read now.
     pub async fn render_metrics(&self) -> String {
-        let outbox_backlog = match self.store.pending_outbox(10_000).await {
-            Ok(pending) => pending.len() as u64,
-            Err(_) => 0,
-        };
+        let outbox_backlog = self.store.outbox_backlog().await.unwrap_or(0);
         let mut stacks = Vec::new();
         for op in self.dispatcher.operations() {
             let Some((node, stack)) = self.dispatcher.stack(op) else { continue };

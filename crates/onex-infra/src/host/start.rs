@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::consumer::{ConsumerConfig, consume};
+use super::outbox::OutboxRelay;
 use super::runtime_host::Limits;
 use super::{DispatchError, Dispatcher, Orchestrator, Reducers, RuntimeHost};
 use crate::bus::InMemoryEventBus;
@@ -130,10 +131,11 @@ pub async fn start(setup: HostSetup) -> Result<RunningHost, HostError> {
     let host = Arc::new(RuntimeHost::new(dispatcher, reducers, orchestrator, store, bus, limits));
 
     let (stop, stop_rx) = watch::channel(false);
-    let relay = tokio::spawn(super::outbox::relay(Arc::clone(&host), stop_rx.clone()));
+    let topics = consumed_topics(&contracts, &config);
+    let relay = tokio::spawn(OutboxRelay::new(Arc::clone(&host), topics.clone()).run(stop_rx.clone()));
     let consumer_config = ConsumerConfig {
         group: config.bus.group_id.clone(),
-        topics: consumed_topics(&contracts, &config),
+        topics,
         reply_topic: config.bus.reply_topic.clone(),
         dlq_topic: config.bus.dlq_topic.clone(),
         lanes: config.bus.partitions.clamp(1, 64) as usize,

@@ -55,7 +55,9 @@ const INSERT_OUTBOX: &str = "INSERT INTO onex_outbox (topic, message_key, payloa
      ORDER BY ord";
 
 const SELECT_PENDING: &str = "SELECT id, topic, message_key, payload, headers FROM onex_outbox \
-     WHERE published_at IS NULL ORDER BY id LIMIT $1";
+     WHERE published_at IS NULL AND id > $1 ORDER BY id LIMIT $2";
+
+const COUNT_PENDING: &str = "SELECT COUNT(*) FROM onex_outbox WHERE published_at IS NULL";
 
 const MARK_PUBLISHED: &str =
     "UPDATE onex_outbox SET published_at = now() WHERE published_at IS NULL AND id = ANY($1::int8[])";
@@ -233,8 +235,9 @@ impl StateStore for PostgresStateStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn pending_outbox(&self, limit: u32) -> SpiResult<Vec<OutboxEntry>> {
+    async fn pending_outbox(&self, after: u64, limit: u32) -> SpiResult<Vec<OutboxEntry>> {
         let rows: Vec<OutboxRow> = sqlx::query_as(SELECT_PENDING)
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
@@ -242,6 +245,14 @@ impl StateStore for PostgresStateStore {
         rows.into_iter()
             .map(|(id, topic, key, payload, headers)| outbox_entry(id, topic, key, payload, headers))
             .collect()
+    }
+
+    async fn outbox_backlog(&self) -> SpiResult<u64> {
+        let count: i64 = sqlx::query_scalar(COUNT_PENDING)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| store_error("counting the outbox", e))?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     async fn mark_published(&self, ids: &[u64]) -> SpiResult<()> {

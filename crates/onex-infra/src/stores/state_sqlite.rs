@@ -48,7 +48,9 @@ const SELECT_VERSION: &str = "SELECT version FROM onex_fsm_state WHERE fsm = ?1 
 const INSERT_OUTBOX: &str = "INSERT INTO onex_outbox (topic, message_key, payload, headers) VALUES (?1, ?2, ?3, ?4)";
 
 const SELECT_PENDING: &str = "SELECT id, topic, message_key, payload, headers FROM onex_outbox \
-     WHERE published_at IS NULL ORDER BY id LIMIT ?1";
+     WHERE published_at IS NULL AND id > ?1 ORDER BY id LIMIT ?2";
+
+const COUNT_PENDING: &str = "SELECT COUNT(*) FROM onex_outbox WHERE published_at IS NULL";
 
 /// `?1` is a JSON array of ids.
 const MARK_PUBLISHED: &str = "UPDATE onex_outbox SET published_at = CURRENT_TIMESTAMP \
@@ -227,8 +229,9 @@ impl StateStore for SqliteStateStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn pending_outbox(&self, limit: u32) -> SpiResult<Vec<OutboxEntry>> {
+    async fn pending_outbox(&self, after: u64, limit: u32) -> SpiResult<Vec<OutboxEntry>> {
         let rows: Vec<OutboxRow> = sqlx::query_as(SELECT_PENDING)
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
@@ -239,6 +242,14 @@ impl StateStore for SqliteStateStore {
                 outbox_entry(id, topic, key, payload, headers)
             })
             .collect()
+    }
+
+    async fn outbox_backlog(&self) -> SpiResult<u64> {
+        let count: i64 = sqlx::query_scalar(COUNT_PENDING)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| store_error("counting the outbox", e))?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     async fn mark_published(&self, ids: &[u64]) -> SpiResult<()> {
