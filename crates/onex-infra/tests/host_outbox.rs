@@ -22,8 +22,13 @@ async fn start_host(data_dir: &Path) -> RunningHost {
     let registry = Registry::with_builtin_handlers().unwrap();
     let set = load_bundled_contracts(&registry).set.expect("bundled contracts load");
     let config = set.runtime.clone().unwrap().1;
-    let setup =
-        HostSetup { config, contracts: set, registry, data_dir: data_dir.to_path_buf(), secrets: Arc::new(EnvSecretStore) };
+    let setup = HostSetup {
+        config,
+        contracts: set,
+        registry,
+        data_dir: data_dir.to_path_buf(),
+        secrets: Arc::new(EnvSecretStore),
+    };
     start(setup).await.unwrap()
 }
 
@@ -55,7 +60,8 @@ async fn eventually(what: &str, mut probe: impl AsyncFnMut() -> bool) {
 async fn an_intent_committed_before_a_crash_is_delivered_by_the_next_start() {
     let dir = std::env::temp_dir().join(format!("onex-outbox-crash-{}", new_uuid_v7()));
     std::fs::create_dir_all(&dir).unwrap();
-    let intent = Envelope::request(new_uuid_v7(), "intent.deployment_requested", json!({"entity_key": "crashed"}), now_utc());
+    let intent =
+        Envelope::request(new_uuid_v7(), "intent.deployment_requested", json!({"entity_key": "crashed"}), now_utc());
     let away = Envelope::request(new_uuid_v7(), "intent.elsewhere", json!({}), now_utc());
     commit_and_die(
         &dir,
@@ -72,8 +78,10 @@ async fn an_intent_committed_before_a_crash_is_delivered_by_the_next_start() {
         host.store().run(intent.envelope_id).await.unwrap().is_some()
     })
     .await;
-    eventually("both outbox entries to be marked published", async || host.store().outbox_backlog().await.unwrap() == 0)
-        .await;
+    eventually("both outbox entries to be marked published", async || {
+        host.store().outbox_backlog().await.unwrap() == 0
+    })
+    .await;
     running.shutdown(Duration::from_secs(5)).await;
 
     // A second start publishes nothing again: the run exists once, nothing is pending.

@@ -85,7 +85,8 @@ impl Dispatcher {
                 let handler_type = op.operation.split_once('.').map_or(op.operation.as_str(), |(h, _)| h);
                 match handlers.get(handler_type) {
                     Some(handler) => {
-                        let stack = stack.get_or_insert_with(|| ResilienceStack::build(node, Arc::clone(handler))).clone();
+                        let stack =
+                            stack.get_or_insert_with(|| ResilienceStack::build(node, Arc::clone(handler))).clone();
                         routes.entry(op.operation.clone()).or_insert(Route { node: Arc::from(name.as_str()), stack });
                     }
                     None => {

@@ -2,12 +2,14 @@
 //! ([`RuntimeHost::handle`]) to a reducer, an orchestrator or an effect node's handler.
 //!
 //! - [`dispatch`]: effect operations through their node's resilience stack;
-//! - [`reducer`]: events that move state machines, committed with their intents (outbox);
+//! - [`reducer`]: events that move state machines, committed with their intents (outbox),
+//!   concurrent commits sharing one transaction ([`commit`]);
 //! - [`orchestrator`]: intents that start journaled, resumable workflow runs;
 //! - [`consumer`] and [`outbox`]: the bus side, at-least-once in and out;
 //! - [`start`]: assembling a host from its configuration, and shutting it down;
 //! - [`metrics`]: what `/metrics` shows.
 
+pub mod commit;
 pub mod consumer;
 pub mod dispatch;
 pub mod metrics;

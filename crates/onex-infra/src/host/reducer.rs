@@ -15,6 +15,7 @@ use onex_core::fsm::{FsmEngine, Intent, IntentPhase, StepResult};
 use onex_spi::{CommitOutcome, OutboundMessage, StateStore, TransitionCommit};
 use serde_json::{Value as Json, json};
 
+use super::commit::GroupCommitter;
 use super::wire::{fail, reply_error, spi_reply_error, to_message};
 use crate::ids::{new_uuid_v7, now_utc};
 
@@ -80,7 +81,7 @@ impl Reducers {
     }
 
     /// Applies event envelope `request` (operation `<fsm>.<event>`) and returns the reply.
-    pub async fn apply(&self, store: &dyn StateStore, request: &Envelope) -> Envelope {
+    pub async fn apply(&self, store: &dyn StateStore, committer: &GroupCommitter, request: &Envelope) -> Envelope {
         let (fsm, event) = request.operation.split_once('.').unwrap_or((&request.operation, ""));
         let context = format!("envelope {} (`{}`)", request.envelope_id, request.operation);
         let Some(reducer) = self.by_fsm.get(fsm) else {
@@ -133,7 +134,7 @@ impl Reducers {
                 outbox,
                 reply: serde_json::to_value(&reply).unwrap_or(Json::Null),
             };
-            match store.commit_transition(commit).await {
+            match committer.commit(commit).await {
                 Ok(CommitOutcome::Committed { .. }) => return reply,
                 Ok(CommitOutcome::Duplicate) => {
                     return match store.processed_reply(request.envelope_id).await {

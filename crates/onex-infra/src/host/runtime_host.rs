@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::commit::GroupCommitter;
 use super::metrics::{Gauges, Metrics, StackGauges};
 use super::{Dispatcher, Orchestrator, Reducers};
 use onex_core::resilience::BreakerState;
@@ -36,6 +37,7 @@ pub struct RuntimeHost {
     pub(super) reducers: Reducers,
     pub(super) orchestrator: Orchestrator,
     pub(super) store: Arc<dyn StateStore>,
+    committer: GroupCommitter,
     pub(super) bus: Arc<dyn EventBus>,
     pub(super) metrics: Metrics,
     /// Signalled after a commit that wrote outbox messages.
@@ -56,7 +58,8 @@ impl std::fmt::Debug for RuntimeHost {
 }
 
 impl RuntimeHost {
-    /// Assembles a host; metrics are registered for every operation it can route.
+    /// Assembles a host; metrics are registered for every operation it can route. Must be called
+    /// inside a tokio runtime (it starts the state store's group-commit writer).
     pub fn new(
         dispatcher: Dispatcher,
         reducers: Reducers,
@@ -74,6 +77,7 @@ impl RuntimeHost {
             dispatcher,
             reducers,
             orchestrator,
+            committer: GroupCommitter::start(Arc::clone(&store)),
             store,
             bus,
             metrics,
@@ -90,7 +94,7 @@ impl RuntimeHost {
         let _in_flight = self.metrics.in_flight();
         let prefix = request.operation.split_once('.').map_or(request.operation.as_str(), |(p, _)| p);
         let reply = if self.reducers.serves(prefix) {
-            let reply = self.reducers.apply(&*self.store, &request).await;
+            let reply = self.reducers.apply(&*self.store, &self.committer, &request).await;
             if reply.success == Some(true) {
                 self.outbox_ready.notify_one();
             }
