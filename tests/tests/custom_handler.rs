@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use onex_core::envelope::Envelope;
 use onex_infra::contracts::load_contracts;
+use onex_infra::host::{HostSetup, start};
 use onex_infra::ids::{new_uuid_v7, now_utc};
 use onex_infra::registry::Registry;
 use onex_infra::secrets::EnvSecretStore;
@@ -68,7 +69,7 @@ fn envelope(op: &str, payload: Value) -> Envelope {
     Envelope::request(new_uuid_v7(), op, payload, now_utc())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_custom_handler_registers_validates_and_serves() {
     let mut registry = Registry::with_builtin_handlers().unwrap();
     assert!(!registry.provides("greeter.greet"));
@@ -82,13 +83,28 @@ async fn a_custom_handler_registers_validates_and_serves() {
     std::fs::write(dir.join("greeter.yaml"), contract).unwrap();
     let report = load_contracts(std::slice::from_ref(&dir), &registry);
     assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
-    let without = load_contracts(&[dir], &Registry::with_builtin_handlers().unwrap());
+    let without = load_contracts(std::slice::from_ref(&dir), &Registry::with_builtin_handlers().unwrap());
     assert_eq!(without.diagnostics[0].code.as_str(), "ONEX_CORE_040_UNKNOWN_OPERATION");
 
     let handler = registry.factory("greeter").unwrap().create(init(json!({"greeting": "Hej"}))).unwrap();
     handler.initialize().await.unwrap();
     let reply = handler.execute(&envelope("greeter.greet", json!({"name": "Ada"}))).await.unwrap();
     assert_eq!(reply, json!({"message": "Hej, Ada!"}));
+
+    // The host loads it from the runtime config and serves it like a built-in.
+    let runtime = "runtime_name: greeter-host\nhandlers:\n  local: {enabled: true}\n  greeter:\n    enabled: true\n    config: {greeting: Hej}\n";
+    std::fs::write(dir.join("runtime.yaml"), runtime).unwrap();
+    let set = load_contracts(std::slice::from_ref(&dir), &registry).set.expect("contracts load");
+    let config = set.runtime.clone().unwrap().1;
+    let setup =
+        HostSetup { config, contracts: set, registry, data_dir: dir.join("data"), secrets: Arc::new(EnvSecretStore) };
+    let running = start(setup).await.unwrap();
+    let reply = running.host().handle(envelope("greeter.greet", json!({"name": "Grace"}))).await;
+    assert_eq!(reply.success, Some(true), "{:?}", reply.error);
+    assert_eq!(reply.payload, json!({"message": "Hej, Grace!"}));
+    let counted = r#"onex_envelopes_total{node="greeter_node",operation="greeter.greet",outcome="success"} 1"#;
+    assert!(running.host().render_metrics().await.contains(counted));
+    running.shutdown(std::time::Duration::from_secs(5)).await;
 }
 
 #[tokio::test]

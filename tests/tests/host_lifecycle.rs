@@ -201,3 +201,21 @@ fn a_broken_contract_stops_the_start_and_names_the_file_and_line() {
     assert!(failure.logs.contains(&format!("{file}:6:5")), "names file and line: {}", failure.logs);
     assert!(failure.logs.contains("refusing to start"), "{}", failure.logs);
 }
+
+#[test]
+fn envelopes_beyond_max_in_flight_are_refused_with_503_not_queued() {
+    let options = HostOptions::new(&repo_root().join("contracts"), &scratch_dir("busy")).env("ONEX_MAX_IN_FLIGHT", "1");
+    let host = HostProcess::start(&options);
+    let addr = host.addr.clone();
+    let slow = std::thread::spawn(move || {
+        let body = envelope("local.sleep", json!({"ms": 1000})).to_string();
+        onex_e2e::host::http(&addr, "POST", "/v1/envelopes", Some(body.as_bytes()))
+    });
+    wait_until("the slow envelope to be in flight", Duration::from_secs(10), || {
+        host.metric("onex_in_flight") == Some(1.0)
+    });
+    let (status, reply) = host.send("local.echo", json!({}));
+    assert_eq!((status, reply["error"]["code"].as_str()), (503, Some("ONEX_INFRA_042_OVERLOADED")), "{reply}");
+    assert_eq!(slow.join().unwrap().0, 200);
+    assert_eq!(host.send("local.echo", json!({})).0, 200, "a slot is free again");
+}

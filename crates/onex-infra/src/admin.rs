@@ -94,6 +94,12 @@ async fn ingest(State(state): State<AdminState>, body: Body) -> Response {
         host.metrics().refused(&error.code);
         return failure(StatusCode::SERVICE_UNAVAILABLE, &error);
     }
+    let Some(_slot) = host.admit() else {
+        let message = format!("{} envelopes are in flight (max_in_flight); retry shortly", host.limits().max_in_flight);
+        let error = ReplyError::new(codes::OVERLOADED, message);
+        host.metrics().refused(&error.code);
+        return failure(StatusCode::SERVICE_UNAVAILABLE, &error);
+    };
     let cap = host.limits().max_envelope_bytes;
     let Ok(bytes) = to_bytes(body, cap.saturating_add(1)).await else {
         let message = format!("envelope exceeds the {cap}-byte cap (max_envelope_bytes)");

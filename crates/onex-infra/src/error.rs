@@ -37,6 +37,82 @@ pub mod codes {
         WORKFLOW_UNPLANNABLE = ("ONEX_INFRA_040_WORKFLOW_UNPLANNABLE", Validation);
         /// The host is shutting down and takes no new envelopes.
         DRAINING = ("ONEX_INFRA_041_DRAINING", Unavailable);
+        /// More envelopes are in flight than `max_in_flight` allows.
+        OVERLOADED = ("ONEX_INFRA_042_OVERLOADED", Unavailable);
+        /// Consul cannot be reached, or answered 5xx/429 (retryable).
+        CONSUL_UNAVAILABLE = ("ONEX_INFRA_070_CONSUL_UNAVAILABLE", Unavailable);
+        /// Consul did not answer within the handler's `timeout_ms`.
+        CONSUL_TIMEOUT = ("ONEX_INFRA_071_CONSUL_TIMEOUT", Timeout);
+        /// Consul refused the ACL token (401/403).
+        CONSUL_DENIED = ("ONEX_INFRA_072_CONSUL_DENIED", Auth);
+        /// The Consul key (or other resource) does not exist (404).
+        CONSUL_NOT_FOUND = ("ONEX_INFRA_073_CONSUL_NOT_FOUND", NotFound);
+        /// A Consul check-and-set did not match the key's `ModifyIndex`.
+        CONSUL_CAS_CONFLICT = ("ONEX_INFRA_074_CONSUL_CAS_CONFLICT", Conflict);
+        /// Consul refused the request as invalid (400 and other 4xx).
+        CONSUL_REJECTED = ("ONEX_INFRA_075_CONSUL_REJECTED", Validation);
+        /// The consul handler's configuration is invalid (address, token, TLS files).
+        CONSUL_CONFIG = ("ONEX_INFRA_076_CONSUL_CONFIG", Validation);
+        /// Consul answered something the handler cannot read.
+        CONSUL_UNEXPECTED = ("ONEX_INFRA_077_CONSUL_UNEXPECTED", Internal);
+        /// The db handler's configuration is invalid (URL, pool or TLS settings); never quotes the URL.
+        DB_CONFIG = ("ONEX_INFRA_050_DB_CONFIG", Validation);
+        /// A db request's SQL holds more than one statement (or none).
+        DB_NOT_ONE_STATEMENT = ("ONEX_INFRA_051_DB_NOT_ONE_STATEMENT", Validation);
+        /// The database refused a statement as invalid: syntax, undefined object, bad data, a
+        /// constraint other than uniqueness.
+        DB_REFUSED = ("ONEX_INFRA_052_DB_REFUSED", Validation);
+        /// A unique or exclusion constraint refused the statement.
+        DB_CONFLICT = ("ONEX_INFRA_053_DB_CONFLICT", Conflict);
+        /// A serialization failure or deadlock: the transaction was rolled back and may be run again.
+        DB_SERIALIZATION = ("ONEX_INFRA_054_DB_SERIALIZATION", Unavailable);
+        /// The database cannot be reached: connection refused or lost, pool exhausted, server shutting down.
+        DB_UNAVAILABLE = ("ONEX_INFRA_055_DB_UNAVAILABLE", Unavailable);
+        /// A statement ran past the handler's statement timeout and was cancelled.
+        DB_TIMEOUT = ("ONEX_INFRA_056_DB_TIMEOUT", Timeout);
+        /// The database refused the credentials or the privilege.
+        DB_AUTH = ("ONEX_INFRA_057_DB_AUTH", Auth);
+        /// A parameter or column of a type the db handler cannot convert to or from JSON.
+        DB_UNSUPPORTED_TYPE = ("ONEX_INFRA_058_DB_UNSUPPORTED_TYPE", Validation);
+        /// Any other database failure.
+        DB_FAILED = ("ONEX_INFRA_059_DB_FAILED", Internal);
+        /// The vault handler's configuration is invalid (address, token reference, mounts, TLS files).
+        VAULT_CONFIG = ("ONEX_INFRA_060_VAULT_CONFIG", Validation);
+        /// Vault refused the token or its policy (401/403); never retried.
+        VAULT_DENIED = ("ONEX_INFRA_061_VAULT_DENIED", Auth);
+        /// No secret (or no key in it) at the path asked for (404).
+        VAULT_NOT_FOUND = ("ONEX_INFRA_062_VAULT_NOT_FOUND", NotFound);
+        /// Vault cannot be reached, is sealed, or answered 5xx/429 (retryable).
+        VAULT_UNAVAILABLE = ("ONEX_INFRA_063_VAULT_UNAVAILABLE", Unavailable);
+        /// Vault did not answer within the handler's `timeout_ms`.
+        VAULT_TIMEOUT = ("ONEX_INFRA_064_VAULT_TIMEOUT", Timeout);
+        /// Vault refused the request as invalid (400 and other 4xx).
+        VAULT_REJECTED = ("ONEX_INFRA_065_VAULT_REJECTED", Validation);
+        /// A KV v2 check-and-set did not match the secret's current version.
+        VAULT_CAS_CONFLICT = ("ONEX_INFRA_066_VAULT_CAS_CONFLICT", Conflict);
+        /// Vault answered something the handler cannot read.
+        VAULT_UNEXPECTED = ("ONEX_INFRA_067_VAULT_UNEXPECTED", Internal);
+        /// An http/webhook request refused before sending: URL, scheme, header, body over
+        /// `max_request_bytes`.
+        HTTP_REQUEST_INVALID = ("ONEX_INFRA_080_HTTP_REQUEST_INVALID", Validation);
+        /// A response body over `max_response_bytes` (refused while streaming).
+        HTTP_RESPONSE_TOO_LARGE = ("ONEX_INFRA_081_HTTP_RESPONSE_TOO_LARGE", Validation);
+        /// More redirects than `max_redirects` (a redirect loop ends here).
+        HTTP_TOO_MANY_REDIRECTS = ("ONEX_INFRA_082_HTTP_TOO_MANY_REDIRECTS", Validation);
+        /// The connection was refused, reset or closed before a full response.
+        HTTP_CONNECTION_FAILED = ("ONEX_INFRA_083_HTTP_CONNECTION_FAILED", Unavailable);
+        /// No full response within the request's timeout.
+        HTTP_TIMEOUT = ("ONEX_INFRA_084_HTTP_TIMEOUT", Timeout);
+        /// The server answered 5xx or 429.
+        HTTP_SERVER_UNAVAILABLE = ("ONEX_INFRA_085_HTTP_SERVER_UNAVAILABLE", Unavailable);
+        /// The server answered another non-2xx status (4xx, an unfollowed 3xx).
+        HTTP_CLIENT_ERROR = ("ONEX_INFRA_086_HTTP_CLIENT_ERROR", Validation);
+        /// The server answered 404.
+        HTTP_NOT_FOUND = ("ONEX_INFRA_087_HTTP_NOT_FOUND", NotFound);
+        /// The server answered 401 or 403, or its TLS certificate is not trusted.
+        HTTP_UNAUTHORIZED = ("ONEX_INFRA_088_HTTP_UNAUTHORIZED", Auth);
+        /// The server answered 409.
+        HTTP_CONFLICT = ("ONEX_INFRA_089_HTTP_CONFLICT", Conflict);
     }
 }
 

@@ -122,8 +122,12 @@ impl fmt::Debug for InMemoryEventBus {
 #[async_trait]
 impl EventBus for InMemoryEventBus {
     async fn publish(&self, message: OutboundMessage) -> SpiResult<Delivery> {
-        let mut message = message;
         let mut partition = None;
+        // Fast path: room now, no need to register for the space signal.
+        let mut message = match self.shared.with(|state| state.publish(message, &mut partition))? {
+            Append::Done(delivery) => return Ok(delivery),
+            Append::Full(back) => back,
+        };
         loop {
             // Registered before looking, so space freed in between is not missed.
             let mut space = pin!(self.shared.space.notified());

@@ -1,26 +1,23 @@
-//! The bus consumer: reads the host's topics as one consumer group and processes each
-//! partition in order on one of a fixed set of lanes, different partitions in parallel.
+//! The bus consumer: the host joins its consumer group once per lane, so the bus deals the
+//! partitions among the lanes; each lane processes its partitions' messages one at a time, in
+//! order, and different lanes run in parallel.
 //!
 //! A message is acknowledged only after its outcome is durable: the reply is published to the
 //! reply topic, and a message that failed (or does not parse) is published to the dead-letter
 //! topic with its error. A message whose outcome could not be published is not acknowledged,
 //! so the bus delivers it again.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use onex_core::envelope::Envelope;
 use onex_core::error::Classified;
 use onex_spi::{InboundMessage, MessageStream, OutboundMessage, SpiError};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::RuntimeHost;
 use super::outbox::HEADER_OUTBOX_ID;
 use super::wire::{HEADER_ERROR_CODE, HEADER_ERROR_MESSAGE, to_message};
-
-/// Messages queued per lane (backpressure on the bus beyond that).
-const LANE_DEPTH: usize = 64;
 
 /// Where the consumer reads and writes.
 #[derive(Debug, Clone)]
@@ -33,53 +30,38 @@ pub struct ConsumerConfig {
     pub reply_topic: String,
     /// Topic failed messages go to.
     pub dlq_topic: String,
-    /// Lanes processing partitions in parallel.
+    /// Lanes (group members) processing partitions in parallel.
     pub lanes: usize,
 }
 
-/// Consumes until `stop` turns true, then finishes what the lanes hold.
-pub async fn consume(
-    host: Arc<RuntimeHost>,
-    config: ConsumerConfig,
-    mut stop: watch::Receiver<bool>,
-) -> Result<(), SpiError> {
-    let mut stream: MessageStream = host.bus.subscribe(&config.group, &config.topics).await?;
+/// Joins the group once per lane and consumes until `stop` turns true; a lane finishes the
+/// message in hand, then leaves the group.
+pub async fn consume(host: Arc<RuntimeHost>, config: ConsumerConfig, stop: watch::Receiver<bool>) -> Result<(), SpiError> {
     let config = Arc::new(config);
-    let mut lanes = Vec::with_capacity(config.lanes.max(1));
-    let mut workers = JoinSet::new();
+    let mut lanes = JoinSet::new();
     for _ in 0..config.lanes.max(1) {
-        let (tx, rx) = mpsc::channel::<InboundMessage>(LANE_DEPTH);
-        lanes.push(tx);
-        workers.spawn(lane(Arc::clone(&host), Arc::clone(&config), rx));
+        let stream = host.bus.subscribe(&config.group, &config.topics).await?;
+        lanes.spawn(lane(Arc::clone(&host), Arc::clone(&config), stream, stop.clone()));
     }
+    while lanes.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn lane(host: Arc<RuntimeHost>, config: Arc<ConsumerConfig>, mut stream: MessageStream, mut stop: watch::Receiver<bool>) {
     loop {
         let next = tokio::select! {
+            biased;
+            _ = stop.wait_for(|stop| *stop) => return,
             next = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)) => next,
-            _ = stop.changed() => break,
         };
         let message = match next {
             Some(Ok(message)) => message,
             Some(Err(e)) => {
-                tracing::error!(error = %e, "bus consumer: the stream failed; stopping");
-                break;
+                tracing::error!(error = %e, "bus consumer: the stream failed; this lane stops");
+                return;
             }
-            None => break,
+            None => return,
         };
-        let mut hasher = DefaultHasher::new();
-        (&message.topic, message.partition).hash(&mut hasher);
-        let lane = (hasher.finish() % lanes.len() as u64) as usize;
-        if lanes[lane].send(message).await.is_err() {
-            break;
-        }
-    }
-    drop(stream);
-    drop(lanes);
-    while workers.join_next().await.is_some() {}
-    Ok(())
-}
-
-async fn lane(host: Arc<RuntimeHost>, config: Arc<ConsumerConfig>, mut rx: mpsc::Receiver<InboundMessage>) {
-    while let Some(message) = rx.recv().await {
         match process(&host, &config, &message).await {
             Ok(()) => {
                 confirm_outbox(&host, &message).await;

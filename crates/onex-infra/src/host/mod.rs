@@ -24,4 +24,4 @@ pub use dispatch::{DispatchError, Dispatcher};
 pub use orchestrator::Orchestrator;
 pub use reducer::Reducers;
 pub use runtime_host::{Limits, RuntimeHost};
-pub use start::{HostError, HostSetup, RunningHost, ShutdownReport, start};
+pub use start::{HostError, HostSetup, RunningHost, ShutdownReport, start, start_with_bus};

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use onex_core::envelope::Envelope;
 use onex_spi::{EventBus, StateStore};
 use serde_json::Value as Json;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -28,6 +28,8 @@ pub const INTENT_PREFIX: &str = "intent";
 pub struct Limits {
     /// Largest envelope accepted, in bytes.
     pub max_envelope_bytes: usize,
+    /// Most envelopes taken in over HTTP at once; more are refused with 503.
+    pub max_in_flight: usize,
 }
 
 /// Everything an envelope can reach, shared by the bus consumer, the admin API and the
@@ -43,6 +45,7 @@ pub struct RuntimeHost {
     /// Signalled after a commit that wrote outbox messages.
     pub(super) outbox_ready: Notify,
     pub(super) limits: Limits,
+    ingress_slots: Arc<Semaphore>,
     ready: AtomicBool,
     draining: AtomicBool,
 }
@@ -83,6 +86,7 @@ impl RuntimeHost {
             metrics,
             outbox_ready: Notify::new(),
             limits,
+            ingress_slots: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
         }
@@ -132,6 +136,12 @@ impl RuntimeHost {
         self.ready.load(Ordering::Acquire)
             && !self.is_draining()
             && matches!(self.bus.health().await, onex_spi::Health::Healthy)
+    }
+
+    /// A slot for one envelope taken in over HTTP, or `None` when `max_in_flight` are already
+    /// being processed.
+    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.ingress_slots).try_acquire_owned().ok()
     }
 
     /// Whether the host stopped taking new envelopes.

@@ -102,8 +102,23 @@ pub struct ShutdownReport {
     pub handler_failures: Vec<(String, SpiError)>,
 }
 
-/// Opens the store and bus, starts handlers, resumes unfinished runs and starts consuming.
+/// Opens the store and the configured bus, starts handlers, resumes unfinished runs and starts
+/// consuming.
 pub async fn start(setup: HostSetup) -> Result<RunningHost, HostError> {
+    let bus: Arc<dyn EventBus> = match setup.config.bus.kind {
+        BusKind::InMemory => Arc::new(InMemoryEventBus::new(setup.config.bus.partitions, setup.config.bus.capacity)),
+        BusKind::Kafka => {
+            return Err(HostError::Bus(
+                "bus.kind `kafka` is not available in this build yet; use `inmemory` (the embedded default)".into(),
+            ));
+        }
+    };
+    start_with_bus(setup, bus).await
+}
+
+/// [`start`] on a bus the caller built (embedding the host, tests); `config.bus.kind` is not
+/// consulted, its topics and group are.
+pub async fn start_with_bus(setup: HostSetup, bus: Arc<dyn EventBus>) -> Result<RunningHost, HostError> {
     let HostSetup { config, contracts, registry, data_dir, secrets } = setup;
     std::fs::create_dir_all(&data_dir).map_err(|source| HostError::DataDir { path: data_dir.clone(), source })?;
     let store: Arc<dyn StateStore> = match config.state_store.kind {
@@ -116,18 +131,13 @@ pub async fn start(setup: HostSetup) -> Result<RunningHost, HostError> {
             Arc::new(store.map_err(HostError::Store)?)
         }
     };
-    let bus: Arc<dyn EventBus> = match config.bus.kind {
-        BusKind::InMemory => Arc::new(InMemoryEventBus::new(config.bus.partitions, config.bus.capacity)),
-        BusKind::Kafka => {
-            return Err(HostError::Bus(
-                "bus.kind `kafka` is not available in this build yet; use `inmemory` (the embedded default)".into(),
-            ));
-        }
-    };
     let dispatcher = Dispatcher::start(&contracts, &config, &registry, secrets, &data_dir).await?;
     let reducers = Reducers::from_contracts(&contracts, &config.bus.request_topic);
     let orchestrator = Orchestrator::from_contracts(&contracts).map_err(HostError::Workflow)?;
-    let limits = Limits { max_envelope_bytes: usize::try_from(config.max_envelope_bytes).unwrap_or(usize::MAX) };
+    let limits = Limits {
+        max_envelope_bytes: usize::try_from(config.max_envelope_bytes).unwrap_or(usize::MAX),
+        max_in_flight: config.max_in_flight as usize,
+    };
     let host = Arc::new(RuntimeHost::new(dispatcher, reducers, orchestrator, store, bus, limits));
 
     let (stop, stop_rx) = watch::channel(false);
