@@ -73,4 +73,5 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+pub mod consul_fixture;
 pub mod host;

@@ -1,8 +1,13 @@
 //! `cargo xtask services up|down|status`: the external services the integration tests need
-//! (PostgreSQL for now), used if already running, else started or installed on this machine.
+//! (PostgreSQL, RustyVault), used if already running, else started or installed on this machine.
 //!
 //! `up` writes `target/onex-services.env` (`KEY=value` lines telling the tests where each
-//! service is) and `target/onex-services.state` (what `up` started); `down` stops only that.
+//! service is) and `target/onex-services.state` (what `up` started, with details such as a
+//! pid as `<service>.<key>` lines); `down` stops only that.
+
+mod http;
+mod postgres;
+mod rvault;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -15,38 +20,56 @@ use crate::cmd;
 /// How long `up` waits for a started service to answer and to be ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// An external service the tests use. New services (Vault, Consul, Kafka) are new entries of
-/// [`SERVICES`].
+/// `KEY=value` pairs (env lines, recorded details).
+type Pairs = Vec<(String, String)>;
+
+/// What `start` recorded for a service (`pid`, `dir`, …), as `(key, value)` pairs.
+type Details = [(String, String)];
+
+/// An external service the tests use. New services are new entries of [`SERVICES`].
 struct Service {
     /// Short name, used in messages and as the key in the state file.
     name: &'static str,
     /// Where it answers TCP connections.
     addr: &'static str,
-    /// Lines of `target/onex-services.env` telling the tests where it is.
-    env: &'static [(&'static str, &'static str)],
+    /// Keys of the lines of `target/onex-services.env` that `prepare` returns.
+    env_keys: &'static [&'static str],
     /// Whether it is installed on this machine.
     installed: fn() -> bool,
-    /// Installs it (system packages and test-only configuration).
+    /// Installs it (system packages, `cargo install`, test-only configuration).
     install: fn() -> Result<(), String>,
-    /// Starts the installed service.
-    start: fn() -> Result<(), String>,
-    /// Stops the service `start` started.
-    stop: fn() -> Result<(), String>,
-    /// Once it answers: waits until it is ready and creates what the tests expect.
-    prepare: fn(Instant) -> Result<(), String>,
+    /// Starts the installed service; returns details to record (pid, data dir).
+    start: fn(&Files) -> Result<Pairs, String>,
+    /// Stops the service `start` started, given the details it recorded.
+    stop: fn(&Files, &Details) -> Result<(), String>,
+    /// Once it answers: waits until it is ready, creates what the tests expect and returns the
+    /// env lines telling the tests where it is (given the recorded details).
+    prepare: fn(&Files, &Details, Instant) -> Result<Pairs, String>,
 }
 
 /// Every service, in start order.
-const SERVICES: &[Service] = &[Service {
-    name: "postgresql",
-    addr: "127.0.0.1:5432",
-    env: &[("ONEX_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")],
-    installed: postgres::installed,
-    install: postgres::install,
-    start: postgres::start,
-    stop: postgres::stop,
-    prepare: postgres::prepare,
-}];
+const SERVICES: &[Service] = &[
+    Service {
+        name: "postgresql",
+        addr: postgres::ADDR,
+        env_keys: &["ONEX_POSTGRES_URL"],
+        installed: postgres::installed,
+        install: postgres::install,
+        start: postgres::start,
+        stop: postgres::stop,
+        prepare: postgres::prepare,
+    },
+    Service {
+        name: "rvault",
+        addr: rvault::ADDR,
+        env_keys: &["ONEX_VAULT_ADDR", "ONEX_VAULT_TOKEN", "ONEX_RVAULT_BIN"],
+        installed: rvault::installed,
+        install: rvault::install,
+        start: rvault::start,
+        stop: rvault::stop,
+        prepare: rvault::prepare,
+    },
+];
 
 /// State-file value: `up` started the service, so `down` stops it.
 const STARTED: &str = "started";
@@ -102,6 +125,22 @@ fn lookup<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
+/// The details recorded for `service` (`<service>.<key>` lines, prefix removed).
+fn details(state: &[(String, String)], service: &str) -> Pairs {
+    state
+        .iter()
+        .filter_map(|(k, v)| {
+            let key = k.strip_prefix(service)?.strip_prefix('.')?;
+            Some((key.to_owned(), v.clone()))
+        })
+        .collect()
+}
+
+/// The detail `key` among `details`.
+fn detail<'a>(details: &'a Details, key: &str) -> Option<&'a str> {
+    lookup(details, key)
+}
+
 /// Runs `cargo xtask services <action>` from the workspace `root`.
 pub fn run(root: &Path, action: &str) -> Result<(), String> {
     let files = Files::new(root);
@@ -141,7 +180,9 @@ impl Files {
 }
 
 fn up(files: &Files) -> Result<(), String> {
+    rvault::ensure_openssl_headers()?;
     let mut state = files.read_state();
+    let mut env = Pairs::new();
     for service in SERVICES {
         let answered = answers(service.addr);
         let action = choose(answered, answered || (service.installed)());
@@ -153,22 +194,27 @@ fn up(files: &Files) -> Result<(), String> {
         if action == Action::InstallAndStart {
             (service.install)()?;
         }
-        if action != Action::UseRunning && !answers(service.addr) {
-            (service.start)()?;
-        }
+        let started =
+            if action != Action::UseRunning && !answers(service.addr) { Some((service.start)(files)?) } else { None };
         // Recorded before waiting, so `down` stops what was started even if it never got ready.
         let recorded = next_state(lookup(&state, service.name), action);
-        state.retain(|(k, _)| k != service.name);
+        let prefix = format!("{}.", service.name);
+        state.retain(|(k, _)| k != service.name && !(started.is_some() && k.starts_with(&prefix)));
         state.push((service.name.to_owned(), recorded.to_owned()));
+        state.extend(started.unwrap_or_default().into_iter().map(|(k, v)| (format!("{prefix}{k}"), v)));
         files.write(&files.state, &render_kv(&state))?;
 
         let deadline = Instant::now() + READY_TIMEOUT;
         wait_until_answers(service, deadline)?;
-        (service.prepare)(deadline)?;
+        let lines = (service.prepare)(files, &details(&state, service.name), deadline)?;
+        if let Some(missing) = service.env_keys.iter().find(|k| lookup(&lines, k).is_none()) {
+            return Err(format!("{} did not say its `{missing}`", service.name));
+        }
+        env.extend(lines);
+        // Written after each service, so the ones that came up are usable if a later one fails.
+        files.write(&files.env, &render_kv(&env))?;
         println!("services: {} ready on {}", service.name, service.addr);
     }
-    let env: Vec<_> = SERVICES.iter().flat_map(|s| s.env.iter().copied()).collect();
-    files.write(&files.env, &render_kv(&env))?;
     println!("services: wrote {}", files.env.display());
     Ok(())
 }
@@ -182,7 +228,7 @@ fn down(files: &Files) -> Result<(), String> {
     let mut failures = Vec::new();
     for service in SERVICES {
         match lookup(&state, service.name) {
-            Some(STARTED) => match (service.stop)() {
+            Some(STARTED) => match (service.stop)(files, &details(&state, service.name)) {
                 Ok(()) => println!("services: stopped {} (started by `services up`)", service.name),
                 Err(e) => failures.push(format!("stopping {}: {e}", service.name)),
             },
@@ -205,7 +251,8 @@ fn status(files: &Files) {
             Some(_) => "; was running before `services up`",
             None => "",
         };
-        println!("services: {} on {} {answer}{origin}", service.name, service.addr);
+        let pid = lookup(&details(&state, service.name), "pid").map(|p| format!(" (pid {p})")).unwrap_or_default();
+        println!("services: {} on {} {answer}{origin}{pid}", service.name, service.addr);
     }
 }
 
@@ -233,92 +280,6 @@ fn run_with_env(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<()
         .status()
         .map_err(|e| format!("failed to start `{line}`: {e}"))?;
     if status.success() { Ok(()) } else { Err(format!("`{line}` failed ({status})")) }
-}
-
-/// PostgreSQL as Debian/Ubuntu package it: clusters managed by `pg_ctlcluster`.
-mod postgres {
-    use std::path::{Path, PathBuf};
-    use std::thread::sleep;
-    use std::time::{Duration, Instant};
-
-    use super::run_with_env;
-    use crate::cmd;
-
-    const CONFIG_ROOT: &str = "/etc/postgresql";
-    const CLUSTER: &str = "main";
-    const PSQL: &[&str] = &["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-tAc"];
-
-    /// The installed major version to use: the highest numeric directory name.
-    pub(super) fn pick_version<I: IntoIterator<Item = String>>(names: I) -> Option<String> {
-        names
-            .into_iter()
-            .filter_map(|n| n.parse::<f64>().ok().map(|v| (v, n)))
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, n)| n)
-    }
-
-    fn version() -> Option<String> {
-        let entries = std::fs::read_dir(CONFIG_ROOT).ok()?;
-        pick_version(entries.filter_map(|e| e.ok()?.file_name().into_string().ok()))
-    }
-
-    pub(super) fn installed() -> bool {
-        version().is_some()
-    }
-
-    fn ctl(action: &str) -> Result<(), String> {
-        let version = version().ok_or_else(|| format!("no PostgreSQL cluster under {CONFIG_ROOT}"))?;
-        run_with_env("pg_ctlcluster", &["--skip-systemctl-redirect", &version, CLUSTER, action], &[])
-    }
-
-    pub(super) fn start() -> Result<(), String> {
-        ctl("start")
-    }
-
-    pub(super) fn stop() -> Result<(), String> {
-        ctl("stop")
-    }
-
-    /// `pg_hba.conf` with password-less access from localhost put first (a test machine's
-    /// fresh install; unchanged if the lines are there).
-    pub(super) fn trust_localhost(pg_hba: &str) -> String {
-        const TRUST: &str = "# added by `cargo xtask services up` (test machine)\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n";
-        if pg_hba.contains(TRUST) { pg_hba.to_owned() } else { format!("{TRUST}{pg_hba}") }
-    }
-
-    pub(super) fn install() -> Result<(), String> {
-        run_with_env("apt-get", &["update"], &[])?;
-        run_with_env("apt-get", &["install", "-y", "postgresql"], &[("DEBIAN_FRONTEND", "noninteractive")])?;
-        let version =
-            version().ok_or_else(|| format!("installed PostgreSQL, but found no cluster under {CONFIG_ROOT}"))?;
-        let hba: PathBuf = Path::new(CONFIG_ROOT).join(&version).join(CLUSTER).join("pg_hba.conf");
-        let text = std::fs::read_to_string(&hba).map_err(|e| format!("cannot read {}: {e}", hba.display()))?;
-        std::fs::write(&hba, trust_localhost(&text)).map_err(|e| format!("cannot write {}: {e}", hba.display()))?;
-        // The package may have started the cluster with the old rules.
-        if super::answers("127.0.0.1:5432") { ctl("reload") } else { Ok(()) }
-    }
-
-    fn psql(sql: &str) -> Result<String, String> {
-        let args: Vec<&str> = PSQL.iter().copied().chain([sql]).collect();
-        let out = cmd::output(Path::new("."), "psql", &args)?;
-        Ok(String::from_utf8_lossy(&out).trim().to_owned())
-    }
-
-    /// Waits until queries run (a starting server refuses them), then creates database `test`.
-    pub(super) fn prepare(deadline: Instant) -> Result<(), String> {
-        let exists = loop {
-            match psql("SELECT 1 FROM pg_database WHERE datname = 'test'") {
-                Ok(out) => break out == "1",
-                Err(e) if Instant::now() >= deadline => return Err(format!("PostgreSQL does not run queries: {e}")),
-                Err(_) => sleep(Duration::from_millis(250)),
-            }
-        };
-        if !exists {
-            psql("CREATE DATABASE test")?;
-            println!("services: created database `test`");
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -360,27 +321,20 @@ mod tests {
     }
 
     #[test]
-    fn the_highest_installed_version_is_used() {
-        let names = ["9.6", "15", "common", "13"].map(str::to_owned);
-        assert_eq!(postgres::pick_version(names), Some("15".to_owned()));
-        assert_eq!(postgres::pick_version(Vec::new()), None);
-    }
-
-    #[test]
-    fn localhost_trust_is_added_once_and_first() {
-        let hba = "local all postgres peer\n";
-        let once = postgres::trust_localhost(hba);
-        assert!(once.ends_with(hba));
-        assert!(once.starts_with("# added by"));
-        assert!(once.contains("host all all 127.0.0.1/32 trust\n"));
-        assert_eq!(postgres::trust_localhost(&once), once);
+    fn details_are_the_prefixed_lines_of_one_service() {
+        let state =
+            parse_kv("rvault=started\nrvault.pid=42\nrvault.dir=/tmp/x\nrvaultx.pid=7\npostgresql=was-running\n");
+        let d = details(&state, "rvault");
+        assert_eq!(d, [("pid".to_owned(), "42".to_owned()), ("dir".to_owned(), "/tmp/x".to_owned())]);
+        assert_eq!(detail(&d, "pid"), Some("42"));
+        assert!(details(&state, "postgresql").is_empty());
     }
 
     #[test]
     fn every_service_says_where_it_is() {
         for service in SERVICES {
             assert!(service.addr.parse::<SocketAddr>().is_ok(), "{}: bad address", service.name);
-            assert!(!service.env.is_empty(), "{}: no env lines", service.name);
+            assert!(!service.env_keys.is_empty(), "{}: no env lines", service.name);
         }
     }
 }

@@ -38,6 +38,11 @@ impl Registry {
         let mut registry = Self::with_builtin_catalogue();
         registry.register(Arc::new(crate::handlers::LocalHandlerFactory))?;
         registry.register(Arc::new(crate::handlers::StampHandlerFactory))?;
+        registry.register(Arc::new(crate::handlers::HttpHandlerFactory))?;
+        registry.register(Arc::new(crate::handlers::WebhookHandlerFactory))?;
+        registry.register(Arc::new(crate::handlers::DbHandlerFactory))?;
+        registry.register(Arc::new(crate::handlers::ConsulHandlerFactory))?;
+        registry.register(Arc::new(crate::handlers::VaultHandlerFactory))?;
         Ok(registry)
     }
 

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod bus;
+mod delivery_store;
 mod discovery;
 mod error;
 mod handler;
@@ -15,6 +16,7 @@ mod stamp_store;
 mod state_store;
 
 pub use bus::{Delivery, EventBus, InboundMessage, MessageStream, OutboundMessage};
+pub use delivery_store::{DeliveryAttempt, DeliveryRecord, DeliveryStatus, DeliveryStore};
 pub use discovery::{ServiceDiscovery, ServiceInstance, ServiceRegistration};
 pub use error::{SpiError, SpiResult};
 pub use handler::{

@@ -9,6 +9,8 @@ pub mod stamp_sqlite;
 pub mod state_postgres;
 mod state_rows;
 pub mod state_sqlite;
+pub mod webhook_postgres;
+pub mod webhook_sqlite;
 
 use std::collections::HashSet;
 
