@@ -33,12 +33,19 @@ pub struct HostOptions {
     pub data_dir: PathBuf,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// Extra arguments to `run`.
+    pub extra_args: Vec<String>,
 }
 
 impl HostOptions {
     /// A host serving `contracts` with state in `data_dir`.
     pub fn new(contracts: &Path, data_dir: &Path) -> Self {
-        Self { contracts: contracts.to_path_buf(), data_dir: data_dir.to_path_buf(), env: Vec::new() }
+        Self {
+            contracts: contracts.to_path_buf(),
+            data_dir: data_dir.to_path_buf(),
+            env: Vec::new(),
+            extra_args: Vec::new(),
+        }
     }
 
     /// Adds an environment variable.
@@ -72,6 +79,7 @@ impl HostProcess {
             .arg(&options.contracts)
             .arg("--data-dir")
             .arg(&options.data_dir)
+            .args(&options.extra_args)
             .env_remove("ONEX_ADMIN_ADDR")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -78,6 +78,13 @@ fn health_and_an_echo_envelope_round_trip() {
     assert_eq!(reply["metadata"]["traceparent"], request["metadata"]["traceparent"], "trace context is carried");
     let series = r#"onex_envelopes_total{node="node_local_effect",operation="local.echo",outcome="success"}"#;
     assert_eq!(host.metric(series), Some(1.0));
+
+    // Without a trace context, the host starts one whose trace id is the correlation id.
+    let request = envelope("local.echo", json!({}));
+    let (_, reply) = host.post(&request);
+    let trace = reply["metadata"]["traceparent"].as_str().unwrap();
+    let correlation = request["correlation_id"].as_str().unwrap().replace('-', "");
+    assert!(trace.starts_with(&format!("00-{correlation}-")) && trace.len() == 55, "{trace}");
 }
 
 #[test]

@@ -228,8 +228,13 @@ async fn outbox_order_and_publishing(store: &dyn StateStore, scope: &Scope) {
     assert_eq!(oldest.len(), 2);
     assert!(oldest[0].id < oldest[1].id && oldest[1].id <= ids[1], "{oldest:?}");
     assert_eq!(store.pending_outbox(0, 0).await.unwrap(), []);
-    let after_second: Vec<OutboxEntry> =
-        store.pending_outbox(ids[1], u32::MAX).await.unwrap().into_iter().filter(|e| e.message.topic == topic).collect();
+    let after_second: Vec<OutboxEntry> = store
+        .pending_outbox(ids[1], u32::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.message.topic == topic)
+        .collect();
     assert_eq!(after_second, pending[2..].to_vec(), "only entries after the given id");
     assert!(store.outbox_backlog().await.unwrap() >= 4, "our four entries are pending");
 

@@ -76,8 +76,11 @@ pub struct HandlerInit {
 
 impl std::fmt::Debug for HandlerInit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The config may hold a literal URL with a password: show only its keys.
+        let keys: Vec<&str> =
+            self.config.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
         f.debug_struct("HandlerInit")
-            .field("config", &self.config)
+            .field("config_keys", &keys)
             .field("data_dir", &self.data_dir)
             .finish_non_exhaustive()
     }
@@ -103,4 +106,29 @@ pub trait HandlerRegistry {
 
     /// Descriptors of every registered handler type.
     fn descriptors(&self) -> Vec<HandlerDescriptor>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoSecrets;
+
+    #[async_trait]
+    impl SecretStore for NoSecrets {
+        async fn resolve(&self, _: &onex_core::contract::SecretRef) -> SpiResult<onex_core::secret::Secret> {
+            Err(crate::SpiError::new(onex_core::error::codes::OPERATION_FAILED, "no secrets here"))
+        }
+    }
+
+    #[test]
+    fn debug_shows_config_keys_not_values() {
+        let init = HandlerInit {
+            config: serde_json::json!({"url": "postgres://app:hunter2@db/app"}),
+            secrets: Arc::new(NoSecrets),
+            data_dir: "/data".into(),
+        };
+        let shown = format!("{init:?}");
+        assert!(shown.contains("url") && !shown.contains("hunter2"), "{shown}");
+    }
 }

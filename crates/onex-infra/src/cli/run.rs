@@ -8,6 +8,7 @@
 //! - `data_dir` is relative to the working directory.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,10 +16,13 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use onex_core::contract::{ContractSet, RuntimeConfig, Severity, load_runtime_config};
+use onex_spi::{HandlerInit, SecretStore};
 use tokio::net::TcpListener;
 
 use crate::admin::{AdminState, router};
 use crate::contracts::{ContractReport, load_bundled_contracts, load_contracts};
+use crate::handlers::consul::{ConsulHandler, deregister_host, register_host};
+use crate::handlers::vault::VaultSecretStore;
 use crate::host::{HostSetup, start};
 use crate::registry::Registry;
 use crate::secrets::EnvSecretStore;
@@ -67,7 +71,8 @@ async fn serve(args: RunArgs) -> Result<(), String> {
     let listener = TcpListener::bind(&config.admin_addr)
         .await
         .map_err(|e| format!("cannot listen on {} (admin_addr): {e}", config.admin_addr))?;
-    let admin_addr = listener.local_addr().map_or_else(|_| config.admin_addr.clone(), |a| a.to_string());
+    let listener_addr = listener.local_addr().map_err(|e| format!("admin listener: {e}"))?;
+    let admin_addr = listener_addr.to_string();
     let admin = AdminState::default();
     let (stop_http, mut http_stop) = tokio::sync::watch::channel(false);
     let app = router(admin.clone());
@@ -78,8 +83,11 @@ async fn serve(args: RunArgs) -> Result<(), String> {
         axum::serve(listener, app).with_graceful_shutdown(shutdown).await
     });
     let drain = Duration::from_millis(config.drain_timeout_ms);
-    let setup =
-        HostSetup { config, contracts, registry, data_dir: data_dir.clone(), secrets: Arc::new(EnvSecretStore) };
+    let consul = config.handlers.get("consul").filter(|h| h.enabled).map(|h| h.config.clone());
+    let runtime_name = config.runtime_name.clone();
+    let bound = listener_addr;
+    let secrets = secret_store(&config, &data_dir).await?;
+    let setup = HostSetup { config, contracts, registry, data_dir: data_dir.clone(), secrets: Arc::clone(&secrets) };
     let running = start(setup).await.map_err(|e| format!("cannot start: {e}"))?;
     admin.set_host(Arc::clone(running.host()));
     tracing::info!(
@@ -90,7 +98,17 @@ async fn serve(args: RunArgs) -> Result<(), String> {
         startup_ms = started.elapsed().as_millis() as u64,
         "onex-runtime-host ready"
     );
+    let registration = match consul {
+        Some(consul_config) => register_in_consul(consul_config, &runtime_name, bound, &data_dir, secrets).await,
+        None => None,
+    };
     wait_for_signal().await;
+    if let Some((consul, id)) = registration {
+        match deregister_host(&consul, &id).await {
+            Ok(()) => tracing::info!(service_id = %id, "deregistered from Consul"),
+            Err(e) => tracing::warn!(service_id = %id, error = %e, "cannot deregister from Consul"),
+        }
+    }
     tracing::info!(drain_ms = drain.as_millis() as u64, "shutting down: draining in-flight work");
     running.host().start_draining();
     let _ = stop_http.send(true);
@@ -101,6 +119,43 @@ async fn serve(args: RunArgs) -> Result<(), String> {
     }
     tracing::info!(runs_interrupted = report.runs_interrupted, consumer_drained = report.consumer_drained, "stopped");
     Ok(())
+}
+
+/// The secret store handlers resolve `${…}` references with: the environment, and Vault too
+/// when the runtime config enables the vault handler.
+async fn secret_store(config: &RuntimeConfig, data_dir: &Path) -> Result<Arc<dyn SecretStore>, String> {
+    let env: Arc<dyn SecretStore> = Arc::new(EnvSecretStore);
+    let Some(vault) = config.handlers.get("vault").filter(|h| h.enabled) else { return Ok(env) };
+    match VaultSecretStore::connect(&vault.config, data_dir, env).await {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(e) => Err(format!("cannot start: the vault secret store: {e}")),
+    }
+}
+
+/// Registers the host in Consul (an HTTP check on `/health/ready`) when the runtime config
+/// enables the consul handler. A failure is logged, not fatal: the host serves without it.
+async fn register_in_consul(
+    config: serde_json::Value,
+    name: &str,
+    admin: SocketAddr,
+    data_dir: &Path,
+    secrets: Arc<dyn SecretStore>,
+) -> Option<(ConsulHandler, String)> {
+    let init = HandlerInit { config, secrets, data_dir: data_dir.to_path_buf() };
+    let registered = match ConsulHandler::from_init(init) {
+        Ok(consul) => register_host(&consul, name, admin).await.map(|id| (consul, id)),
+        Err(e) => Err(e),
+    };
+    match registered {
+        Ok((consul, id)) => {
+            tracing::info!(service_id = %id, "registered in Consul with a check on /health/ready");
+            Some((consul, id))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot register the host in Consul; serving without the registration");
+            None
+        }
+    }
 }
 
 /// Waits for SIGTERM or SIGINT (Ctrl-C).

@@ -36,7 +36,11 @@ pub struct ConsumerConfig {
 
 /// Joins the group once per lane and consumes until `stop` turns true; a lane finishes the
 /// message in hand, then leaves the group.
-pub async fn consume(host: Arc<RuntimeHost>, config: ConsumerConfig, stop: watch::Receiver<bool>) -> Result<(), SpiError> {
+pub async fn consume(
+    host: Arc<RuntimeHost>,
+    config: ConsumerConfig,
+    stop: watch::Receiver<bool>,
+) -> Result<(), SpiError> {
     let config = Arc::new(config);
     let mut lanes = JoinSet::new();
     for _ in 0..config.lanes.max(1) {
@@ -47,7 +51,12 @@ pub async fn consume(host: Arc<RuntimeHost>, config: ConsumerConfig, stop: watch
     Ok(())
 }
 
-async fn lane(host: Arc<RuntimeHost>, config: Arc<ConsumerConfig>, mut stream: MessageStream, mut stop: watch::Receiver<bool>) {
+async fn lane(
+    host: Arc<RuntimeHost>,
+    config: Arc<ConsumerConfig>,
+    mut stream: MessageStream,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let next = tokio::select! {
             biased;

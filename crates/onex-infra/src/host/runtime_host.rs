@@ -23,6 +23,14 @@ use onex_core::resilience::BreakerState;
 /// The reserved operation prefix of intents.
 pub const INTENT_PREFIX: &str = "intent";
 
+/// A W3C `traceparent` for an envelope that arrived without one: the correlation id is the trace
+/// id (so everything one request causes shares a trace), the envelope id's first half the span.
+fn traceparent(request: &Envelope) -> String {
+    let trace = request.correlation_id.simple().to_string();
+    let span = request.envelope_id.simple().to_string();
+    format!("00-{trace}-{}-01", &span[..16])
+}
+
 /// Limits the host applies to input.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -93,8 +101,11 @@ impl RuntimeHost {
     }
 
     /// Routes `request` to its node and returns the reply; counts it in the metrics.
-    pub async fn handle(self: &Arc<Self>, request: Envelope) -> Envelope {
+    pub async fn handle(self: &Arc<Self>, mut request: Envelope) -> Envelope {
         let started = Instant::now();
+        if request.metadata.traceparent.is_none() {
+            request.metadata.traceparent = Some(traceparent(&request));
+        }
         let _in_flight = self.metrics.in_flight();
         let prefix = request.operation.split_once('.').map_or(request.operation.as_str(), |(p, _)| p);
         let reply = if self.reducers.serves(prefix) {
