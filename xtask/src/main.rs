@@ -3,6 +3,7 @@
 // This is a command-line tool: printing to stdout/stderr is its interface.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench_host;
 mod ci;
 mod cmd;
 mod layers;
@@ -16,11 +17,14 @@ const USAGE: &str = "\
 Usage: cargo xtask <command>
 
 Commands:
+  bench-host    Build the release host binary and measure its startup time, memory and
+                HTTP ingress throughput against the targets (startup <= 100 ms, RSS <= 30 MB)
   check-layers  Check crate layering rules against `cargo metadata`
   ci            Run fmt, clippy, tests, layer check and contract validation
   services up|down|status
-                Start the services integration tests need (PostgreSQL; installed if
-                missing), stop only what `up` started, or tell whether each answers
+                Start the services integration tests need (PostgreSQL, RustyVault;
+                installed if missing), stop only what `up` started, or tell whether
+                each answers
   help          Print this message";
 
 fn main() -> ExitCode {
@@ -31,6 +35,7 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
+        ["bench-host"] => report(bench_host::run(&cmd::workspace_root())),
         ["check-layers"] => report(layers::run(&cmd::workspace_root())),
         ["ci"] => report(ci::run(&cmd::workspace_root())),
         ["services", action] => report(services::run(&cmd::workspace_root(), action)),
