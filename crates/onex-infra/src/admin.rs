@@ -101,11 +101,21 @@ async fn ingest(State(state): State<AdminState>, body: Body) -> Response {
         return failure(StatusCode::SERVICE_UNAVAILABLE, &error);
     };
     let cap = host.limits().max_envelope_bytes;
-    let Ok(bytes) = to_bytes(body, cap.saturating_add(1)).await else {
-        let message = format!("envelope exceeds the {cap}-byte cap (max_envelope_bytes)");
-        let error = ReplyError::new(core_codes::ENVELOPE_TOO_LARGE, message);
-        host.metrics().refused(&error.code);
-        return failure(StatusCode::PAYLOAD_TOO_LARGE, &error);
+    let bytes = match to_bytes(body, cap.saturating_add(1)).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let too_large =
+                std::error::Error::source(&e).is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>());
+            let (status, error) = if too_large {
+                let message = format!("envelope exceeds the {cap}-byte cap (max_envelope_bytes)");
+                (StatusCode::PAYLOAD_TOO_LARGE, ReplyError::new(core_codes::ENVELOPE_TOO_LARGE, message))
+            } else {
+                let message = format!("cannot read the request body: {e}");
+                (StatusCode::BAD_REQUEST, ReplyError::new(core_codes::ENVELOPE_INVALID, message))
+            };
+            host.metrics().refused(&error.code);
+            return failure(status, &error);
+        }
     };
     let request = match Envelope::from_json(&bytes, cap) {
         Ok(request) => request,

@@ -67,6 +67,7 @@ impl OutboxRelay {
                 return Ok(total);
             }
             let mut done = Vec::with_capacity(pending.len());
+            let mut sent = 0;
             let mut failure = None;
             for mut entry in pending {
                 let confirmed_by_consumer = !durable && self.consumed.contains(&entry.message.topic);
@@ -76,7 +77,7 @@ impl OutboxRelay {
                 match host.bus.publish(entry.message).await {
                     Ok(_) => {
                         self.after = self.after.max(entry.id);
-                        total += 1;
+                        sent += 1;
                         if !confirmed_by_consumer {
                             done.push(entry.id);
                         }
@@ -87,7 +88,8 @@ impl OutboxRelay {
                     }
                 }
             }
-            host.metrics.published(total);
+            host.metrics.published(sent);
+            total += sent;
             if !done.is_empty() {
                 host.store.mark_published(&done).await?;
             }

@@ -140,6 +140,9 @@ pub async fn start_with_bus(setup: HostSetup, bus: Arc<dyn EventBus>) -> Result<
     };
     let host = Arc::new(RuntimeHost::new(dispatcher, reducers, orchestrator, store, bus, limits));
 
+    // Runs left unfinished by a previous process are resumed before anything is consumed, so a
+    // run started by a message consumed now is never also picked up as "unfinished".
+    let resumed = host.orchestrator.resume_unfinished(&host).await.map_err(HostError::Store)?;
     let (stop, stop_rx) = watch::channel(false);
     let topics = consumed_topics(&contracts, &config);
     let relay = tokio::spawn(OutboxRelay::new(Arc::clone(&host), topics.clone()).run(stop_rx.clone()));
@@ -151,7 +154,6 @@ pub async fn start_with_bus(setup: HostSetup, bus: Arc<dyn EventBus>) -> Result<
         lanes: config.bus.partitions.clamp(1, 64) as usize,
     };
     let consumer = tokio::spawn(consume(Arc::clone(&host), consumer_config, stop_rx));
-    let resumed = host.orchestrator.resume_unfinished(&host).await.map_err(HostError::Store)?;
     host.mark_ready();
     Ok(RunningHost { host, stop, consumer, relay, resumed })
 }
