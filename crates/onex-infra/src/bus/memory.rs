@@ -54,14 +54,16 @@ struct Shared {
 }
 
 impl Shared {
-    /// Runs `f` on the state, then — with the lock released — wakes the streams it asked for
-    /// and the waiting publishers when space freed.
+    /// Runs `f` on the state, then — with the lock released — frees the records it trimmed,
+    /// wakes the streams it asked for and the waiting publishers when space freed.
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let (result, wake, space_freed) = {
+        let (result, wake, space_freed, dropped) = {
             let mut state = self.lock();
             let result = f(&mut state);
-            (result, std::mem::take(&mut state.wake), std::mem::take(&mut state.space_freed))
+            let dropped = std::mem::take(&mut state.dropped);
+            (result, std::mem::take(&mut state.wake), std::mem::take(&mut state.space_freed), dropped)
         };
+        drop(dropped);
         wake.into_iter().for_each(|waker| waker.wake());
         if space_freed {
             self.space.notify_waiters();

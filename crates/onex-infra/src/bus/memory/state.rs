@@ -2,12 +2,13 @@
 //! the lock is released. Every operation here is synchronous and quick.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 use onex_spi::{Delivery, InboundMessage, OutboundMessage, SpiError, SpiResult};
 
 use super::group::{Group, Progress};
-use super::topic::Topic;
+use super::topic::{Picked, Record, Topic};
 use crate::error::codes;
 
 /// What became of a publish attempt.
@@ -32,6 +33,8 @@ pub(super) struct State {
     pub(super) wake: Vec<Waker>,
     /// Whether publishers waiting for space must look again (space freed, or the bus closed).
     pub(super) space_freed: bool,
+    /// Records trimmed from the logs, freed after unlocking.
+    pub(super) dropped: Vec<Arc<Record>>,
 }
 
 /// The topic `name` of `topics`, created with `partitions` partitions on first use.
@@ -55,6 +58,7 @@ impl State {
             next_member: 0,
             wake: Vec::new(),
             space_freed: false,
+            dropped: Vec::new(),
         }
     }
 
@@ -81,7 +85,7 @@ impl State {
             }
             // No group ever subscribed, so nothing waits for these messages: size retention,
             // as Kafka's, makes room by dropping the oldest (publish never blocks here).
-            log.trim(log.base() + 1);
+            log.trim(log.base() + 1, &mut self.dropped);
         }
         for (_, group) in self.groups.iter_mut().filter(|(group, _)| topic.groups.contains(*group)) {
             for member in group.members.iter_mut().filter(|m| m.owns(&message.topic, chosen)) {
@@ -129,7 +133,7 @@ impl State {
 
     /// The next message for member `id` of `group`, taken round-robin over its partitions;
     /// pending (with `waker` kept) when none is there, ended when the bus is closed.
-    pub(super) fn next_for(&mut self, group: &str, id: u64, waker: &Waker) -> Poll<Option<InboundMessage>> {
+    pub(super) fn next_for(&mut self, group: &str, id: u64, waker: &Waker) -> Poll<Option<Picked>> {
         let member_and_progress =
             self.groups.get_mut(group).and_then(|g| Some((g.members.iter_mut().find(|m| m.id == id)?, &g.progress)));
         let (false, Some((member, progress))) = (self.closed, member_and_progress) else {
@@ -185,7 +189,7 @@ impl State {
         let Some(topic) = self.topics.get_mut(name) else { return };
         let commits = topic.groups.iter().filter_map(|g| self.groups.get(g)?.progress.get(name)?.get(slot));
         let Some(floor) = commits.map(|p| p.committed).min() else { return };
-        if topic.partitions.get_mut(slot).is_some_and(|log| log.trim(floor)) {
+        if topic.partitions.get_mut(slot).is_some_and(|log| log.trim(floor, &mut self.dropped)) {
             self.space_freed = true;
         }
     }

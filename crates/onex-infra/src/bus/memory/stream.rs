@@ -23,7 +23,9 @@ impl Stream for Subscription {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        this.shared.with(|state| state.next_for(&this.group, this.member, cx.waker())).map(|next| next.map(Ok))
+        let picked = this.shared.with(|state| state.next_for(&this.group, this.member, cx.waker()));
+        // Copied out of the shared record after the lock is released.
+        picked.map(|next| next.map(|picked| Ok(picked.into_inbound())))
     }
 }
 

@@ -2,6 +2,7 @@
 //! messages with their offsets.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use onex_spi::{InboundMessage, OutboundMessage};
 
@@ -17,19 +18,38 @@ pub fn partition_for_key(key: &str, partitions: u32) -> u32 {
     u32::try_from(partition).unwrap_or(0)
 }
 
-/// One retained message.
-#[derive(Debug)]
-struct Record {
+/// One retained message, shared (not copied) with deliveries in progress.
+#[derive(Debug, Clone)]
+pub(super) struct Record {
     key: Option<String>,
     payload: Vec<u8>,
     headers: BTreeMap<String, String>,
+}
+
+/// A message picked for a member under the lock; [`Picked::into_inbound`] copies it out after
+/// the lock is released, so the lock is held for a pointer copy, not for allocations.
+#[derive(Debug)]
+pub(super) struct Picked {
+    pub(super) topic: String,
+    pub(super) partition: u32,
+    pub(super) offset: u64,
+    pub(super) record: Arc<Record>,
+}
+
+impl Picked {
+    /// The message as a consumer receives it.
+    pub(super) fn into_inbound(self) -> InboundMessage {
+        let Self { topic, partition, offset, record } = self;
+        let record = Arc::unwrap_or_clone(record);
+        InboundMessage { topic, partition, offset, key: record.key, payload: record.payload, headers: record.headers }
+    }
 }
 
 /// One partition: the messages from offset `base` on, oldest first.
 #[derive(Debug, Default)]
 pub(super) struct Partition {
     base: u64,
-    log: VecDeque<Record>,
+    log: VecDeque<Arc<Record>>,
 }
 
 impl Partition {
@@ -51,29 +71,24 @@ impl Partition {
     /// Appends `message`; returns its offset.
     pub(super) fn push(&mut self, message: OutboundMessage) -> u64 {
         let offset = self.end();
-        self.log.push_back(Record { key: message.key, payload: message.payload, headers: message.headers });
+        self.log.push_back(Arc::new(Record { key: message.key, payload: message.payload, headers: message.headers }));
         offset
     }
 
-    /// The message at `offset` as a consumer receives it, if it is retained.
-    pub(super) fn get(&self, topic: &str, partition: u32, offset: u64) -> Option<InboundMessage> {
+    /// The message at `offset`, if it is retained.
+    pub(super) fn get(&self, topic: &str, partition: u32, offset: u64) -> Option<Picked> {
         let index = usize::try_from(offset.checked_sub(self.base)?).ok()?;
-        let record = self.log.get(index)?;
-        Some(InboundMessage {
-            topic: topic.to_owned(),
-            partition,
-            offset,
-            key: record.key.clone(),
-            payload: record.payload.clone(),
-            headers: record.headers.clone(),
-        })
+        let record = Arc::clone(self.log.get(index)?);
+        Some(Picked { topic: topic.to_owned(), partition, offset, record })
     }
 
     /// Drops the messages below `floor` (every interested group committed past them, or
     /// retention makes room). Returns whether anything was dropped.
-    pub(super) fn trim(&mut self, floor: u64) -> bool {
+    pub(super) fn trim(&mut self, floor: u64, dropped: &mut Vec<Arc<Record>>) -> bool {
         let before = self.base;
-        while self.base < floor && self.log.pop_front().is_some() {
+        while self.base < floor {
+            let Some(record) = self.log.pop_front() else { break };
+            dropped.push(record);
             self.base += 1;
         }
         self.base != before
@@ -150,10 +165,12 @@ mod tests {
             let message = OutboundMessage { topic: "t".into(), key: None, payload: vec![n], headers: BTreeMap::new() };
             assert_eq!(partition.push(message), u64::from(n));
         }
-        assert!(partition.trim(2));
-        assert!(!partition.trim(2));
+        let mut dropped = Vec::new();
+        assert!(partition.trim(2, &mut dropped));
+        assert!(!partition.trim(2, &mut dropped));
+        assert_eq!(dropped.len(), 2);
         assert_eq!((partition.base(), partition.end(), partition.len()), (2, 3, 1));
         assert!(partition.get("t", 0, 1).is_none());
-        assert_eq!(partition.get("t", 0, 2).map(|m| m.payload), Some(vec![2]));
+        assert_eq!(partition.get("t", 0, 2).map(|m| m.into_inbound().payload), Some(vec![2]));
     }
 }
