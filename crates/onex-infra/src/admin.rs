@@ -174,8 +174,7 @@ async fn workflow_run(State(state): State<AdminState>, Path(run_id): Path<String
 }
 
 fn store_failure(e: &onex_spi::SpiError) -> Response {
-    let error = ReplyError { code: e.code().to_owned(), category: e.category(), message: e.message().to_owned() };
-    failure(status_of(e.category()), &error)
+    failure(status_of(e.category()), &e.to_reply_error())
 }
 
 /// The HTTP status for an error category.

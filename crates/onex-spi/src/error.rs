@@ -36,6 +36,15 @@ impl SpiError {
         self
     }
 
+    /// The error part of a failed reply envelope: this error's code, category and message.
+    pub fn to_reply_error(&self) -> onex_core::envelope::ReplyError {
+        onex_core::envelope::ReplyError {
+            code: self.code.clone().into_owned(),
+            category: self.category,
+            message: self.message.clone(),
+        }
+    }
+
     /// The stable code.
     pub fn code(&self) -> &str {
         &self.code

@@ -132,11 +132,7 @@ impl Dispatcher {
         };
         match route.stack.service.clone().oneshot(request.clone()).await {
             Ok(payload) => request.reply_ok(new_uuid_v7(), payload, now_utc()),
-            Err(e) => {
-                let error =
-                    ReplyError { code: e.code().to_owned(), category: e.category(), message: e.message().to_owned() };
-                request.reply_err(new_uuid_v7(), error, now_utc())
-            }
+            Err(e) => request.reply_err(new_uuid_v7(), e.to_reply_error(), now_utc()),
         }
     }
 

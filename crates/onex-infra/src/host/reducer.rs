@@ -99,55 +99,97 @@ impl Reducers {
             Ok(None) => {}
             Err(e) => return fail(request, spi_reply_error(&e, &context)),
         }
+        let step = Step { store, committer, reducer, request, fsm, event, entity_key };
         let context = format!("{context}, entity `{entity_key}`");
         for _ in 0..CONFLICT_ATTEMPTS {
-            let current = match store.load_state(fsm, entity_key).await {
-                Ok(current) => current,
-                Err(e) => return fail(request, spi_reply_error(&e, &context)),
-            };
-            let (from, version) = match &current {
-                Some(s) => (s.state.as_str(), Some(s.version)),
-                None => (reducer.engine.initial_state(), None),
-            };
-            let (transition, to, intents) = match reducer.engine.step(from, event, &request.payload) {
-                Err(e) => return fail(request, reply_error(&e, format!("{context}: {e}"))),
-                Ok(StepResult::Blocked { transition, condition, reason }) => {
-                    let message =
-                        format!("{context}: transition `{transition}` refused by condition `{condition}`: {reason}");
-                    return fail(request, ReplyError::new(codes::FSM_GUARD_REFUSED, message));
-                }
-                Ok(StepResult::Moved { transition, to, intents }) => (transition, to, intents),
-            };
-            let new_version = version.map_or(1, |v| v + 1);
-            let (outbox, published) = reducer.outbox(request, entity_key, intents);
-            let payload = json!({
-                "fsm": fsm, "entity_key": entity_key, "from_state": from, "to_state": to,
-                "transition": transition, "version": new_version, "intents": published,
-            });
-            let reply = request.reply_ok(new_uuid_v7(), payload, now_utc());
-            let commit = TransitionCommit {
-                envelope_id: request.envelope_id,
-                fsm: fsm.to_owned(),
-                entity_key: entity_key.to_owned(),
-                expected_version: version,
-                state: to.to_owned(),
-                outbox,
-                reply: serde_json::to_value(&reply).unwrap_or(Json::Null),
-            };
-            match committer.commit(commit).await {
-                Ok(CommitOutcome::Committed { .. }) => return reply,
-                Ok(CommitOutcome::Duplicate) => {
+            match step.attempt(&context).await {
+                Attempt::Done(reply) => return *reply,
+                Attempt::LostRace => continue,
+                Attempt::Refused(refusal) => {
+                    // The state read may already include this very envelope, committed by a
+                    // concurrent delivery after the idempotency check above. State and
+                    // idempotency record are written in one transaction, so seeing the one
+                    // means seeing the other: its stored reply is the answer.
                     return match store.processed_reply(request.envelope_id).await {
                         Ok(Some(stored)) => stored_reply(request, stored),
-                        _ => reply,
+                        _ => fail(request, refusal),
                     };
                 }
-                Err(e) if e.category() == onex_core::error::ErrorCategory::Conflict => continue,
-                Err(e) => return fail(request, spi_reply_error(&e, &context)),
             }
         }
         let message = format!("{context}: the entity kept changing; gave up after {CONFLICT_ATTEMPTS} attempts");
         fail(request, ReplyError::new(crate::error::codes::STATE_CONFLICT, message))
+    }
+}
+
+/// What one load → step → commit attempt came to.
+enum Attempt {
+    /// The reply (committed, a duplicate's stored reply, or a store failure).
+    Done(Box<Envelope>),
+    /// The machine refused the event in the state read.
+    Refused(ReplyError),
+    /// Another commit changed the entity first: step again.
+    LostRace,
+}
+
+/// One event applied to one entity.
+struct Step<'a> {
+    store: &'a dyn StateStore,
+    committer: &'a GroupCommitter,
+    reducer: &'a ReducerNode,
+    request: &'a Envelope,
+    fsm: &'a str,
+    event: &'a str,
+    entity_key: &'a str,
+}
+
+impl Step<'_> {
+    async fn attempt(&self, context: &str) -> Attempt {
+        let Self { store, committer, reducer, request, fsm, event, entity_key } = *self;
+        let current = match store.load_state(fsm, entity_key).await {
+            Ok(current) => current,
+            Err(e) => return Attempt::Done(Box::new(fail(request, spi_reply_error(&e, context)))),
+        };
+        let (from, version) = match &current {
+            Some(s) => (s.state.as_str(), Some(s.version)),
+            None => (reducer.engine.initial_state(), None),
+        };
+        let (transition, to, intents) = match reducer.engine.step(from, event, &request.payload) {
+            Err(e) => return Attempt::Refused(reply_error(&e, format!("{context}: {e}"))),
+            Ok(StepResult::Blocked { transition, condition, reason }) => {
+                let message =
+                    format!("{context}: transition `{transition}` refused by condition `{condition}`: {reason}");
+                return Attempt::Refused(ReplyError::new(codes::FSM_GUARD_REFUSED, message));
+            }
+            Ok(StepResult::Moved { transition, to, intents }) => (transition, to, intents),
+        };
+        let new_version = version.map_or(1, |v| v + 1);
+        let (outbox, published) = reducer.outbox(request, entity_key, intents);
+        let payload = json!({
+            "fsm": fsm, "entity_key": entity_key, "from_state": from, "to_state": to,
+            "transition": transition, "version": new_version, "intents": published,
+        });
+        let reply = request.reply_ok(new_uuid_v7(), payload, now_utc());
+        let commit = TransitionCommit {
+            envelope_id: request.envelope_id,
+            fsm: fsm.to_owned(),
+            entity_key: entity_key.to_owned(),
+            expected_version: version,
+            state: to.to_owned(),
+            outbox,
+            reply: serde_json::to_value(&reply).unwrap_or(Json::Null),
+        };
+        match committer.commit(commit).await {
+            Ok(CommitOutcome::Committed { .. }) => Attempt::Done(Box::new(reply)),
+            Ok(CommitOutcome::Duplicate) => {
+                Attempt::Done(Box::new(match store.processed_reply(request.envelope_id).await {
+                    Ok(Some(stored)) => stored_reply(request, stored),
+                    _ => reply,
+                }))
+            }
+            Err(e) if e.category() == onex_core::error::ErrorCategory::Conflict => Attempt::LostRace,
+            Err(e) => Attempt::Done(Box::new(fail(request, spi_reply_error(&e, context)))),
+        }
     }
 }
 

@@ -45,11 +45,9 @@ pub fn reply_error(error: &dyn Classified, message: String) -> ReplyError {
 
 /// The error of a failed reply from an spi error.
 pub fn spi_reply_error(error: &SpiError, context: &str) -> ReplyError {
-    ReplyError {
-        code: error.code().to_owned(),
-        category: error.category(),
-        message: format!("{context}: {}", error.message()),
-    }
+    let mut reply = error.to_reply_error();
+    reply.message = format!("{context}: {}", reply.message);
+    reply
 }
 
 /// A failed reply to `request`.
