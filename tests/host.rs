@@ -219,6 +219,18 @@ pub fn envelope(operation: &str, payload: Json) -> Json {
     })
 }
 
+/// Polls `probe` every 25 ms until it returns a value; panics naming `what` after `within`.
+pub fn wait_for<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
 /// One HTTP/1.1 request on a fresh connection: status and body.
 pub fn http(addr: &str, method: &str, path: &str, body: Option<&[u8]>) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));

@@ -2,11 +2,11 @@
 //! in flight, a failing handler tripping its breaker, and bad input of every kind.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use onex_e2e::host::{HostOptions, HostProcess, envelope};
+use onex_e2e::host::{HostOptions, HostProcess, envelope, wait_for};
 use onex_e2e::{contracts_with, repo_root, scratch_dir};
-use serde_json::{Value as Json, json};
+use serde_json::json;
 
 /// Three sequential steps; the middle one takes 3 s, long enough to kill the host inside it.
 const SLOW_ORCHESTRATOR: &str = r#"
@@ -36,14 +36,6 @@ workflow_coordination:
         depends_on: [wait]
 "#;
 
-fn wait_until(what: &str, within: Duration, mut probe: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !probe() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
 #[test]
 fn a_workflow_killed_mid_run_resumes_after_restart_and_finishes_exactly_once() {
     let contracts = contracts_with("kill", &[("orchestrators/slow.yaml", SLOW_ORCHESTRATOR)]);
@@ -53,18 +45,17 @@ fn a_workflow_killed_mid_run_resumes_after_restart_and_finishes_exactly_once() {
     let (status, reply) = host.post(&trigger);
     assert_eq!(status, 200, "{reply}");
     let run_path = format!("/v1/workflows/{}", reply["payload"]["run_id"].as_str().unwrap());
-    wait_until("the first step to be journaled", Duration::from_secs(10), || {
-        host.get_json(&run_path).1["journal"].as_array().is_some_and(|j| j.len() == 1)
+    wait_for("the first step to be journaled", Duration::from_secs(10), || {
+        host.get_json(&run_path).1["journal"].as_array().is_some_and(|j| j.len() == 1).then_some(())
     });
     host.signal("KILL");
     host.wait_exit(Duration::from_secs(10)).expect("killed");
 
     let host = HostProcess::start(&options);
     assert!(host.logs().contains("resuming run"), "{}", host.logs());
-    let mut run = Json::Null;
-    wait_until("the resumed run to finish", Duration::from_secs(20), || {
-        run = host.get_json(&run_path).1;
-        run["status"] != "running"
+    let run = wait_for("the resumed run to finish", Duration::from_secs(20), || {
+        let run = host.get_json(&run_path).1;
+        (run["status"] != "running").then_some(run)
     });
     assert_eq!(run["status"], "succeeded", "{run}");
     let steps: Vec<u64> = run["journal"].as_array().unwrap().iter().map(|e| e["step"].as_u64().unwrap()).collect();
@@ -86,8 +77,8 @@ fn sigterm_drains_in_flight_work_and_exits_0() {
         let body = envelope("local.sleep", json!({"ms": 1500})).to_string();
         onex_e2e::host::http(&addr, "POST", "/v1/envelopes", Some(body.as_bytes()))
     });
-    wait_until("the slow envelope to be in flight", Duration::from_secs(10), || {
-        host.metric("onex_in_flight") == Some(1.0)
+    wait_for("the slow envelope to be in flight", Duration::from_secs(10), || {
+        (host.metric("onex_in_flight") == Some(1.0)).then_some(())
     });
     host.signal("TERM");
     let (status, body) = slow.join().unwrap();
@@ -211,8 +202,8 @@ fn envelopes_beyond_max_in_flight_are_refused_with_503_not_queued() {
         let body = envelope("local.sleep", json!({"ms": 1000})).to_string();
         onex_e2e::host::http(&addr, "POST", "/v1/envelopes", Some(body.as_bytes()))
     });
-    wait_until("the slow envelope to be in flight", Duration::from_secs(10), || {
-        host.metric("onex_in_flight") == Some(1.0)
+    wait_for("the slow envelope to be in flight", Duration::from_secs(10), || {
+        (host.metric("onex_in_flight") == Some(1.0)).then_some(())
     });
     let (status, reply) = host.send("local.echo", json!({}));
     assert_eq!((status, reply["error"]["code"].as_str()), (503, Some("ONEX_INFRA_042_OVERLOADED")), "{reply}");

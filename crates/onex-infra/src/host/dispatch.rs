@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use onex_core::contract::{ContractSet, NodeKind, RuntimeConfig};
 use onex_core::envelope::{Envelope, ReplyError};
-use onex_core::error::{ErrorCode, codes};
+use onex_core::error::codes;
 use onex_spi::{Handler, HandlerInit, Health, SecretStore, SpiError};
 use tower::ServiceExt;
 
+use super::wire::fail;
 use crate::ids::{new_uuid_v7, now_utc};
 use crate::registry::Registry;
 use crate::resilience::ResilienceStack;
@@ -118,9 +119,6 @@ impl Dispatcher {
     /// Runs `request` through its node's stack and returns the reply: the handler's payload, or
     /// an error that names the envelope and operation.
     pub async fn dispatch(&self, request: &Envelope) -> Envelope {
-        let refuse = |code: ErrorCode, message: String| {
-            request.reply_err(new_uuid_v7(), ReplyError::new(code, message), now_utc())
-        };
         let Some(route) = self.routes.get(&request.operation) else {
             let message = match self.unavailable.get(&request.operation) {
                 Some(why) => {
@@ -128,11 +126,11 @@ impl Dispatcher {
                 }
                 None => format!("envelope {}: no node declares operation `{}`", request.envelope_id, request.operation),
             };
-            return refuse(codes::OPERATION_NOT_FOUND, message);
+            return fail(request, ReplyError::new(codes::OPERATION_NOT_FOUND, message));
         };
         match route.stack.service.clone().oneshot(request.clone()).await {
             Ok(payload) => request.reply_ok(new_uuid_v7(), payload, now_utc()),
-            Err(e) => request.reply_err(new_uuid_v7(), e.to_reply_error(), now_utc()),
+            Err(e) => fail(request, e.to_reply_error()),
         }
     }
 

@@ -10,13 +10,13 @@ use std::collections::{BTreeSet, HashMap};
 
 use onex_core::contract::{ContractSet, NodeKind};
 use onex_core::envelope::{Envelope, ReplyError};
-use onex_core::error::codes;
+use onex_core::error::{Classified, codes};
 use onex_core::fsm::{FsmEngine, Intent, IntentPhase, StepResult};
 use onex_spi::{CommitOutcome, OutboundMessage, StateStore, TransitionCommit};
 use serde_json::{Value as Json, json};
 
 use super::commit::GroupCommitter;
-use super::wire::{fail, reply_error, spi_reply_error, to_message};
+use super::wire::{fail, spi_reply_error, to_message};
 use crate::ids::{new_uuid_v7, now_utc};
 
 /// How many times a step is retried after losing a version race.
@@ -155,7 +155,7 @@ impl Step<'_> {
             None => (reducer.engine.initial_state(), None),
         };
         let (transition, to, intents) = match reducer.engine.step(from, event, &request.payload) {
-            Err(e) => return Attempt::Refused(reply_error(&e, format!("{context}: {e}"))),
+            Err(e) => return Attempt::Refused(ReplyError::new(e.error_code(), format!("{context}: {e}"))),
             Ok(StepResult::Blocked { transition, condition, reason }) => {
                 let message =
                     format!("{context}: transition `{transition}` refused by condition `{condition}`: {reason}");

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use onex_core::envelope::{Envelope, ReplyError};
-use onex_core::error::Classified;
 use onex_spi::{OutboundMessage, SpiError};
 
 use crate::ids::{new_uuid_v7, now_utc};
@@ -35,12 +34,6 @@ pub fn to_message(topic: &str, key: Option<String>, envelope: &Envelope) -> Outb
     // Serializing an envelope (strings, numbers, JSON values) cannot fail.
     let payload = serde_json::to_vec(envelope).unwrap_or_default();
     OutboundMessage { topic: topic.to_owned(), key, payload, headers }
-}
-
-/// The error of a failed reply from anything classified.
-pub fn reply_error(error: &dyn Classified, message: String) -> ReplyError {
-    let code = error.error_code();
-    ReplyError { code: code.as_str().to_owned(), category: error.category(), message }
 }
 
 /// The error of a failed reply from an spi error.
