@@ -1,9 +1,11 @@
-//! `cargo xtask ci`: the full local CI pipeline, stopping at the first failure.
+//! `cargo xtask ci`: the README's test command. Brings up the services the tests need, runs
+//! the pipeline (stopping at the first failure), then stops what it started, also on failure
+//! or interruption.
 
 use std::path::Path;
 use std::time::Instant;
 
-use crate::{cmd, layers};
+use crate::{cmd, layers, services};
 
 /// What a CI step does.
 enum Action {
@@ -36,19 +38,41 @@ const STEPS: &[(&str, Action)] = &[
     ),
 ];
 
-/// Runs every step from `root`; returns an error naming the first failed step.
+/// Runs `services up`, every step from `root`, then `services down` whatever happened; the
+/// error names the first failure (a failed `down` after passing steps fails the run too).
 pub fn run(root: &Path) -> Result<(), String> {
+    let interrupted = cmd::Interrupted::install()?;
+    // A developer who ran `services up` by hand keeps what it started; otherwise `ci` stops
+    // what its own `up` starts.
+    let held_by_developer = services::held(root);
+    println!("==> services up");
+    let outcome = services::run(root, "up")
+        .map_err(|e| format!("ci step `services up` failed: {e}"))
+        .and_then(|()| steps(root, &interrupted));
+    let stopped = if held_by_developer {
+        println!("==> services left running (started by an earlier `cargo xtask services up`)");
+        Ok(())
+    } else {
+        println!("==> services down");
+        services::run(root, "down").map_err(|e| format!("ci step `services down` failed: {e}"))
+    };
+    outcome.and(stopped)?;
+    println!("ci: all steps passed");
+    Ok(())
+}
+
+fn steps(root: &Path, interrupted: &cmd::Interrupted) -> Result<(), String> {
     let cargo = cmd::cargo();
     for (name, action) in STEPS {
+        interrupted.check()?;
         println!("==> {name}");
         let started = Instant::now();
         let result = match action {
-            Action::Cargo(args) => cmd::run(root, &cargo, args),
+            Action::Cargo(args) => cmd::run_interruptible(root, &cargo, args, interrupted),
             Action::CheckLayers => layers::run(root),
         };
         println!("    {name}: {:.1}s", started.elapsed().as_secs_f64());
         result.map_err(|e| format!("ci step `{name}` failed: {e}"))?;
     }
-    println!("ci: all steps passed");
     Ok(())
 }

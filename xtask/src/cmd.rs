@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Root of the cargo workspace (the parent directory of this crate).
 pub fn workspace_root() -> PathBuf {
@@ -44,3 +46,55 @@ pub fn output(dir: &Path, program: &str, args: &[&str]) -> Result<Vec<u8>, Strin
         Err(format!("`{}` failed ({})", display(program, args), out.status))
     }
 }
+
+/// Set once SIGINT or SIGTERM arrives, so a long command can clean up instead of dying with
+/// the services it started still running.
+#[derive(Debug, Clone)]
+pub struct Interrupted(Arc<AtomicBool>);
+
+impl Interrupted {
+    /// Catches SIGINT and SIGTERM from now on (the default action, dying, is replaced by
+    /// setting the flag; children still get a terminal's Ctrl-C themselves).
+    pub fn install() -> Result<Self, String> {
+        let flag = Arc::new(AtomicBool::new(false));
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(signal, Arc::clone(&flag))
+                .map_err(|e| format!("cannot catch signal {signal}: {e}"))?;
+        }
+        Ok(Self(flag))
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// An error once a signal arrived.
+    pub fn check(&self) -> Result<(), String> {
+        if self.is_set() { Err("interrupted".to_owned()) } else { Ok(()) }
+    }
+}
+
+/// [`run`], killing the child when `interrupted` is set (a SIGTERM sent to this process alone
+/// does not reach it otherwise).
+pub fn run_interruptible(dir: &Path, program: &str, args: &[&str], interrupted: &Interrupted) -> Result<(), String> {
+    let line = display(program, args);
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .spawn()
+        .map_err(|e| format!("failed to start `{line}`: {e}"))?;
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| format!("waiting for `{line}`: {e}"))? {
+            interrupted.check()?;
+            return if status.success() { Ok(()) } else { Err(format!("`{line}` failed ({status})")) };
+        }
+        if interrupted.is_set() {
+            // Already gone is fine: the next `try_wait` reports its status.
+            let _ = child.kill();
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// How often [`run_interruptible`] looks at its child and the flag.
+const POLL: std::time::Duration = std::time::Duration::from_millis(100);

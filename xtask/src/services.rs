@@ -155,6 +155,11 @@ pub fn run(root: &Path, action: &str) -> Result<(), String> {
     }
 }
 
+/// Whether an earlier `services up` started something that is still recorded as its own.
+pub fn held(root: &Path) -> bool {
+    Files::new(root).read_state().iter().any(|(k, v)| !k.contains('.') && v == STARTED)
+}
+
 /// Where `up` records what it did.
 struct Files {
     target: PathBuf,

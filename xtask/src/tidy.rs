@@ -105,5 +105,13 @@ mod tests {
         let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap_or_default();
         assert!(readme.contains("cargo xtask ci"), "README must give the test command");
         assert!(ci.lines().any(|l| l.trim() == "cargo xtask ci"), ".ci/run must run the README's test command");
+        // The test command sets up what it needs itself: CI doing more would hide a fresh
+        // machine on which the README's command alone fails.
+        let commands: Vec<&str> = ci.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+        assert_eq!(
+            commands,
+            ["set -euo pipefail", "cd \"$(dirname \"$0\")/..\"", "cargo xtask ci"],
+            ".ci/run must run the README's test command and nothing else"
+        );
     }
 }
