@@ -173,3 +173,18 @@ async fn no_resilience_section_calls_the_handler_directly() {
     assert_eq!(handler.calls.load(Ordering::SeqCst), 1, "no hidden retries");
     assert_eq!(stack.breaker_state(), None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn cancelled_calls_leave_a_healthy_breaker_closed() {
+    let policy =
+        "  circuit_breaker:\n    failure_threshold: 2\n    recovery_timeout_ms: 1000\n    success_threshold: 1\n";
+    let stack = ResilienceStack::build(&node(policy), Arc::new(LocalHandler));
+    // Clients that go away mid-call (their futures dropped) say nothing about the dependency.
+    for _ in 0..5 {
+        let abandoned =
+            tokio::time::timeout(Duration::from_millis(10), call(&stack, "local.sleep", json!({"ms": 200})));
+        assert!(abandoned.await.is_err(), "the client gave up first");
+    }
+    assert_eq!(stack.breaker_state(), Some(BreakerState::Closed));
+    call(&stack, "local.echo", json!({})).await.unwrap();
+}

@@ -108,6 +108,15 @@ impl CircuitBreaker {
             (state @ Inner::Open { .. }, _) => state,
         };
     }
+
+    /// Gives back an acquired call that ended without an outcome (cancelled: its client went
+    /// away, a step timed out). It says nothing about the dependency, so it counts neither way;
+    /// a half-open breaker's trial slot is freed for the next call.
+    pub fn release(&mut self) {
+        if let Inner::HalfOpen { successes, trial_in_flight: true } = self.inner {
+            self.inner = Inner::HalfOpen { successes, trial_in_flight: false };
+        }
+    }
 }
 
 #[cfg(test)]
@@ -154,6 +163,34 @@ mod tests {
         b.try_acquire(Tick::from_millis(1000)).unwrap();
         b.record(Some(ErrorCategory::Timeout), Tick::from_millis(1000));
         assert_eq!(b.state(Tick::from_millis(1999)), BreakerState::Open);
+    }
+
+    #[test]
+    fn a_released_call_counts_neither_way_and_frees_the_trial_slot() {
+        let mut b = breaker();
+        for _ in 0..2 {
+            b.try_acquire(Tick::ZERO).unwrap();
+            b.record(Some(ErrorCategory::Timeout), Tick::ZERO);
+        }
+        for _ in 0..10 {
+            b.try_acquire(Tick::ZERO).unwrap();
+            b.release();
+        }
+        assert_eq!(b.state(Tick::ZERO), BreakerState::Closed, "cancelled calls are not failures");
+        b.try_acquire(Tick::ZERO).unwrap();
+        b.record(Some(ErrorCategory::Timeout), Tick::ZERO);
+        assert_eq!(b.state(Tick::ZERO), BreakerState::Open, "the earlier failures still count");
+
+        let later = Tick::from_millis(1000);
+        b.try_acquire(later).unwrap();
+        assert!(b.try_acquire(later).is_err(), "the trial is in flight");
+        b.release();
+        assert_eq!(b.state(later), BreakerState::HalfOpen);
+        b.try_acquire(later).expect("a released trial slot is free again");
+        b.record(None, later);
+        b.try_acquire(later).unwrap();
+        b.record(None, later);
+        assert_eq!(b.state(later), BreakerState::Closed, "a released trial counted no success");
     }
 
     #[test]

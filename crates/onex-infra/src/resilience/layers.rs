@@ -222,8 +222,9 @@ impl<S: Inner> Service<Envelope> for Breaker<S> {
     }
 }
 
-/// Feeds the breaker the outcome of an admitted call; a call dropped before it finished (a
-/// cancelled request) counts as unavailable, so a half-open breaker's trial slot is never lost.
+/// Feeds the breaker the outcome of an admitted call. A call dropped before it finished (a
+/// client that went away, a step that timed out) is released: it counts neither as a success
+/// nor as a failure, and a half-open breaker's trial slot is freed.
 struct Outcome {
     breaker: Arc<std::sync::Mutex<CircuitBreaker>>,
     clock: MonotonicClock,
@@ -240,7 +241,7 @@ impl Outcome {
 impl Drop for Outcome {
     fn drop(&mut self) {
         if !self.recorded {
-            self.record(Some(onex_core::error::ErrorCategory::Unavailable));
+            self.breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).release();
         }
     }
 }
