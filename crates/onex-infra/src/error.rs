@@ -21,6 +21,9 @@ pub mod codes {
         STORE_MIGRATION = ("ONEX_INFRA_012_STORE_MIGRATION", Internal);
         /// A file changed while it was being stamped (it is left as it was).
         FILE_CHANGED = ("ONEX_INFRA_013_FILE_CHANGED", Conflict);
+        /// The database aborted a transaction for contention (PostgreSQL deadlock 40P01,
+        /// serialization failure 40001) and kept nothing of it: run it again.
+        STORE_CONTENTION = ("ONEX_INFRA_016_STORE_CONTENTION", Unavailable);
         /// A state transition was committed against a version the entity no longer has.
         STATE_CONFLICT = ("ONEX_INFRA_014_STATE_CONFLICT", Conflict);
         /// A `${env:…}`/`${vault:…}` reference that cannot be resolved (the value is never shown).

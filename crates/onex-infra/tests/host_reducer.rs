@@ -72,3 +72,24 @@ async fn one_envelope_delivered_many_times_at_once_is_applied_once() {
     assert_eq!(host.entity_state("infrastructure_state", "dup").await.unwrap().unwrap(), ("healthy".to_owned(), 1));
     running.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_event_delivered_again_after_the_state_moved_gets_its_refusal() {
+    let running = start_host().await;
+    let host = Arc::clone(running.host());
+    // `service_degraded` is refused while the entity is still initialising...
+    let early = event("service_degraded", "late");
+    let refused = host.handle(early.clone()).await;
+    assert_eq!(refused.success, Some(false));
+    let refusal = refused.error.clone().unwrap();
+    // ...then the entity moves to where the same event would be accepted...
+    let moved = host.handle(event("initialization_complete", "late")).await;
+    assert_eq!(moved.success, Some(true), "{:?}", moved.error);
+    // ...and the first envelope, delivered again, is answered as it was the first time.
+    let again = host.handle(early).await;
+    assert_eq!(again.error, Some(refusal), "the recorded refusal is final");
+    assert_eq!(again.envelope_id, refused.envelope_id, "the very reply recorded, not a new one");
+    let (state, version) = host.entity_state("infrastructure_state", "late").await.unwrap().unwrap();
+    assert_eq!((state.as_str(), version), ("healthy", 1), "the redelivery changed nothing");
+    running.shutdown(Duration::from_secs(5)).await;
+}

@@ -2,6 +2,7 @@
 //! with every error located (source, line, column, field path) and validated semantically.
 
 pub(crate) mod decode;
+mod delivery;
 mod diagnostic;
 mod document;
 mod fields;
@@ -12,6 +13,7 @@ mod set;
 mod workflow;
 
 pub use decode::MAX_CONTRACT_BYTES;
+pub use delivery::DeliveryConfig;
 pub use diagnostic::{ContractErrors, Diagnostic, Loaded, Severity};
 pub use document::{
     ContractDocument, check_document, load_document, load_fsm, load_node_contract, load_runtime_config, load_workflow,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 
 use super::decode::{Cx, Decode, decode_enum, join, to_json};
+use super::delivery::DeliveryConfig;
 use super::diagnostic::Diagnostic;
 use super::fields::{Fields, key_text};
 use crate::error::codes;
@@ -221,6 +222,8 @@ pub struct RuntimeConfig {
     pub max_in_flight: u32,
     /// Largest envelope accepted.
     pub max_envelope_bytes: u64,
+    /// How the bus consumer retries failed envelopes in place and when it dead-letters them.
+    pub delivery: DeliveryConfig,
 }
 
 impl Decode for RuntimeConfig {
@@ -235,6 +238,10 @@ impl Decode for RuntimeConfig {
             Some(n) => StateStoreConfig::decode(cx, n, &join(path, "state_store")),
             None => StateStoreConfig::decode(cx, &empty, &join(path, "state_store")),
         };
+        let delivery = match f.node("delivery") {
+            Some(n) => DeliveryConfig::decode(cx, n, &join(path, "delivery")),
+            None => Some(DeliveryConfig::default()),
+        };
         let config = Self {
             runtime_name: f.or(cx, "runtime_name", "onex-runtime-host".to_owned()),
             contracts_dir: f.or(cx, "contracts_dir", "..".to_owned()),
@@ -246,6 +253,7 @@ impl Decode for RuntimeConfig {
             drain_timeout_ms: f.or(cx, "drain_timeout_ms", 10_000),
             max_in_flight: f.or(cx, "max_in_flight", 1024),
             max_envelope_bytes: f.or(cx, "max_envelope_bytes", 1 << 20),
+            delivery: delivery?,
         };
         f.finish(cx);
         Some(config)
@@ -268,6 +276,9 @@ pub const OVERRIDES: &[(&str, &str)] = &[
     ("ONEX_DRAIN_TIMEOUT_MS", "drain_timeout_ms"),
     ("ONEX_MAX_IN_FLIGHT", "max_in_flight"),
     ("ONEX_MAX_ENVELOPE_BYTES", "max_envelope_bytes"),
+    ("ONEX_DELIVERY_MAX_ATTEMPTS", "delivery.max_attempts"),
+    ("ONEX_DELIVERY_BACKOFF_MS", "delivery.backoff_ms"),
+    ("ONEX_DELIVERY_MAX_BACKOFF_MS", "delivery.max_backoff_ms"),
 ];
 
 impl RuntimeConfig {
@@ -329,6 +340,9 @@ impl RuntimeConfig {
             "drain_timeout_ms" => put!(self.drain_timeout_ms),
             "max_in_flight" => put!(self.max_in_flight),
             "max_envelope_bytes" => put!(self.max_envelope_bytes),
+            "delivery.max_attempts" => put!(self.delivery.max_attempts),
+            "delivery.backoff_ms" => put!(self.delivery.backoff_ms),
+            "delivery.max_backoff_ms" => put!(self.delivery.max_backoff_ms),
             _ => cx.error(codes::BAD_OVERRIDE, pos, var, format!("no setting `{field}`")),
         }
     }

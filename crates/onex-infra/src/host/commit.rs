@@ -4,10 +4,12 @@
 //! Nothing waits for a batch to fill: the writer takes whatever is queued when it becomes free,
 //! so a lone commit goes straight through and batches grow only under load. Each commit in a
 //! batch is isolated ([`StateStore::commit_transitions`]): a version conflict fails only its
-//! own commit.
+//! own commit, and a batch whose transaction fails for another reason than the store being
+//! down is committed again one by one, so one bad commit never fails its neighbours.
 
 use std::sync::Arc;
 
+use onex_core::error::ErrorCategory;
 use onex_spi::{CommitOutcome, SpiError, SpiResult, StateStore, TransitionCommit};
 use tokio::sync::{mpsc, oneshot};
 
@@ -49,16 +51,29 @@ async fn write(store: Arc<dyn StateStore>, mut requests: mpsc::Receiver<Request>
             let _ = done.send(store.commit_transition(commit).await);
             continue;
         }
+        // Row locks are taken in (fsm, entity) order, so concurrent batches (other hosts) do
+        // not lock the same rows in opposite orders. The sort is stable: commits of one entity
+        // keep their arrival order.
+        batch.sort_by(|(a, _), (b, _)| (&a.fsm, &a.entity_key).cmp(&(&b.fsm, &b.entity_key)));
         let (commits, waiters): (Vec<TransitionCommit>, Vec<_>) = batch.drain(..).unzip();
-        match store.commit_transitions(commits).await {
+        match store.commit_transitions(commits.clone()).await {
             Ok(outcomes) => {
                 for (done, outcome) in waiters.into_iter().zip(outcomes) {
                     let _ = done.send(outcome);
                 }
             }
-            Err(e) => {
+            // The store is down: every commit would fail alike; each caller retries its own.
+            Err(e) if e.category() == ErrorCategory::Unavailable && e.code() != codes::STORE_CONTENTION.as_str() => {
                 for done in waiters {
                     let _ = done.send(Err(SpiError::custom(e.code().to_owned(), e.category(), e.message().to_owned())));
+                }
+            }
+            // Something in the batch broke the whole transaction (nothing was written): commit
+            // each alone, so one bad commit fails only itself.
+            Err(e) => {
+                tracing::warn!(error = %e, commits = commits.len(), "a group commit failed; committing its transitions one by one");
+                for (commit, done) in commits.into_iter().zip(waiters) {
+                    let _ = done.send(store.commit_transition(commit).await);
                 }
             }
         }

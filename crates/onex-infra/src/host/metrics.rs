@@ -89,6 +89,8 @@ pub struct Metrics {
     in_flight: AtomicI64,
     consumed: AtomicU64,
     published: AtomicU64,
+    delivery_retries: AtomicU64,
+    bus_retries: AtomicU64,
 }
 
 impl Metrics {
@@ -130,6 +132,16 @@ impl Metrics {
     /// Counts a message consumed from the bus.
     pub fn consumed(&self) {
         self.consumed.fetch_add(1, Relaxed);
+    }
+
+    /// Counts an envelope tried again in place after a retryable failure.
+    pub fn delivery_retried(&self) {
+        self.delivery_retries.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a bus call (publishing an outcome, acknowledging, subscribing) tried again.
+    pub fn bus_retried(&self) {
+        self.bus_retries.fetch_add(1, Relaxed);
     }
 
     /// Counts messages the outbox relay published.
@@ -192,6 +204,18 @@ impl Metrics {
         stack_lines(&mut out, gauges, "onex_breaker_state", |s| s.breaker.map(u64::from));
         let scalars = [
             ("onex_dlq_total", "counter", "Messages sent to the dead-letter topic.", self.dlq.load(Relaxed) as f64),
+            (
+                "onex_delivery_retries_total",
+                "counter",
+                "Envelopes tried again in place after a retryable failure.",
+                self.delivery_retries.load(Relaxed) as f64,
+            ),
+            (
+                "onex_bus_retries_total",
+                "counter",
+                "Bus calls tried again: publishing an outcome, acknowledging, subscribing.",
+                self.bus_retries.load(Relaxed) as f64,
+            ),
             ("onex_in_flight", "gauge", "Envelopes being processed.", self.in_flight.load(Relaxed) as f64),
             (
                 "onex_bus_consumed_total",

@@ -5,12 +5,14 @@
 //! - [`reducer`]: events that move state machines, committed with their intents (outbox),
 //!   concurrent commits sharing one transaction ([`commit`]);
 //! - [`orchestrator`]: intents that start journaled, resumable workflow runs;
-//! - [`consumer`] and [`outbox`]: the bus side, at-least-once in and out;
+//! - [`consumer`], [`delivery`] and [`outbox`]: the bus side, at-least-once in and out,
+//!   retryable failures tried again in place, every message ending in one final outcome;
 //! - [`start`]: assembling a host from its configuration, and shutting it down;
 //! - [`metrics`]: what `/metrics` shows.
 
 pub mod commit;
 pub mod consumer;
+pub mod delivery;
 pub mod dispatch;
 pub mod metrics;
 pub mod orchestrator;

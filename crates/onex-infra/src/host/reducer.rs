@@ -10,9 +10,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use onex_core::contract::{ContractSet, NodeKind};
 use onex_core::envelope::{Envelope, ReplyError};
-use onex_core::error::{Classified, codes};
+use onex_core::error::{Classified, ErrorCategory, codes};
 use onex_core::fsm::{FsmEngine, Intent, IntentPhase, StepResult};
-use onex_spi::{CommitOutcome, OutboundMessage, StateStore, TransitionCommit};
+use onex_spi::{CommitOutcome, OutboundMessage, SpiError, StateStore, TransitionCommit};
 use serde_json::{Value as Json, json};
 
 use super::commit::GroupCommitter;
@@ -105,20 +105,50 @@ impl Reducers {
             match step.attempt(&context).await {
                 Attempt::Done(reply) => return *reply,
                 Attempt::LostRace => continue,
-                Attempt::Refused(refusal) => {
-                    // The state read may already include this very envelope, committed by a
-                    // concurrent delivery after the idempotency check above. State and
-                    // idempotency record are written in one transaction, so seeing the one
-                    // means seeing the other: its stored reply is the answer.
-                    return match store.processed_reply(request.envelope_id).await {
-                        Ok(Some(stored)) => stored_reply(request, stored),
-                        _ => fail(request, refusal),
-                    };
-                }
+                Attempt::Refused(refusal) => return record_refusal(store, request, refusal, &context).await,
             }
         }
         let message = format!("{context}: the entity kept changing; gave up after {CONFLICT_ATTEMPTS} attempts");
         fail(request, ReplyError::new(crate::error::codes::STATE_CONFLICT, message))
+    }
+}
+
+/// Records a refusal as the envelope's final reply, so the same envelope delivered again after
+/// the entity moved on gets the same refusal instead of applying then.
+///
+/// The record is written only if the envelope has none: a concurrent delivery of the same
+/// envelope may have committed its transition after this one read the state (state and record
+/// are written in one transaction, so that one's record is there), and then its reply is the
+/// answer. When nothing can be recorded or read, the answer is a retryable store error: a
+/// refusal that is not recorded is not final.
+async fn record_refusal(store: &dyn StateStore, request: &Envelope, refusal: ReplyError, context: &str) -> Envelope {
+    let reply = fail(request, refusal);
+    let recorded = match serde_json::to_value(&reply) {
+        Ok(json) => store.record_reply(request.envelope_id, &json).await,
+        Err(e) => {
+            return fail(
+                request,
+                ReplyError::new(codes::OPERATION_FAILED, format!("{context}: encoding the refusal: {e}")),
+            );
+        }
+    };
+    match recorded {
+        Ok(true) => reply,
+        Ok(false) => recorded_reply(store, request, context).await,
+        Err(e) => fail(request, spi_reply_error(&e, &format!("{context}: recording the refusal"))),
+    }
+}
+
+/// The reply recorded for `request`, which must exist; a retryable store error when it
+/// cannot be read (never a reply made up here, which could report what did not happen).
+async fn recorded_reply(store: &dyn StateStore, request: &Envelope, context: &str) -> Envelope {
+    match store.processed_reply(request.envelope_id).await {
+        Ok(Some(stored)) => stored_reply(request, stored),
+        Ok(None) => {
+            let message = format!("{context}: the envelope is recorded as processed, but its reply is not there yet");
+            fail(request, ReplyError::new(crate::error::codes::STORE_UNAVAILABLE, message))
+        }
+        Err(e) => fail(request, spi_reply_error(&e, &format!("{context}: reading the recorded reply"))),
     }
 }
 
@@ -181,13 +211,8 @@ impl Step<'_> {
         };
         match committer.commit(commit).await {
             Ok(CommitOutcome::Committed { .. }) => Attempt::Done(Box::new(reply)),
-            Ok(CommitOutcome::Duplicate) => {
-                Attempt::Done(Box::new(match store.processed_reply(request.envelope_id).await {
-                    Ok(Some(stored)) => stored_reply(request, stored),
-                    _ => reply,
-                }))
-            }
-            Err(e) if e.category() == onex_core::error::ErrorCategory::Conflict => Attempt::LostRace,
+            Ok(CommitOutcome::Duplicate) => Attempt::Done(Box::new(recorded_reply(store, request, context).await)),
+            Err(e) if lost_race(&e) => Attempt::LostRace,
             Err(e) => Attempt::Done(Box::new(fail(request, spi_reply_error(&e, context)))),
         }
     }
@@ -218,7 +243,14 @@ impl ReducerNode {
     }
 }
 
-/// The reply stored for a processed envelope, or a fresh one if it cannot be read back.
+/// Whether a failed commit should simply be stepped again: another commit changed the entity
+/// first, or the database aborted this one for contention (a deadlock, a serialization
+/// failure) and kept nothing of it.
+fn lost_race(error: &SpiError) -> bool {
+    error.category() == ErrorCategory::Conflict || error.code() == crate::error::codes::STORE_CONTENTION.as_str()
+}
+
+/// The reply stored for a processed envelope; a store error naming it if it does not parse.
 fn stored_reply(request: &Envelope, stored: Json) -> Envelope {
     serde_json::from_value(stored).unwrap_or_else(|e| {
         let message = format!("envelope {}: its stored reply does not parse: {e}", request.envelope_id);

@@ -98,9 +98,15 @@ pub struct ShutdownReport {
     pub runs_interrupted: usize,
     /// Whether the consumer finished its queued messages within the bound.
     pub consumer_drained: bool,
+    /// Whether the outbox relay's final flush finished within the bound.
+    pub outbox_flushed: bool,
     /// Handlers whose shutdown failed.
     pub handler_failures: Vec<(String, SpiError)>,
 }
+
+/// The least time shutting handlers down and closing the bus get, when draining used up the
+/// drain timeout (a handler deregisters the host from Consul, the bus commits its offsets).
+pub const CLEANUP_FLOOR: Duration = Duration::from_secs(1);
 
 /// Opens the store and the configured bus, starts handlers, resumes unfinished runs and starts
 /// consuming.
@@ -152,6 +158,7 @@ pub async fn start_with_bus(setup: HostSetup, bus: Arc<dyn EventBus>) -> Result<
         reply_topic: config.bus.reply_topic.clone(),
         dlq_topic: config.bus.dlq_topic.clone(),
         lanes: config.bus.partitions.clamp(1, 64) as usize,
+        delivery: config.delivery.clone(),
     };
     let consumer = tokio::spawn(consume(Arc::clone(&host), consumer_config, stop_rx));
     host.mark_ready();
@@ -180,8 +187,12 @@ impl RunningHost {
         self.resumed
     }
 
-    /// Stops consuming, finishes queued messages and workflow runs within `drain`, flushes the
-    /// outbox, shuts handlers down and closes the bus.
+    /// Stops consuming, finishes queued messages and workflow runs, flushes the outbox, shuts
+    /// handlers down and closes the bus. Every phase is bounded: consuming, runs and the final
+    /// outbox flush share `drain`; shutting handlers down and closing the bus get what is left
+    /// of it, and at least [`CLEANUP_FLOOR`] each (never more than `drain`). Whatever is cut
+    /// short stays durable (unacknowledged messages, `running` runs, unpublished outbox rows)
+    /// for the next start or another host.
     pub async fn shutdown(self, drain: Duration) -> ShutdownReport {
         let deadline = Instant::now() + drain;
         let mut report = ShutdownReport::default();
@@ -194,12 +205,28 @@ impl RunningHost {
         }
         report.runs_interrupted =
             self.host.orchestrator.drain(deadline.saturating_duration_since(Instant::now())).await;
-        if self.relay.await.is_err() {
-            tracing::error!("the outbox relay ended abnormally; pending messages are published at the next start");
+        let mut relay = self.relay;
+        match tokio::time::timeout_at(deadline, &mut relay).await {
+            Ok(Ok(())) => report.outbox_flushed = true,
+            Ok(Err(_)) => {
+                tracing::error!("the outbox relay ended abnormally; pending messages are published at the next start");
+            }
+            Err(_) => {
+                relay.abort();
+                tracing::warn!(
+                    "the outbox relay's final flush did not finish within the drain timeout; pending messages are published at the next start"
+                );
+            }
         }
-        report.handler_failures = self.host.dispatcher.shutdown().await;
-        if let Err(e) = self.host.bus.close().await {
-            tracing::warn!(error = %e, "closing the bus failed");
+        let cleanup = || deadline.saturating_duration_since(Instant::now()).max(CLEANUP_FLOOR).min(drain);
+        match tokio::time::timeout(cleanup(), self.host.dispatcher.shutdown()).await {
+            Ok(failures) => report.handler_failures = failures,
+            Err(_) => tracing::warn!("handlers did not shut down within the drain timeout; exiting without them"),
+        }
+        match tokio::time::timeout(cleanup(), self.host.bus.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "closing the bus failed"),
+            Err(_) => tracing::warn!("closing the bus did not finish within the drain timeout"),
         }
         report
     }

@@ -13,12 +13,14 @@ use crate::error::codes;
 ///
 /// Pool timeouts, a closed pool, I/O, TLS and protocol failures, a crashed SQLite worker,
 /// PostgreSQL connection/resource/shutdown states and SQLite busy/locked/cannot-open are
-/// `STORE_UNAVAILABLE` (retryable); a failed migration is `STORE_MIGRATION`; anything else is
-/// `STORE_FAILED`. A configuration error (a bad URL) is described without its text and without
+/// `STORE_UNAVAILABLE` (retryable); deadlocks and serialization failures are `STORE_CONTENTION`
+/// (retryable); a failed migration is `STORE_MIGRATION`; anything else is `STORE_FAILED`. A configuration error (a bad URL) is described without its text and without
 /// its source, since parsers may quote the URL back.
 pub(crate) fn store_error(doing: &str, error: sqlx::Error) -> SpiError {
     let code = if is_unavailable(&error) {
         codes::STORE_UNAVAILABLE
+    } else if is_contention(&error) {
+        codes::STORE_CONTENTION
     } else if matches!(error, sqlx::Error::Migrate(_)) {
         codes::STORE_MIGRATION
     } else {
@@ -29,6 +31,17 @@ pub(crate) fn store_error(doing: &str, error: sqlx::Error) -> SpiError {
             SpiError::new(code, format!("{doing}: the database URL or connection options are invalid"))
         }
         error => SpiError::new(code, format!("{doing}: {}", describe(&error))).with_source(error),
+    }
+}
+
+/// Whether the database aborted the statement for contention: PostgreSQL deadlock (40P01) or
+/// serialization failure (40001). Nothing of the transaction is kept; running it again works.
+fn is_contention(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => {
+            db.try_downcast_ref::<PgDatabaseError>().is_some_and(|pg| matches!(pg.code(), "40P01" | "40001"))
+        }
+        _ => false,
     }
 }
 

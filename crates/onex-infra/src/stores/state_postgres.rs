@@ -11,13 +11,15 @@
 //! A batch (`commit_transitions`) is one transaction with a SAVEPOINT per commit, rolled back
 //! when the commit is a duplicate or refused. It holds the rows it wrote until it commits, so
 //! batches that meet on entities in opposite orders can deadlock: PostgreSQL aborts one
-//! statement, whose commit alone fails (`STORE_FAILED`) while the rest of its batch goes on.
+//! statement, whose commit alone fails (`STORE_CONTENTION`, which the reducer steps again) while
+//! the rest of its batch goes on. The group committer orders a batch by (fsm, entity key), so
+//! two batches take their row locks in one order and rarely meet that way.
 //!
 //! `onex_processed.reply` holds every processed envelope's reply, a committed transition's
 //! included (the migration's comment predates that; migrations are checksummed, so it stays).
 
+use crate::error::codes;
 use async_trait::async_trait;
-use onex_core::error::ErrorCategory;
 use onex_core::workflow::JournalEntry;
 use onex_spi::{CommitOutcome, EntityState, OutboxEntry, RunRecord, SpiResult, StateStore, TransitionCommit};
 use serde_json::Value as Json;
@@ -203,7 +205,7 @@ impl StateStore for PostgresStateStore {
             let mut savepoint = tx.begin().await.map_err(err)?;
             let outcome = match write_transition(&mut savepoint, commit).await {
                 // The store is gone (connection lost, database locked): so is the transaction.
-                Err(e) if e.category() == ErrorCategory::Unavailable => return Err(e),
+                Err(e) if e.code() == codes::STORE_UNAVAILABLE.as_str() => return Err(e),
                 outcome => outcome,
             };
             if let Ok(CommitOutcome::Committed { .. }) = outcome {

@@ -13,8 +13,8 @@
 
 use std::path::Path;
 
+use crate::error::codes;
 use async_trait::async_trait;
-use onex_core::error::ErrorCategory;
 use onex_core::workflow::JournalEntry;
 use onex_spi::{CommitOutcome, EntityState, OutboxEntry, RunRecord, SpiResult, StateStore, TransitionCommit};
 use serde_json::Value as Json;
@@ -196,7 +196,7 @@ impl StateStore for SqliteStateStore {
             let mut savepoint = tx.begin().await.map_err(err)?;
             let outcome = match write_transition(&mut savepoint, commit).await {
                 // The store is gone (connection lost, database locked): so is the transaction.
-                Err(e) if e.category() == ErrorCategory::Unavailable => return Err(e),
+                Err(e) if e.code() == codes::STORE_UNAVAILABLE.as_str() => return Err(e),
                 outcome => outcome,
             };
             if let Ok(CommitOutcome::Committed { .. }) = outcome {

@@ -1,0 +1,103 @@
+//! Delivery settings of the runtime config (`delivery:`): how often the bus consumer tries an
+//! envelope whose failure may pass (timeout, unavailable) before it dead-letters it, and how
+//! long it waits between tries.
+
+use super::decode::{Cx, Decode, join};
+use super::fields::Fields;
+use super::node::{BackoffStrategy, RetryPolicy};
+use crate::error::codes;
+use crate::resilience::RetrySchedule;
+use crate::yaml::Node;
+
+/// How the consumer retries in place (the message stays where it is, so its partition's order
+/// holds) and when it gives up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryConfig {
+    /// Tries of one message, the first included; a retryable failure on the last one is
+    /// dead-lettered with the attempts in `onex-attempts`.
+    pub max_attempts: u32,
+    /// Wait before the second try; doubled for each later one.
+    pub backoff_ms: u64,
+    /// Cap on any wait.
+    pub max_backoff_ms: u64,
+    /// 0.0..=1.0: how much of each wait is randomised, so lanes retrying together spread out.
+    pub jitter_factor: f64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self { max_attempts: 5, backoff_ms: 100, max_backoff_ms: 5_000, jitter_factor: 0.2 }
+    }
+}
+
+impl DeliveryConfig {
+    /// The schedule of retries after the first attempt (exponential, capped, jittered; only
+    /// retryable categories).
+    pub fn retry_schedule(&self) -> RetrySchedule {
+        RetrySchedule::new(RetryPolicy {
+            max_retries: self.max_attempts.saturating_sub(1),
+            backoff_strategy: BackoffStrategy::Exponential,
+            base_delay_ms: self.backoff_ms,
+            max_delay_ms: self.max_backoff_ms,
+            jitter_factor: self.jitter_factor,
+            retry_on: Vec::new(),
+        })
+    }
+}
+
+impl Decode for DeliveryConfig {
+    fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
+        let d = Self::default();
+        let mut f = Fields::new(cx, node, path)?;
+        let config = Self {
+            max_attempts: f.or(cx, "max_attempts", d.max_attempts),
+            backoff_ms: f.or(cx, "backoff_ms", d.backoff_ms),
+            max_backoff_ms: f.or(cx, "max_backoff_ms", d.max_backoff_ms),
+            jitter_factor: f.or(cx, "jitter_factor", d.jitter_factor),
+        };
+        let positions = [f.pos_of("max_attempts"), f.pos_of("max_backoff_ms"), f.pos_of("jitter_factor")];
+        f.finish(cx);
+        let problems = [
+            (config.max_attempts == 0, "max_attempts", "must be at least 1 (the first attempt)"),
+            (config.max_backoff_ms < config.backoff_ms, "max_backoff_ms", "must not be below backoff_ms"),
+            (!(0.0..=1.0).contains(&config.jitter_factor), "jitter_factor", "must be between 0.0 and 1.0"),
+        ];
+        for ((bad, key, message), pos) in problems.into_iter().zip(positions) {
+            if bad {
+                cx.error(codes::CONTRACT_INVALID_VALUE, pos, &join(path, key), message);
+            }
+        }
+        Some(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::error::ErrorCategory;
+    use crate::resilience::{GiveUpReason, RetryDecision};
+
+    use super::*;
+
+    #[test]
+    fn the_schedule_retries_until_the_last_attempt_then_gives_up() {
+        let config = DeliveryConfig { max_attempts: 3, backoff_ms: 100, max_backoff_ms: 150, jitter_factor: 0.0 };
+        let schedule = config.retry_schedule();
+        let decide = |done| schedule.decide(done, "X", ErrorCategory::Unavailable, 0.5);
+        assert_eq!(decide(0), RetryDecision::RetryAfter(Duration::from_millis(100)));
+        assert_eq!(decide(1), RetryDecision::RetryAfter(Duration::from_millis(150)), "capped");
+        assert_eq!(decide(2), RetryDecision::GiveUp(GiveUpReason::Exhausted));
+        let refused = schedule.decide(0, "X", ErrorCategory::Validation, 0.5);
+        assert_eq!(refused, RetryDecision::GiveUp(GiveUpReason::NotRetryable));
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let yaml = b"delivery:\n  max_attempts: 0\n  backoff_ms: 10\n  max_backoff_ms: 5\n  jitter_factor: 2\n";
+        let errors = crate::contract::load_runtime_config("rt.yaml", yaml).unwrap_err().diagnostics;
+        let fields: Vec<&str> = errors.iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(fields, ["delivery.max_attempts", "delivery.max_backoff_ms", "delivery.jitter_factor"]);
+        assert_eq!(errors[0].pos.line, 2);
+    }
+}
