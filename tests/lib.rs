@@ -61,6 +61,39 @@ pub fn contracts_with(name: &str, extra: &[(&str, &str)]) -> PathBuf {
     dir
 }
 
+/// An orchestrator contract routing intent `slow_requested` to `slow_workflow`: three sequential
+/// steps, the middle one `local.sleep` for `sleep_ms` (long enough to kill a host inside it).
+pub fn slow_orchestrator(sleep_ms: u64) -> String {
+    format!(
+        r#"
+name: test_orchestrator_slow
+contract_version: "1.0.0"
+node_version: "1.0.0"
+node_type: ORCHESTRATOR
+workflow_coordination:
+  intent_routing:
+    slow_requested: slow_workflow
+  workflow_definition:
+    workflow_metadata:
+      workflow_name: slow_workflow
+      workflow_version: "1.0.0"
+      execution_mode: sequential
+    steps:
+      - step_name: first
+        operation: local.echo
+        payload: {{ step: first }}
+      - step_name: wait
+        operation: local.sleep
+        payload: {{ ms: {sleep_ms} }}
+        depends_on: [first]
+      - step_name: last
+        operation: local.echo
+        payload: {{ step: last }}
+        depends_on: [wait]
+"#
+    )
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
     for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display())).flatten() {
@@ -73,5 +106,19 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The value of `key`: from the environment, else from `target/onex-services.env` (written by
+/// `cargo xtask services up`), else `default`.
+pub fn service_setting(key: &str, default: &str) -> String {
+    if let Ok(value) = std::env::var(key) {
+        return value;
+    }
+    let text = std::fs::read_to_string(repo_root().join("target/onex-services.env")).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| line.trim().split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map_or_else(|| default.to_owned(), |(_, v)| v.trim().to_owned())
+}
+
 pub mod consul_fixture;
 pub mod host;
+pub mod postgres;

@@ -5,40 +5,12 @@
 use std::time::Duration;
 
 use onex_e2e::host::{HostOptions, HostProcess, envelope, wait_for};
-use onex_e2e::{contracts_with, repo_root, scratch_dir};
+use onex_e2e::{contracts_with, repo_root, scratch_dir, slow_orchestrator};
 use serde_json::json;
-
-/// Three sequential steps; the middle one takes 3 s, long enough to kill the host inside it.
-const SLOW_ORCHESTRATOR: &str = r#"
-name: test_orchestrator_slow
-contract_version: "1.0.0"
-node_version: "1.0.0"
-node_type: ORCHESTRATOR
-workflow_coordination:
-  intent_routing:
-    slow_requested: slow_workflow
-  workflow_definition:
-    workflow_metadata:
-      workflow_name: slow_workflow
-      workflow_version: "1.0.0"
-      execution_mode: sequential
-    steps:
-      - step_name: first
-        operation: local.echo
-        payload: { step: first }
-      - step_name: wait
-        operation: local.sleep
-        payload: { ms: 3000 }
-        depends_on: [first]
-      - step_name: last
-        operation: local.echo
-        payload: { step: last }
-        depends_on: [wait]
-"#;
 
 #[test]
 fn a_workflow_killed_mid_run_resumes_after_restart_and_finishes_exactly_once() {
-    let contracts = contracts_with("kill", &[("orchestrators/slow.yaml", SLOW_ORCHESTRATOR)]);
+    let contracts = contracts_with("kill", &[("orchestrators/slow.yaml", &slow_orchestrator(3000))]);
     let options = HostOptions::new(&contracts, &scratch_dir("kill-data"));
     let mut host = HostProcess::start(&options);
     let trigger = envelope("intent.slow_requested", json!({}));

@@ -24,6 +24,9 @@ pub mod codes {
         /// The database aborted a transaction for contention (PostgreSQL deadlock 40P01,
         /// serialization failure 40001) and kept nothing of it: run it again.
         STORE_CONTENTION = ("ONEX_INFRA_016_STORE_CONTENTION", Unavailable);
+        /// A workflow run is held by another host (its lease expired and was taken over) or has
+        /// finished: the host that lost it stops driving it.
+        RUN_LEASE_LOST = ("ONEX_INFRA_017_RUN_LEASE_LOST", Conflict);
         /// A state transition was committed against a version the entity no longer has.
         STATE_CONFLICT = ("ONEX_INFRA_014_STATE_CONFLICT", Conflict);
         /// A `${env:…}`/`${vault:…}` reference that cannot be resolved (the value is never shown).

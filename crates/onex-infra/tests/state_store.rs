@@ -6,6 +6,8 @@ mod batch;
 mod common;
 #[path = "state_store/concurrency.rs"]
 mod concurrency;
+#[path = "state_store/leases.rs"]
+mod leases;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,7 +18,10 @@ use onex_core::error::ErrorCategory;
 use onex_core::workflow::{JournalEntry, StepOutcome};
 use onex_infra::error::codes;
 use onex_infra::stores::{PostgresStateStore, SqliteStateStore};
-use onex_spi::{CommitOutcome, EntityState, OutboundMessage, OutboxEntry, RunRecord, StateStore, TransitionCommit};
+use onex_spi::{
+    CommitOutcome, EntityState, Lease, OutboundMessage, OutboxEntry, OutboxStore, RunRecord, RunStore, RunsToTake,
+    StateStore, TransitionCommit,
+};
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
 
@@ -97,7 +102,7 @@ fn entity(fsm: &str, key: &str, state: &str, version: u64) -> Option<EntityState
 /// The pending outbox entries on `topic`, oldest first (other tests may have entries pending
 /// on other topics).
 async fn pending_on(store: &dyn StateStore, topic: &str) -> Vec<OutboxEntry> {
-    let all = store.pending_outbox(0, u32::MAX).await.unwrap();
+    let all = store.pending_outbox(u32::MAX).await.unwrap();
     assert!(all.windows(2).all(|w| w[0].id < w[1].id), "pending entries must come oldest first");
     all.into_iter().filter(|e| e.message.topic == topic).collect()
 }
@@ -106,12 +111,21 @@ fn messages(entries: &[OutboxEntry]) -> Vec<OutboundMessage> {
     entries.iter().map(|e| e.message.clone()).collect()
 }
 
-/// The unfinished runs among `ids`.
+/// The runs among `ids` still running.
 async fn unfinished_among(store: &dyn StateStore, ids: &[Uuid]) -> Vec<Uuid> {
-    let mut mine: Vec<Uuid> =
-        store.unfinished_runs().await.unwrap().into_iter().map(|r| r.run_id).filter(|id| ids.contains(id)).collect();
+    let mut mine = Vec::new();
+    for id in ids {
+        if store.run(*id).await.unwrap().is_some_and(|r| r.status == "running") {
+            mine.push(*id);
+        }
+    }
     mine.sort();
     mine
+}
+
+/// A lease of `owner` lasting `ms`.
+fn lease(owner: &str, ms: u64) -> Lease {
+    Lease { owner: owner.to_owned(), duration: std::time::Duration::from_millis(ms) }
 }
 
 /// The behaviour every `StateStore` must have; `scope` names what no other test uses.
@@ -224,18 +238,10 @@ async fn outbox_order_and_publishing(store: &dyn StateStore, scope: &Scope) {
     assert_eq!(messages(&pending), expected, "entries come back as committed, in order");
     let ids: Vec<u64> = pending.iter().map(|e| e.id).collect();
 
-    let oldest = store.pending_outbox(0, 2).await.unwrap();
+    let oldest = store.pending_outbox(2).await.unwrap();
     assert_eq!(oldest.len(), 2);
     assert!(oldest[0].id < oldest[1].id && oldest[1].id <= ids[1], "{oldest:?}");
-    assert_eq!(store.pending_outbox(0, 0).await.unwrap(), []);
-    let after_second: Vec<OutboxEntry> = store
-        .pending_outbox(ids[1], u32::MAX)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.message.topic == topic)
-        .collect();
-    assert_eq!(after_second, pending[2..].to_vec(), "only entries after the given id");
+    assert_eq!(store.pending_outbox(0).await.unwrap(), []);
     assert!(store.outbox_backlog().await.unwrap() >= 4, "our four entries are pending");
 
     store.mark_published(&[ids[0], ids[2]]).await.unwrap();
@@ -265,17 +271,19 @@ fn journal_entries() -> Vec<JournalEntry> {
 }
 
 async fn runs_and_journals(store: &dyn StateStore, scope: &Scope) {
+    let host = lease(&scope.prefix, 60_000);
     let run = |id: u32, workflow: &str| RunRecord {
         run_id: scope.id(id),
         workflow: workflow.to_owned(),
         trigger: json!({"envelope_id": scope.id(id).to_string(), "payload": {"n": id, "text": "ü"}}),
         status: "running".to_owned(),
+        owner: Some(host.owner.clone()),
     };
     let (a, b, unknown) = (run(30, "checkout"), run(31, "refund"), scope.id(39));
     assert_eq!(store.run(a.run_id).await.unwrap(), None);
-    assert!(store.start_run(&a).await.unwrap());
-    assert!(store.start_run(&b).await.unwrap());
-    assert!(!store.start_run(&run(30, "another")).await.unwrap(), "a run id is started once");
+    assert!(store.start_run(&a, &host).await.unwrap());
+    assert!(store.start_run(&b, &host).await.unwrap());
+    assert!(!store.start_run(&run(30, "another"), &host).await.unwrap(), "a run id is started once");
     assert_eq!(store.run(a.run_id).await.unwrap(), Some(a.clone()));
     assert_eq!(store.journal(a.run_id).await.unwrap(), []);
 
@@ -283,28 +291,30 @@ async fn runs_and_journals(store: &dyn StateStore, scope: &Scope) {
     let entries = journal_entries();
     let b_entries = &entries[3..5];
     for (i, entry) in entries.iter().enumerate() {
-        store.append_journal(a.run_id, entry).await.unwrap();
+        store.append_journal(a.run_id, &host.owner, entry).await.unwrap();
         if let Some(entry) = i.checked_sub(1).and_then(|j| b_entries.get(j)) {
-            store.append_journal(b.run_id, entry).await.unwrap();
+            store.append_journal(b.run_id, &host.owner, entry).await.unwrap();
         }
     }
     assert_eq!(store.journal(a.run_id).await.unwrap(), entries);
     assert_eq!(store.journal(b.run_id).await.unwrap(), b_entries);
 
-    let error = store.append_journal(unknown, &entries[0]).await.unwrap_err();
+    let error = store.append_journal(unknown, &host.owner, &entries[0]).await.unwrap_err();
     assert_eq!(error.category(), ErrorCategory::NotFound, "{error}");
     assert_eq!(store.journal(unknown).await.unwrap(), []);
     assert_eq!(store.run(unknown).await.unwrap(), None);
 
     let ids = [a.run_id, b.run_id];
     assert_eq!(unfinished_among(store, &ids).await, [a.run_id, b.run_id]);
-    store.finish_run(a.run_id, "succeeded").await.unwrap();
+    store.finish_run(a.run_id, &host.owner, "succeeded").await.unwrap();
     assert_eq!(store.run(a.run_id).await.unwrap().unwrap().status, "succeeded");
+    let after = store.append_journal(a.run_id, &host.owner, &entries[0]).await.unwrap_err();
+    assert_eq!(after.code(), codes::RUN_LEASE_LOST.as_str(), "a finished run takes no more entries: {after}");
     assert_eq!(unfinished_among(store, &ids).await, [b.run_id]);
     assert_eq!(store.journal(a.run_id).await.unwrap(), entries, "finishing keeps the journal");
-    store.finish_run(b.run_id, "compensated").await.unwrap();
+    store.finish_run(b.run_id, &host.owner, "compensated").await.unwrap();
     assert_eq!(unfinished_among(store, &ids).await, Vec::<Uuid>::new());
-    let error = store.finish_run(unknown, "failed").await.unwrap_err();
+    let error = store.finish_run(unknown, &host.owner, "failed").await.unwrap_err();
     assert_eq!(error.category(), ErrorCategory::NotFound, "{error}");
 }
 
@@ -350,31 +360,43 @@ async fn sqlite_state_survives_reopening() {
     let (path, dir) = temp_db("sqlite-reopen");
     let scope = Scope::new("sqlite-reopen");
     let (fsm, topic) = (scope.fsm("order"), scope.topic("order"));
-    let run =
-        RunRecord { run_id: scope.id(2), workflow: "w".to_owned(), trigger: json!({"a": 1}), status: "running".into() };
+    let before = lease("host-before-restart", 60_000);
+    let run = RunRecord {
+        run_id: scope.id(2),
+        workflow: "w".to_owned(),
+        trigger: json!({"a": 1}),
+        status: "running".into(),
+        owner: Some(before.owner.clone()),
+    };
     let entries = journal_entries();
     {
         let store = SqliteStateStore::open(&path).await.unwrap();
         let c = commit(scope.id(1), &fsm, "o-1", None, "created", vec![message(&topic, Some("o-1"), 1)]);
         assert_eq!(store.commit_transition(c).await.unwrap(), CommitOutcome::Committed { version: 1 });
         assert!(store.record_reply(scope.id(3), &json!({"done": 1})).await.unwrap());
-        assert!(store.start_run(&run).await.unwrap());
-        store.append_journal(run.run_id, &entries[0]).await.unwrap();
+        assert!(store.start_run(&run, &before).await.unwrap());
+        store.append_journal(run.run_id, &before.owner, &entries[0]).await.unwrap();
         store.pool().close().await;
     }
     let store = SqliteStateStore::open(&path).await.unwrap();
     assert_eq!(store.load_state(&fsm, "o-1").await.unwrap(), entity(&fsm, "o-1", "created", 1));
     assert_eq!(store.processed_reply(scope.id(1)).await.unwrap(), Some(reply_of(scope.id(1), "created")));
     assert_eq!(store.processed_reply(scope.id(3)).await.unwrap(), Some(json!({"done": 1})));
-    assert_eq!(messages(&store.pending_outbox(0, 10).await.unwrap()), [message(&topic, Some("o-1"), 1)]);
-    assert_eq!(store.unfinished_runs().await.unwrap(), std::slice::from_ref(&run));
+    assert_eq!(messages(&store.pending_outbox(10).await.unwrap()), [message(&topic, Some("o-1"), 1)]);
+    // The restarted host is alone on its file: it takes every running run, leases or not.
+    let after = lease("host-after-restart", 60_000);
+    assert_eq!(store.take_over_runs(&after, RunsToTake::Expired, 10).await.unwrap(), [], "the lease still holds");
+    let taken = store.take_over_runs(&after, RunsToTake::AllRunning, 10).await.unwrap();
+    assert_eq!(taken, [RunRecord { owner: Some(after.owner.clone()), ..run.clone() }]);
     assert_eq!(store.journal(run.run_id).await.unwrap(), entries[..1]);
 
     let redelivered = commit(scope.id(1), &fsm, "o-1", None, "created", vec![message(&topic, Some("o-1"), 1)]);
     assert_eq!(store.commit_transition(redelivered).await.unwrap(), CommitOutcome::Duplicate);
     let next = commit(scope.id(4), &fsm, "o-1", Some(1), "paid", Vec::new());
     assert_eq!(store.commit_transition(next).await.unwrap(), CommitOutcome::Committed { version: 2 });
-    store.append_journal(run.run_id, &entries[1]).await.unwrap();
+    let lost = store.append_journal(run.run_id, &before.owner, &entries[1]).await.unwrap_err();
+    assert_eq!(lost.code(), codes::RUN_LEASE_LOST.as_str(), "{lost}");
+    store.append_journal(run.run_id, &after.owner, &entries[1]).await.unwrap();
     assert_eq!(store.journal(run.run_id).await.unwrap(), entries[..2]);
     store.pool().close().await;
     std::fs::remove_dir_all(dir).unwrap();

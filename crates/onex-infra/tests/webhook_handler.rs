@@ -310,3 +310,18 @@ async fn neither_the_secret_nor_a_signature_is_logged() {
         assert!(!logs.contains(&signature), "a signature was logged:\n{logs}");
     }
 }
+
+#[tokio::test]
+async fn without_a_delivery_id_the_envelope_id_is_the_receivers_idempotency_key() {
+    let (url, receiver) = receiver(&[]).await;
+    let h = handler(&db_path("envelope-id"), json!({})).await;
+    let request = Envelope::request(new_uuid_v7(), "webhook.deliver", json!({"url": url, "body": {"n": 1}}), now_utc());
+    // The same envelope delivered twice (a redelivery) reaches the receiver under one id.
+    for _ in 0..2 {
+        let reply = h.execute(&request).await.unwrap();
+        assert_eq!(reply["delivery_id"], request.envelope_id.to_string());
+    }
+    let seen = receiver.seen.lock().unwrap();
+    let ids: Vec<&str> = seen.iter().map(|s| s.headers.get("x-onex-delivery").unwrap().to_str().unwrap()).collect();
+    assert_eq!(ids, [request.envelope_id.to_string(), request.envelope_id.to_string()]);
+}

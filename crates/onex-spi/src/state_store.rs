@@ -1,5 +1,7 @@
 //! Durable state: reducer state with its outbox, idempotency records and workflow journals.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use onex_core::workflow::JournalEntry;
 use serde_json::Value as Json;
@@ -7,6 +9,7 @@ use uuid::Uuid;
 
 use crate::bus::OutboundMessage;
 use crate::error::SpiResult;
+use crate::handler::Health;
 
 /// The stored state of one entity of one state machine.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,31 +56,14 @@ pub enum CommitOutcome {
     Duplicate,
 }
 
-/// A message waiting in the outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxEntry {
-    /// Outbox sequence number.
-    pub id: u64,
-    /// The message.
-    pub message: OutboundMessage,
-}
-
-/// A workflow run as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunRecord {
-    /// Run id (derived from the triggering envelope, so a redelivery finds the same run).
-    pub run_id: Uuid,
-    /// Workflow name.
-    pub workflow: String,
-    /// The triggering envelope, serialized.
-    pub trigger: Json,
-    /// `running`, `succeeded`, `failed` or `compensated`.
-    pub status: String,
-}
-
-/// Persistence for reducers, idempotency and orchestrators (SQLite or PostgreSQL).
+/// Durable state shared by every host on one database: reducer state with its outbox and
+/// idempotency records ([`StateStore`] itself), the outbox relay's claims ([`OutboxStore`]),
+/// workflow runs under leases ([`RunStore`]) and retention ([`RetentionStore`]).
+///
+/// Nothing here assumes one host: commits meet at version checks, outbox rows and runs are
+/// claimed for a time and taken over when their holder stops renewing.
 #[async_trait]
-pub trait StateStore: Send + Sync + 'static {
+pub trait StateStore: OutboxStore + RunStore + RetentionStore + Send + Sync + 'static {
     /// Loads an entity's state, `None` when it has none yet.
     async fn load_state(&self, fsm: &str, entity_key: &str) -> SpiResult<Option<EntityState>>;
 
@@ -100,34 +86,138 @@ pub trait StateStore: Send + Sync + 'static {
     async fn processed_reply(&self, envelope_id: Uuid) -> SpiResult<Option<Json>>;
 
     /// Records an envelope's reply (for envelopes that change no reducer state). Returns false
-    /// if the envelope was already recorded.
+    /// if the envelope was already recorded (its first record stays: it is final).
     async fn record_reply(&self, envelope_id: Uuid, reply: &Json) -> SpiResult<bool>;
 
-    /// Up to `limit` unpublished outbox entries with an id above `after`, oldest first (a relay
-    /// passes the last id it sent, so entries it is still waiting on do not come back).
-    async fn pending_outbox(&self, after: u64, limit: u32) -> SpiResult<Vec<OutboxEntry>>;
+    /// Whether the store answers now (a trivial statement); the host is not ready while not.
+    async fn health(&self) -> Health;
+}
+
+/// A claim held for a while: by whom, and for how long from now unless renewed. Times are the
+/// database's own clock, so hosts whose clocks disagree still agree on expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The holder: one host process (a unique id per process).
+    pub owner: String,
+    /// How long the claim lasts.
+    pub duration: Duration,
+}
+
+/// A message waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Outbox sequence number (the commit order of one entity's messages).
+    pub id: u64,
+    /// The message.
+    pub message: OutboundMessage,
+}
+
+/// The outbox as relays on several hosts share it: each row is claimed by one relay at a time.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Claims up to `limit` unpublished entries that nobody holds (never claimed, or whose
+    /// claim expired) for `lease`, oldest first. Rows committed late with lower ids than ones
+    /// already published are found all the same: there is no cursor.
+    async fn claim_outbox(&self, lease: &Lease, limit: u32) -> SpiResult<Vec<OutboxEntry>>;
+
+    /// Up to `limit` unpublished entries, oldest first, claimed or not; reads only (for people
+    /// and tests: relays claim).
+    async fn pending_outbox(&self, limit: u32) -> SpiResult<Vec<OutboxEntry>>;
 
     /// How many outbox entries are not yet published.
     async fn outbox_backlog(&self) -> SpiResult<u64>;
 
     /// Marks outbox entries published.
     async fn mark_published(&self, ids: &[u64]) -> SpiResult<()>;
+}
 
-    /// Creates a run; returns false if a run with this id exists already.
-    async fn start_run(&self, run: &RunRecord) -> SpiResult<bool>;
+/// A workflow run as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    /// Run id (derived from the triggering envelope, so a redelivery finds the same run).
+    pub run_id: Uuid,
+    /// Workflow name.
+    pub workflow: String,
+    /// The triggering envelope, serialized.
+    pub trigger: Json,
+    /// `running`, `succeeded`, `failed` or `compensated`.
+    pub status: String,
+    /// The host driving it, while it runs (the last one, once finished).
+    pub owner: Option<String>,
+}
 
-    /// Appends one step outcome to a run's journal.
-    async fn append_journal(&self, run_id: Uuid, entry: &JournalEntry) -> SpiResult<()>;
+/// Which running runs [`RunStore::take_over_runs`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunsToTake {
+    /// Those whose lease expired: their host stopped renewing (several hosts share the store).
+    Expired,
+    /// Every running one: this host is alone on its store (SQLite) and has just started.
+    AllRunning,
+}
+
+/// Workflow runs and their journals, each run driven by the one host holding its lease.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Creates a run held by `lease`; returns false if a run with this id exists already.
+    async fn start_run(&self, run: &RunRecord, lease: &Lease) -> SpiResult<bool>;
+
+    /// Extends `lease.owner`'s lease on a running run; false when it holds it no more (another
+    /// host took it over, or it finished).
+    async fn renew_run(&self, run_id: Uuid, lease: &Lease) -> SpiResult<bool>;
+
+    /// Takes run `run_id` for `lease` if it is running and its lease expired (or `lease.owner`
+    /// holds it already); the run taken, else `None`.
+    async fn take_over_run(&self, run_id: Uuid, lease: &Lease) -> SpiResult<Option<RunRecord>>;
+
+    /// Takes up to `limit` running runs for `lease`, oldest first; each is taken by one host.
+    async fn take_over_runs(&self, lease: &Lease, which: RunsToTake, limit: u32) -> SpiResult<Vec<RunRecord>>;
+
+    /// Appends one step outcome to the journal of a run `owner` holds; `LEASE_LOST` (conflict)
+    /// when another host holds it, `NOT_FOUND` when there is no such run.
+    async fn append_journal(&self, run_id: Uuid, owner: &str, entry: &JournalEntry) -> SpiResult<()>;
 
     /// A run's journal in append order.
     async fn journal(&self, run_id: Uuid) -> SpiResult<Vec<JournalEntry>>;
 
-    /// Sets a run's final status.
-    async fn finish_run(&self, run_id: Uuid, status: &str) -> SpiResult<()>;
+    /// Sets the final status of a run `owner` holds; errors as [`RunStore::append_journal`].
+    async fn finish_run(&self, run_id: Uuid, owner: &str, status: &str) -> SpiResult<()>;
 
     /// A run by id.
     async fn run(&self, run_id: Uuid) -> SpiResult<Option<RunRecord>>;
+}
 
-    /// Runs not finished (to resume after a restart).
-    async fn unfinished_runs(&self) -> SpiResult<Vec<RunRecord>>;
+/// How long finished records are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Idempotency records (envelope replies). They must outlive the bus's redelivery window:
+    /// an envelope delivered again after its record is gone is processed again.
+    pub processed: Duration,
+    /// Outbox rows after they were published.
+    pub published_outbox: Duration,
+    /// Finished workflow runs, with their journals.
+    pub finished_runs: Duration,
+}
+
+/// Rows of each kind: removed by a sweep, or held now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowCounts {
+    /// Idempotency records.
+    pub processed: u64,
+    /// Outbox rows.
+    pub outbox: u64,
+    /// Workflow runs.
+    pub runs: u64,
+    /// Journal entries.
+    pub journal: u64,
+}
+
+/// Removal of what is past its retention.
+#[async_trait]
+pub trait RetentionStore: Send + Sync {
+    /// Deletes up to `limit` rows of each kind that are past `policy` (a run's journal goes with
+    /// it); returns how many went. Sweepers call it until it removes fewer than `limit`.
+    async fn prune(&self, policy: &RetentionPolicy, limit: u32) -> SpiResult<RowCounts>;
+
+    /// How many rows each table holds.
+    async fn row_counts(&self) -> SpiResult<RowCounts>;
 }

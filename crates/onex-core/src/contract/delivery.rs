@@ -1,6 +1,7 @@
-//! Delivery settings of the runtime config (`delivery:`): how often the bus consumer tries an
-//! envelope whose failure may pass (timeout, unavailable) before it dead-letters it, and how
-//! long it waits between tries.
+//! Delivery settings of the runtime config: `delivery:` (how often the bus consumer tries an
+//! envelope whose failure may pass before it dead-letters it, how long it waits between tries,
+//! how long a host's claim on a workflow run or an outbox row lasts) and `retention:` (how long
+//! finished records are kept).
 
 use super::decode::{Cx, Decode, join};
 use super::fields::Fields;
@@ -22,11 +23,23 @@ pub struct DeliveryConfig {
     pub max_backoff_ms: u64,
     /// 0.0..=1.0: how much of each wait is randomised, so lanes retrying together spread out.
     pub jitter_factor: f64,
+    /// How long a host's lease on a workflow run lasts; it renews it every third of that while
+    /// it drives the run, and another host takes over a run whose lease expired.
+    pub run_lease_ms: u64,
+    /// How long an outbox relay's claim on a row lasts before another relay may publish it.
+    pub outbox_claim_ms: u64,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
-        Self { max_attempts: 5, backoff_ms: 100, max_backoff_ms: 5_000, jitter_factor: 0.2 }
+        Self {
+            max_attempts: 5,
+            backoff_ms: 100,
+            max_backoff_ms: 5_000,
+            jitter_factor: 0.2,
+            run_lease_ms: 10_000,
+            outbox_claim_ms: 30_000,
+        }
     }
 }
 
@@ -54,18 +67,73 @@ impl Decode for DeliveryConfig {
             backoff_ms: f.or(cx, "backoff_ms", d.backoff_ms),
             max_backoff_ms: f.or(cx, "max_backoff_ms", d.max_backoff_ms),
             jitter_factor: f.or(cx, "jitter_factor", d.jitter_factor),
+            run_lease_ms: f.or(cx, "run_lease_ms", d.run_lease_ms),
+            outbox_claim_ms: f.or(cx, "outbox_claim_ms", d.outbox_claim_ms),
         };
-        let positions = [f.pos_of("max_attempts"), f.pos_of("max_backoff_ms"), f.pos_of("jitter_factor")];
+        let keys = ["max_attempts", "max_backoff_ms", "jitter_factor", "run_lease_ms", "outbox_claim_ms"];
+        let positions = keys.map(|k| f.pos_of(k));
         f.finish(cx);
         let problems = [
             (config.max_attempts == 0, "max_attempts", "must be at least 1 (the first attempt)"),
             (config.max_backoff_ms < config.backoff_ms, "max_backoff_ms", "must not be below backoff_ms"),
             (!(0.0..=1.0).contains(&config.jitter_factor), "jitter_factor", "must be between 0.0 and 1.0"),
+            (config.run_lease_ms < MIN_LEASE_MS, "run_lease_ms", "must be at least 100 ms"),
+            (config.outbox_claim_ms < MIN_LEASE_MS, "outbox_claim_ms", "must be at least 100 ms"),
         ];
         for ((bad, key, message), pos) in problems.into_iter().zip(positions) {
             if bad {
                 cx.error(codes::CONTRACT_INVALID_VALUE, pos, &join(path, key), message);
             }
+        }
+        Some(config)
+    }
+}
+
+/// The shortest lease accepted: renewals every third of it must fit between database trips.
+const MIN_LEASE_MS: u64 = 100;
+
+/// How long finished records are kept before the sweeper removes them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetentionConfig {
+    /// Idempotency records (the reply of every processed envelope). Keep them longer than the
+    /// bus may deliver a message again (Kafka: the topic's retention): an envelope delivered
+    /// again after its record is gone is processed again.
+    pub processed_ms: u64,
+    /// Outbox rows after they were published.
+    pub published_outbox_ms: u64,
+    /// Finished workflow runs and their journals.
+    pub finished_runs_ms: u64,
+    /// How often the sweeper looks.
+    pub sweep_interval_ms: u64,
+}
+
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            processed_ms: 7 * DAY_MS,
+            published_outbox_ms: DAY_MS,
+            finished_runs_ms: 7 * DAY_MS,
+            sweep_interval_ms: 60_000,
+        }
+    }
+}
+
+impl Decode for RetentionConfig {
+    fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
+        let d = Self::default();
+        let mut f = Fields::new(cx, node, path)?;
+        let config = Self {
+            processed_ms: f.or(cx, "processed_ms", d.processed_ms),
+            published_outbox_ms: f.or(cx, "published_outbox_ms", d.published_outbox_ms),
+            finished_runs_ms: f.or(cx, "finished_runs_ms", d.finished_runs_ms),
+            sweep_interval_ms: f.or(cx, "sweep_interval_ms", d.sweep_interval_ms),
+        };
+        let pos = f.pos_of("sweep_interval_ms");
+        f.finish(cx);
+        if config.sweep_interval_ms == 0 {
+            cx.error(codes::CONTRACT_INVALID_VALUE, pos, &join(path, "sweep_interval_ms"), "must be above 0");
         }
         Some(config)
     }
@@ -82,7 +150,13 @@ mod tests {
 
     #[test]
     fn the_schedule_retries_until_the_last_attempt_then_gives_up() {
-        let config = DeliveryConfig { max_attempts: 3, backoff_ms: 100, max_backoff_ms: 150, jitter_factor: 0.0 };
+        let config = DeliveryConfig {
+            max_attempts: 3,
+            backoff_ms: 100,
+            max_backoff_ms: 150,
+            jitter_factor: 0.0,
+            ..Default::default()
+        };
         let schedule = config.retry_schedule();
         let decide = |done| schedule.decide(done, "X", ErrorCategory::Unavailable, 0.5);
         assert_eq!(decide(0), RetryDecision::RetryAfter(Duration::from_millis(100)));
@@ -94,10 +168,19 @@ mod tests {
 
     #[test]
     fn bad_settings_are_named() {
-        let yaml = b"delivery:\n  max_attempts: 0\n  backoff_ms: 10\n  max_backoff_ms: 5\n  jitter_factor: 2\n";
+        let yaml = b"delivery:\n  max_attempts: 0\n  backoff_ms: 10\n  max_backoff_ms: 5\n  jitter_factor: 2\n  run_lease_ms: 5\nretention:\n  sweep_interval_ms: 0\n";
         let errors = crate::contract::load_runtime_config("rt.yaml", yaml).unwrap_err().diagnostics;
         let fields: Vec<&str> = errors.iter().map(|d| d.field.as_str()).collect();
-        assert_eq!(fields, ["delivery.max_attempts", "delivery.max_backoff_ms", "delivery.jitter_factor"]);
+        assert_eq!(
+            fields,
+            [
+                "delivery.max_attempts",
+                "delivery.max_backoff_ms",
+                "delivery.jitter_factor",
+                "delivery.run_lease_ms",
+                "retention.sweep_interval_ms"
+            ]
+        );
         assert_eq!(errors[0].pos.line, 2);
     }
 }

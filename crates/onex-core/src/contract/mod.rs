@@ -13,7 +13,7 @@ mod set;
 mod workflow;
 
 pub use decode::MAX_CONTRACT_BYTES;
-pub use delivery::DeliveryConfig;
+pub use delivery::{DeliveryConfig, RetentionConfig};
 pub use diagnostic::{ContractErrors, Diagnostic, Loaded, Severity};
 pub use document::{
     ContractDocument, check_document, load_document, load_fsm, load_node_contract, load_runtime_config, load_workflow,

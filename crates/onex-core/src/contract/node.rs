@@ -65,6 +65,9 @@ pub struct IoOperation {
     pub description: Option<String>,
     /// Per-operation timeout overriding the node's.
     pub timeout_ms: Option<u64>,
+    /// For `http.*` operations: a request header (e.g. `Idempotency-Key`) the host sets to the
+    /// envelope id, so the receiving service can tell a redelivery from a new request.
+    pub idempotency_header: Option<String>,
     /// Where it was declared.
     pub pos: Pos,
 }
@@ -75,8 +78,21 @@ impl Decode for IoOperation {
         let operation: Option<String> = f.req(cx, "operation");
         let description = f.opt(cx, "description");
         let timeout_ms = f.opt(cx, "timeout_ms");
+        let idempotency_header: Option<String> = f.opt(cx, "idempotency_header");
+        let header_pos = f.pos_of("idempotency_header");
         f.finish(cx);
         let operation = operation?;
+        if let Some(header) = &idempotency_header {
+            let field = super::decode::join(path, "idempotency_header");
+            let token = !header.is_empty()
+                && header.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !operation.starts_with("http.") {
+                let message = format!("only http operations send headers; `{operation}` cannot carry `{header}`");
+                cx.error(codes::CONTRACT_INVALID_VALUE, header_pos, &field, message);
+            } else if !token {
+                cx.error(codes::CONTRACT_INVALID_VALUE, header_pos, &field, format!("`{header}` is not a header name"));
+            }
+        }
         if !is_valid_operation(&operation) {
             cx.error(
                 codes::CONTRACT_INVALID_VALUE,
@@ -85,7 +101,7 @@ impl Decode for IoOperation {
                 format!("`{operation}` is not of the form `handler.name`"),
             );
         }
-        Some(Self { operation, description, timeout_ms, pos: node.pos })
+        Some(Self { operation, description, timeout_ms, idempotency_header, pos: node.pos })
     }
 }
 

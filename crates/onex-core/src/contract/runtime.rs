@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 
 use super::decode::{Cx, Decode, decode_enum, join, to_json};
-use super::delivery::DeliveryConfig;
+use super::delivery::{DeliveryConfig, RetentionConfig};
 use super::diagnostic::Diagnostic;
 use super::fields::{Fields, key_text};
 use crate::error::codes;
@@ -224,6 +224,8 @@ pub struct RuntimeConfig {
     pub max_envelope_bytes: u64,
     /// How the bus consumer retries failed envelopes in place and when it dead-letters them.
     pub delivery: DeliveryConfig,
+    /// How long finished records are kept.
+    pub retention: RetentionConfig,
 }
 
 impl Decode for RuntimeConfig {
@@ -242,6 +244,10 @@ impl Decode for RuntimeConfig {
             Some(n) => DeliveryConfig::decode(cx, n, &join(path, "delivery")),
             None => Some(DeliveryConfig::default()),
         };
+        let retention = match f.node("retention") {
+            Some(n) => RetentionConfig::decode(cx, n, &join(path, "retention")),
+            None => Some(RetentionConfig::default()),
+        };
         let config = Self {
             runtime_name: f.or(cx, "runtime_name", "onex-runtime-host".to_owned()),
             contracts_dir: f.or(cx, "contracts_dir", "..".to_owned()),
@@ -254,6 +260,7 @@ impl Decode for RuntimeConfig {
             max_in_flight: f.or(cx, "max_in_flight", 1024),
             max_envelope_bytes: f.or(cx, "max_envelope_bytes", 1 << 20),
             delivery: delivery?,
+            retention: retention?,
         };
         f.finish(cx);
         Some(config)
@@ -279,6 +286,11 @@ pub const OVERRIDES: &[(&str, &str)] = &[
     ("ONEX_DELIVERY_MAX_ATTEMPTS", "delivery.max_attempts"),
     ("ONEX_DELIVERY_BACKOFF_MS", "delivery.backoff_ms"),
     ("ONEX_DELIVERY_MAX_BACKOFF_MS", "delivery.max_backoff_ms"),
+    ("ONEX_DELIVERY_RUN_LEASE_MS", "delivery.run_lease_ms"),
+    ("ONEX_RETENTION_PROCESSED_MS", "retention.processed_ms"),
+    ("ONEX_RETENTION_PUBLISHED_OUTBOX_MS", "retention.published_outbox_ms"),
+    ("ONEX_RETENTION_FINISHED_RUNS_MS", "retention.finished_runs_ms"),
+    ("ONEX_RETENTION_SWEEP_INTERVAL_MS", "retention.sweep_interval_ms"),
 ];
 
 impl RuntimeConfig {
@@ -343,6 +355,11 @@ impl RuntimeConfig {
             "delivery.max_attempts" => put!(self.delivery.max_attempts),
             "delivery.backoff_ms" => put!(self.delivery.backoff_ms),
             "delivery.max_backoff_ms" => put!(self.delivery.max_backoff_ms),
+            "delivery.run_lease_ms" => put!(self.delivery.run_lease_ms),
+            "retention.processed_ms" => put!(self.retention.processed_ms),
+            "retention.published_outbox_ms" => put!(self.retention.published_outbox_ms),
+            "retention.finished_runs_ms" => put!(self.retention.finished_runs_ms),
+            "retention.sweep_interval_ms" => put!(self.retention.sweep_interval_ms),
             _ => cx.error(codes::BAD_OVERRIDE, pos, var, format!("no setting `{field}`")),
         }
     }

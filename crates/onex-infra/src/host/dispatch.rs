@@ -35,6 +35,11 @@ pub enum DispatchError {
 struct Route {
     node: Arc<str>,
     stack: ResilienceStack,
+    /// Whether replies are recorded: the operation is not idempotent (its handler says so), so
+    /// running it twice for one envelope must be avoided.
+    recorded: bool,
+    /// The request header the contract asks to carry the envelope id (`http.*` only).
+    idempotency_header: Option<Arc<str>>,
 }
 
 /// Started handlers and the routes of every operation the effect nodes declare.
@@ -88,7 +93,12 @@ impl Dispatcher {
                     Some(handler) => {
                         let stack =
                             stack.get_or_insert_with(|| ResilienceStack::build(node, Arc::clone(handler))).clone();
-                        routes.entry(op.operation.clone()).or_insert(Route { node: Arc::from(name.as_str()), stack });
+                        let described = handler.describe();
+                        let declared = described.operations.iter().find(|d| d.operation == op.operation);
+                        let recorded = declared.is_none_or(|d| !d.idempotent);
+                        let idempotency_header = op.idempotency_header.as_deref().map(Arc::from);
+                        let route = Route { node: Arc::from(name.as_str()), stack, recorded, idempotency_header };
+                        routes.entry(op.operation.clone()).or_insert(route);
                     }
                     None => {
                         let why = match config.handlers.get(handler_type) {
@@ -116,6 +126,11 @@ impl Dispatcher {
         self.routes.get(operation).map(|r| (&*r.node, &r.stack))
     }
 
+    /// Whether the replies of `operation` are recorded (it is not idempotent).
+    pub fn records_replies(&self, operation: &str) -> bool {
+        self.routes.get(operation).is_some_and(|r| r.recorded)
+    }
+
     /// Runs `request` through its node's stack and returns the reply: the handler's payload, or
     /// an error that names the envelope and operation.
     pub async fn dispatch(&self, request: &Envelope) -> Envelope {
@@ -128,7 +143,11 @@ impl Dispatcher {
             };
             return fail(request, ReplyError::new(codes::OPERATION_NOT_FOUND, message));
         };
-        match route.stack.service.clone().oneshot(request.clone()).await {
+        let mut call = request.clone();
+        if let Some(header) = &route.idempotency_header {
+            with_idempotency_header(&mut call, header);
+        }
+        match route.stack.service.clone().oneshot(call).await {
             Ok(payload) => request.reply_ok(new_uuid_v7(), payload, now_utc()),
             Err(e) => fail(request, e.to_reply_error()),
         }
@@ -152,5 +171,17 @@ impl Dispatcher {
             }
         }
         failures
+    }
+}
+
+/// Sets `payload.headers[header]` to the envelope id unless the request sets it itself.
+fn with_idempotency_header(request: &mut Envelope, header: &str) {
+    let id = request.envelope_id.to_string();
+    let Some(payload) = request.payload.as_object_mut() else { return };
+    let headers = payload.entry("headers").or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    if let Some(headers) = headers.as_object_mut()
+        && !headers.keys().any(|k| k.eq_ignore_ascii_case(header))
+    {
+        headers.insert(header.to_owned(), serde_json::Value::String(id));
     }
 }

@@ -62,6 +62,8 @@ pub struct Gauges {
     /// Per effect node: (node, handler type, breaker state as 0 closed / 1 half-open / 2 open, or
     /// `None` without a breaker, retries, open-breaker rejections, timeouts).
     pub stacks: Vec<StackGauges>,
+    /// Rows in the state store's tables, when they could be counted.
+    pub rows: Option<onex_spi::RowCounts>,
 }
 
 /// What one resilience stack reports.
@@ -91,6 +93,8 @@ pub struct Metrics {
     published: AtomicU64,
     delivery_retries: AtomicU64,
     bus_retries: AtomicU64,
+    runs_taken_over: AtomicU64,
+    pruned: [AtomicU64; 4],
 }
 
 impl Metrics {
@@ -142,6 +146,18 @@ impl Metrics {
     /// Counts a bus call (publishing an outcome, acknowledging, subscribing) tried again.
     pub fn bus_retried(&self) {
         self.bus_retries.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a workflow run this host took over (after a restart, or from a host that died).
+    pub fn run_taken_over(&self) {
+        self.runs_taken_over.fetch_add(1, Relaxed);
+    }
+
+    /// Counts rows the retention sweep removed.
+    pub fn pruned(&self, rows: &onex_spi::RowCounts) {
+        for (counter, n) in self.pruned.iter().zip([rows.processed, rows.outbox, rows.runs, rows.journal]) {
+            counter.fetch_add(n, Relaxed);
+        }
     }
 
     /// Counts messages the outbox relay published.
@@ -202,6 +218,15 @@ impl Metrics {
         stack_lines(&mut out, gauges, "onex_breaker_rejections_total", |s| Some(s.rejected_open));
         header(&mut out, "onex_breaker_state", "gauge", "Circuit breaker state: 0 closed, 1 half-open, 2 open.");
         stack_lines(&mut out, gauges, "onex_breaker_state", |s| s.breaker.map(u64::from));
+        header(&mut out, "onex_store_rows", "gauge", "Rows in the state store's tables.");
+        header(&mut out, "onex_store_pruned_total", "counter", "Rows removed by the retention sweep, by table.");
+        for (i, table) in TABLES.iter().enumerate() {
+            if let Some(rows) = &gauges.rows {
+                let held = [rows.processed, rows.outbox, rows.runs, rows.journal][i];
+                let _ = writeln!(out, "onex_store_rows{{table=\"{table}\"}} {held}");
+            }
+            let _ = writeln!(out, "onex_store_pruned_total{{table=\"{table}\"}} {}", self.pruned[i].load(Relaxed));
+        }
         let scalars = [
             ("onex_dlq_total", "counter", "Messages sent to the dead-letter topic.", self.dlq.load(Relaxed) as f64),
             (
@@ -215,6 +240,12 @@ impl Metrics {
                 "counter",
                 "Bus calls tried again: publishing an outcome, acknowledging, subscribing.",
                 self.bus_retries.load(Relaxed) as f64,
+            ),
+            (
+                "onex_workflow_runs_taken_over_total",
+                "counter",
+                "Workflow runs this host took over (after a restart, or from a host that died).",
+                self.runs_taken_over.load(Relaxed) as f64,
             ),
             ("onex_in_flight", "gauge", "Envelopes being processed.", self.in_flight.load(Relaxed) as f64),
             (
@@ -238,6 +269,9 @@ impl Metrics {
         out
     }
 }
+
+/// The state store's tables as `/metrics` labels them, in [`onex_spi::RowCounts`] order.
+const TABLES: [&str; 4] = ["processed", "outbox", "workflow_runs", "workflow_journal"];
 
 /// Decrements the in-flight gauge when dropped.
 #[derive(Debug)]
@@ -281,7 +315,9 @@ mod tests {
         metrics.dead_lettered();
         let stacks =
             vec![StackGauges { node: "n\"x".into(), breaker: Some(2), retries: 3, rejected_open: 1, timeouts: 0 }];
-        let text = metrics.render(&Gauges { outbox_backlog: 5, stacks });
+        let rows = Some(onex_spi::RowCounts { processed: 7, outbox: 3, runs: 2, journal: 9 });
+        metrics.pruned(&onex_spi::RowCounts { processed: 4, outbox: 0, runs: 1, journal: 2 });
+        let text = metrics.render(&Gauges { outbox_backlog: 5, stacks, rows });
         let labels = "node=\"local_node\",operation=\"local.echo\"";
         for line in [
             format!("onex_envelopes_total{{{labels},outcome=\"success\"}} 2"),
@@ -296,6 +332,10 @@ mod tests {
             "onex_handler_retries_total{node=\"n\\\"x\"} 3".to_owned(),
             "onex_dlq_total 1".to_owned(),
             "onex_outbox_backlog 5".to_owned(),
+            "onex_store_rows{table=\"processed\"} 7".to_owned(),
+            "onex_store_rows{table=\"workflow_journal\"} 9".to_owned(),
+            "onex_store_pruned_total{table=\"processed\"} 4".to_owned(),
+            "onex_store_pruned_total{table=\"workflow_runs\"} 1".to_owned(),
         ] {
             assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
         }

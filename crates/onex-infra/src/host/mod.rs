@@ -4,7 +4,10 @@
 //! - [`dispatch`]: effect operations through their node's resilience stack;
 //! - [`reducer`]: events that move state machines, committed with their intents (outbox),
 //!   concurrent commits sharing one transaction ([`commit`]);
-//! - [`orchestrator`]: intents that start journaled, resumable workflow runs;
+//! - [`orchestrator`]: intents that start journaled workflow runs, each driven under a lease
+//!   (`run_driver`) and taken over by another host when its own dies;
+//! - `effects`: reply records for effects that are not idempotent;
+//! - `sweeper`: expired runs taken over, records past their retention removed;
 //! - [`consumer`], [`delivery`] and [`outbox`]: the bus side, at-least-once in and out,
 //!   retryable failures tried again in place, every message ending in one final outcome;
 //! - [`start`]: assembling a host from its configuration, and shutting it down;
@@ -14,16 +17,19 @@ pub mod commit;
 pub mod consumer;
 pub mod delivery;
 pub mod dispatch;
+mod effects;
 pub mod metrics;
 pub mod orchestrator;
 pub mod outbox;
 pub mod reducer;
+mod run_driver;
 pub mod runtime_host;
 pub mod start;
+mod sweeper;
 pub mod wire;
 
 pub use dispatch::{DispatchError, Dispatcher};
 pub use orchestrator::Orchestrator;
 pub use reducer::Reducers;
-pub use runtime_host::{Limits, RuntimeHost};
+pub use runtime_host::{Claims, Limits, RuntimeHost};
 pub use start::{HostError, HostSetup, RunningHost, ShutdownReport, start, start_with_bus};

@@ -1,28 +1,33 @@
 //! Orchestrators: an intent envelope `intent.<type>` starts the workflow the routing table
-//! names; the host runs the core planner's waves (a wave's steps concurrently), journals every
-//! step outcome, and after a restart resumes unfinished runs from their journals.
+//! names, driven by [`super::run_driver`] under a lease in the store.
 //!
 //! A run's id is the triggering envelope's id, so a redelivered intent finds its run instead of
-//! starting a second one. Step envelopes get ids derived from (run, step, attempt): a step
-//! dispatched again after a crash carries the same id, so a reducer step stays idempotent.
+//! starting a second one, and takes it over when its lease expired (its host died). Runs whose
+//! lease expired are also taken over by any host's sweeper ([`Orchestrator::take_over`]), and,
+//! at start, a host alone on its store (SQLite) takes every unfinished run at once. A host
+//! never drives one run twice: it remembers the runs it is driving.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use onex_core::contract::ContractSet;
 use onex_core::envelope::{Envelope, ReplyError};
 use onex_core::error::codes;
-use onex_core::workflow::{JournalEntry, RunAction, RunStatus, StepOutcome, StepState, WorkflowPlan, WorkflowRun};
-use onex_spi::RunRecord;
+use onex_core::workflow::{StepState, WorkflowPlan, WorkflowRun};
+use onex_spi::{RunRecord, RunsToTake, SpiError};
 use serde_json::{Value as Json, json};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::RuntimeHost;
+use super::run_driver::drive;
 use super::wire::{fail, spi_reply_error};
 use crate::ids::{new_uuid_v7, now_utc};
+
+/// Most runs taken over in one round.
+const TAKE_OVER_BATCH: u32 = 64;
 
 /// A workflow ready to run.
 #[derive(Debug)]
@@ -39,7 +44,15 @@ pub struct Orchestrator {
     workflows: HashMap<String, Arc<WorkflowSpec>>,
     /// Intent type -> (routing node, workflow name).
     routes: HashMap<String, (String, String)>,
-    runs: Mutex<JoinSet<()>>,
+    runs: Mutex<Runs>,
+}
+
+/// The runs this host is driving.
+#[derive(Debug, Default)]
+struct Runs {
+    tasks: JoinSet<()>,
+    /// Their ids (removed by the task when it ends).
+    driving: Arc<Mutex<HashSet<Uuid>>>,
 }
 
 impl Orchestrator {
@@ -89,44 +102,80 @@ impl Orchestrator {
             workflow: workflow.clone(),
             trigger: serde_json::to_value(request).unwrap_or(Json::Null),
             status: "running".to_owned(),
+            owner: Some(host.claims.run.owner.clone()),
         };
-        let (started, status) = match host.store.start_run(&record).await {
-            Ok(true) => {
-                self.spawn(drive(Arc::clone(host), Arc::clone(spec), run_id, request.clone(), Vec::new()));
-                (true, "running".to_owned())
-            }
-            Ok(false) => match host.store.run(run_id).await {
-                Ok(existing) => (false, existing.map_or_else(|| "running".to_owned(), |r| r.status)),
-                Err(e) => return fail(request, spi_reply_error(&e, &context)),
-            },
+        let started = match host.store.start_run(&record, &host.claims.run).await {
+            Ok(started) => started,
             Err(e) => return fail(request, spi_reply_error(&e, &context)),
+        };
+        let status = if started {
+            self.spawn(host, Arc::clone(spec), run_id, request.clone(), Vec::new());
+            "running".to_owned()
+        } else {
+            // Delivered again: the run exists. If its host died, this one takes it over.
+            match self.take_over_one(host, run_id).await {
+                Ok(Some(status)) => status,
+                Ok(None) => "running".to_owned(),
+                Err(e) => return fail(request, spi_reply_error(&e, &context)),
+            }
         };
         let payload = json!({ "run_id": run_id, "workflow": workflow, "status": status, "started": started });
         request.reply_ok(new_uuid_v7(), payload, now_utc())
     }
 
-    /// Resumes every unfinished run of a known workflow; returns how many.
-    pub(super) async fn resume_unfinished(&self, host: &Arc<RuntimeHost>) -> Result<usize, onex_spi::SpiError> {
-        let mut resumed = 0;
-        for record in host.store.unfinished_runs().await? {
-            let Some(spec) = self.workflows.get(&record.workflow) else {
-                tracing::warn!(run_id = %record.run_id, workflow = %record.workflow,
-                    "unfinished run of a workflow no contract defines any more; left as it is");
-                continue;
-            };
-            let trigger: Envelope = match serde_json::from_value(record.trigger) {
-                Ok(trigger) => trigger,
-                Err(e) => {
-                    tracing::error!(run_id = %record.run_id, error = %e, "the stored trigger of a run does not parse");
-                    continue;
-                }
-            };
-            let journal = host.store.journal(record.run_id).await?;
-            tracing::info!(run_id = %record.run_id, workflow = %record.workflow, journal = journal.len(), "resuming run");
-            self.spawn(drive(Arc::clone(host), Arc::clone(spec), record.run_id, trigger, journal));
-            resumed += 1;
+    /// The status of an existing run, after taking it over if it is running and its lease
+    /// expired (or this host holds it but is not driving it).
+    async fn take_over_one(&self, host: &Arc<RuntimeHost>, run_id: Uuid) -> Result<Option<String>, SpiError> {
+        if self.is_driving(run_id) {
+            return Ok(Some("running".to_owned()));
         }
-        Ok(resumed)
+        if let Some(record) = host.store.take_over_run(run_id, &host.claims.run).await? {
+            self.resume(host, record).await?;
+            return Ok(Some("running".to_owned()));
+        }
+        Ok(host.store.run(run_id).await?.map(|r| r.status))
+    }
+
+    /// Takes over runs of `which` kind and drives them; returns how many.
+    pub(super) async fn take_over(&self, host: &Arc<RuntimeHost>, which: RunsToTake) -> Result<usize, SpiError> {
+        let mut taken = 0;
+        loop {
+            let records = host.store.take_over_runs(&host.claims.run, which, TAKE_OVER_BATCH).await?;
+            let round = records.len();
+            for record in records {
+                if self.resume(host, record).await? {
+                    taken += 1;
+                }
+            }
+            if round < TAKE_OVER_BATCH as usize {
+                return Ok(taken);
+            }
+        }
+    }
+
+    /// Drives a run this host now holds from its journal; false when it is driving it already
+    /// or no contract defines its workflow any more.
+    async fn resume(&self, host: &Arc<RuntimeHost>, record: RunRecord) -> Result<bool, SpiError> {
+        if self.is_driving(record.run_id) {
+            return Ok(false);
+        }
+        let Some(spec) = self.workflows.get(&record.workflow) else {
+            tracing::warn!(run_id = %record.run_id, workflow = %record.workflow,
+                "unfinished run of a workflow no contract defines any more; left as it is");
+            return Ok(false);
+        };
+        let trigger: Envelope = match serde_json::from_value(record.trigger) {
+            Ok(trigger) => trigger,
+            Err(e) => {
+                tracing::error!(run_id = %record.run_id, error = %e, "the stored trigger of a run does not parse");
+                return Ok(false);
+            }
+        };
+        let journal = host.store.journal(record.run_id).await?;
+        tracing::info!(run_id = %record.run_id, workflow = %record.workflow, journal = journal.len(), "resuming run");
+        host.metrics.run_taken_over();
+        self.spawn(host, Arc::clone(spec), record.run_id, trigger, journal);
+        Ok(true)
     }
 
     /// A run as the admin API shows it: status, each step's state, and the journal.
@@ -153,11 +202,12 @@ impl Orchestrator {
     }
 
     /// Waits up to `bound` for runs in progress; runs still going are stopped and stay
-    /// `running` in the store, to be resumed by the next start. Returns how many were stopped.
+    /// `running` in the store, to be taken over once their lease expires. Returns how many were
+    /// stopped.
     pub(super) async fn drain(&self, bound: Duration) -> usize {
         let deadline = Instant::now() + bound;
         loop {
-            let mut runs = std::mem::take(&mut *self.runs.lock().unwrap_or_else(PoisonError::into_inner));
+            let mut runs = std::mem::take(&mut self.lock_runs().tasks);
             if runs.is_empty() {
                 return 0;
             }
@@ -171,10 +221,48 @@ impl Orchestrator {
         }
     }
 
-    fn spawn(&self, run: impl Future<Output = ()> + Send + 'static) {
-        let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
-        while runs.try_join_next().is_some() {}
-        runs.spawn(run);
+    fn lock_runs(&self) -> std::sync::MutexGuard<'_, Runs> {
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn is_driving(&self, run_id: Uuid) -> bool {
+        let driving = Arc::clone(&self.lock_runs().driving);
+        let set = driving.lock().unwrap_or_else(PoisonError::into_inner);
+        set.contains(&run_id)
+    }
+
+    /// Drives a run in a task of its own, unless this host drives it already.
+    fn spawn(
+        &self,
+        host: &Arc<RuntimeHost>,
+        spec: Arc<WorkflowSpec>,
+        run_id: Uuid,
+        trigger: Envelope,
+        journal: Vec<onex_core::workflow::JournalEntry>,
+    ) {
+        let mut runs = self.lock_runs();
+        while runs.tasks.try_join_next().is_some() {}
+        let driving = Arc::clone(&runs.driving);
+        if !driving.lock().unwrap_or_else(PoisonError::into_inner).insert(run_id) {
+            return;
+        }
+        let host = Arc::clone(host);
+        runs.tasks.spawn(async move {
+            let _driving = Driving { set: driving, run_id };
+            drive(host, spec, run_id, trigger, journal).await;
+        });
+    }
+}
+
+/// Removes a run from the set of runs being driven when its task ends (also when aborted).
+struct Driving {
+    set: Arc<Mutex<HashSet<Uuid>>>,
+    run_id: Uuid,
+}
+
+impl Drop for Driving {
+    fn drop(&mut self) {
+        self.set.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.run_id);
     }
 }
 
@@ -191,142 +279,5 @@ fn step_state(state: &StepState) -> &'static str {
         StepState::Failed { .. } => "failed",
         StepState::Skipped => "skipped",
         StepState::Compensated => "compensated",
-    }
-}
-
-/// Runs a workflow to its end, journaling every outcome before acting on it.
-async fn drive(
-    host: Arc<RuntimeHost>,
-    spec: Arc<WorkflowSpec>,
-    run_id: Uuid,
-    trigger: Envelope,
-    journal: Vec<JournalEntry>,
-) {
-    let workflow = spec.plan.name.as_str();
-    let mut run = match WorkflowRun::resume(spec.plan.clone(), &journal) {
-        Ok(run) => run,
-        Err(e) => {
-            tracing::error!(%run_id, workflow, error = %e, "the journal does not replay against the workflow; run marked failed");
-            finish(&host, run_id, workflow, "failed").await;
-            return;
-        }
-    };
-    let deadline = spec.plan.timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
-    let trigger = Arc::new(trigger);
-    let mut steps = JoinSet::new();
-    loop {
-        for action in run.next_actions() {
-            let step = run_step(Arc::clone(&host), Arc::clone(&spec), run_id, Arc::clone(&trigger), action, deadline);
-            steps.spawn(step);
-        }
-        let Some(joined) = steps.join_next().await else { break };
-        let entry = match joined {
-            Ok(entry) => entry,
-            Err(e) => {
-                tracing::error!(%run_id, workflow, error = %e, "a step task ended abnormally; the run resumes at the next start");
-                return;
-            }
-        };
-        if let Err(e) = host.store.append_journal(run_id, &entry).await {
-            tracing::error!(%run_id, workflow, error = %e, "cannot journal a step outcome; the run resumes at the next start");
-            return;
-        }
-        if let Err(e) = run.record(entry.step, entry.compensation, entry.outcome) {
-            tracing::error!(%run_id, workflow, error = %e, "step outcome refused by the run");
-        }
-    }
-    let status = match run.status() {
-        RunStatus::Succeeded => "succeeded",
-        RunStatus::Failed { .. } => "failed",
-        RunStatus::Compensated { .. } => "compensated",
-        RunStatus::Running => {
-            tracing::error!(%run_id, workflow, "the run has nothing left to do but is not finished; marked failed");
-            "failed"
-        }
-    };
-    finish(&host, run_id, workflow, status).await;
-}
-
-async fn finish(host: &RuntimeHost, run_id: Uuid, workflow: &str, status: &'static str) {
-    match host.store.finish_run(run_id, status).await {
-        Ok(()) => {
-            host.metrics.workflow_finished(workflow, status);
-            tracing::info!(%run_id, workflow, status, "workflow run finished");
-        }
-        Err(e) => tracing::error!(%run_id, workflow, error = %e, "cannot record the end of a run"),
-    }
-}
-
-/// Dispatches one action through the host and turns its reply into a journal entry.
-async fn run_step(
-    host: Arc<RuntimeHost>,
-    spec: Arc<WorkflowSpec>,
-    run_id: Uuid,
-    trigger: Arc<Envelope>,
-    action: RunAction,
-    deadline: Option<Instant>,
-) -> JournalEntry {
-    let (step, attempt, compensation, operation, payload, timeout_ms) = match action {
-        RunAction::Dispatch { step, attempt, operation, payload, timeout_ms } => {
-            (step, attempt, false, operation, payload, timeout_ms)
-        }
-        RunAction::Compensate { step, operation, payload } => (step, 1, true, operation, payload, None),
-    };
-    let mut envelope =
-        Envelope::request(step_envelope_id(run_id, step, attempt, compensation), operation, payload, now_utc());
-    envelope.correlation_id = trigger.correlation_id;
-    envelope.causation_id = Some(run_id);
-    envelope.metadata = trigger.metadata.clone();
-    envelope.source_node = Some(spec.node.clone());
-    let step_deadline = timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
-    let limit = match (step_deadline, deadline) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    let name = spec.plan.steps.get(step).map_or("?", |s| s.name.as_str());
-    let dispatched = RuntimeHost::handle_boxed(host, envelope.clone());
-    let reply = match limit {
-        Some(limit) => match tokio::time::timeout_at(limit, dispatched).await {
-            Ok(reply) => reply,
-            Err(_) => {
-                let message = format!("workflow `{}` run {run_id}: step `{name}` timed out", spec.plan.name);
-                fail(&envelope, ReplyError::new(codes::OPERATION_TIMEOUT, message))
-            }
-        },
-        None => dispatched.await,
-    };
-    let outcome = match (reply.success, reply.error) {
-        (Some(true), _) => StepOutcome::Succeeded { output: reply.payload },
-        (_, Some(error)) => StepOutcome::Failed { error },
-        (_, None) => StepOutcome::Failed {
-            error: ReplyError::new(codes::OPERATION_FAILED, format!("step `{name}` failed without an error")),
-        },
-    };
-    JournalEntry { step, attempt, compensation, outcome }
-}
-
-/// The id of a step's envelope: the same for the same run, step, attempt and kind.
-fn step_envelope_id(run_id: Uuid, step: usize, attempt: u32, compensation: bool) -> Uuid {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(run_id.as_bytes());
-    hasher.update(&(step as u64).to_le_bytes());
-    hasher.update(&attempt.to_le_bytes());
-    hasher.update(&[u8::from(compensation)]);
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn step_ids_are_stable_and_distinct() {
-        let run = Uuid::from_u128(42);
-        assert_eq!(step_envelope_id(run, 1, 1, false), step_envelope_id(run, 1, 1, false));
-        assert_ne!(step_envelope_id(run, 1, 1, false), step_envelope_id(run, 1, 2, false));
-        assert_ne!(step_envelope_id(run, 1, 1, false), step_envelope_id(run, 1, 1, true));
-        assert_ne!(step_envelope_id(run, 1, 1, false), step_envelope_id(Uuid::from_u128(43), 1, 1, false));
     }
 }

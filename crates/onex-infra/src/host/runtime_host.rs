@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use onex_core::envelope::Envelope;
-use onex_spi::{EventBus, StateStore};
+use onex_spi::{EventBus, Lease, StateStore};
 use serde_json::Value as Json;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -19,6 +19,9 @@ use super::commit::GroupCommitter;
 use super::metrics::{Gauges, Metrics, StackGauges};
 use super::{Dispatcher, Orchestrator, Reducers};
 use onex_core::resilience::BreakerState;
+
+/// How long the readiness probe waits for the state store to answer.
+pub const READY_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The reserved operation prefix of intents.
 pub const INTENT_PREFIX: &str = "intent";
@@ -40,6 +43,22 @@ pub struct Limits {
     pub max_in_flight: usize,
 }
 
+/// This host's name in the store's claims, and how long they last.
+#[derive(Debug, Clone)]
+pub struct Claims {
+    /// Leases on the workflow runs it drives.
+    pub run: Lease,
+    /// Claims on the outbox rows its relay publishes.
+    pub outbox: Lease,
+}
+
+impl Claims {
+    /// Claims for a host process named `owner` (unique per process).
+    pub fn new(owner: String, run: std::time::Duration, outbox: std::time::Duration) -> Self {
+        Self { run: Lease { owner: owner.clone(), duration: run }, outbox: Lease { owner, duration: outbox } }
+    }
+}
+
 /// Everything an envelope can reach, shared by the bus consumer, the admin API and the
 /// workflow runs.
 pub struct RuntimeHost {
@@ -53,6 +72,7 @@ pub struct RuntimeHost {
     /// Signalled after a commit that wrote outbox messages.
     pub(super) outbox_ready: Notify,
     pub(super) limits: Limits,
+    pub(super) claims: Claims,
     ingress_slots: Arc<Semaphore>,
     ready: AtomicBool,
     draining: AtomicBool,
@@ -78,6 +98,7 @@ impl RuntimeHost {
         store: Arc<dyn StateStore>,
         bus: Arc<dyn EventBus>,
         limits: Limits,
+        claims: Claims,
     ) -> Self {
         let mut operations: Vec<(&str, String)> =
             dispatcher.operations().map(|op| (dispatcher.stack(op).map_or("", |(n, _)| n), op.to_owned())).collect();
@@ -94,6 +115,7 @@ impl RuntimeHost {
             metrics,
             outbox_ready: Notify::new(),
             limits,
+            claims,
             ingress_slots: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
@@ -116,6 +138,8 @@ impl RuntimeHost {
             reply
         } else if prefix == INTENT_PREFIX {
             self.orchestrator.start(self, &request).await
+        } else if self.dispatcher.records_replies(&request.operation) {
+            super::effects::dispatch_recorded(self, &request).await
         } else {
             self.dispatcher.dispatch(&request).await
         };
@@ -142,11 +166,15 @@ impl RuntimeHost {
         self.ready.store(true, Ordering::Release);
     }
 
-    /// Ready to serve: started, not draining, and the bus is healthy.
+    /// Ready to serve: started, not draining, the bus is healthy and the state store answers
+    /// (within [`READY_PROBE_TIMEOUT`]).
     pub async fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-            && !self.is_draining()
-            && matches!(self.bus.health().await, onex_spi::Health::Healthy)
+        if !self.ready.load(Ordering::Acquire) || self.is_draining() {
+            return false;
+        }
+        let store = tokio::time::timeout(READY_PROBE_TIMEOUT, self.store.health());
+        matches!(self.bus.health().await, onex_spi::Health::Healthy)
+            && matches!(store.await, Ok(onex_spi::Health::Healthy))
     }
 
     /// A slot for one envelope taken in over HTTP, or `None` when `max_in_flight` are already
@@ -205,9 +233,15 @@ impl RuntimeHost {
         self.orchestrator.view(self, run_id).await
     }
 
+    /// This host's claims (its name in the store, lease durations).
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+
     /// Metrics as Prometheus text, with gauges read now.
     pub async fn render_metrics(&self) -> String {
         let outbox_backlog = self.store.outbox_backlog().await.unwrap_or(0);
+        let rows = self.store.row_counts().await.ok();
         let mut stacks = Vec::new();
         for op in self.dispatcher.operations() {
             let Some((node, stack)) = self.dispatcher.stack(op) else { continue };
@@ -228,6 +262,6 @@ impl RuntimeHost {
                 timeouts: stack.stats.timeouts.load(Relaxed),
             });
         }
-        self.metrics.render(&Gauges { outbox_backlog, stacks })
+        self.metrics.render(&Gauges { outbox_backlog, stacks, rows })
     }
 }

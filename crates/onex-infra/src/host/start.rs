@@ -9,17 +9,19 @@ use std::time::Duration;
 
 use onex_core::contract::{BusKind, ContractSet, NodeKind, RuntimeConfig, StoreKind};
 use onex_core::error::{Classified, ErrorCode};
-use onex_spi::{EventBus, SecretStore, SpiError, StateStore};
+use onex_spi::{EventBus, RunsToTake, SecretStore, SpiError, StateStore};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::consumer::{ConsumerConfig, consume};
 use super::outbox::OutboxRelay;
-use super::runtime_host::Limits;
+use super::runtime_host::{Claims, Limits};
+use super::sweeper::sweep;
 use super::{DispatchError, Dispatcher, Orchestrator, Reducers, RuntimeHost};
 use crate::bus::InMemoryEventBus;
 use crate::error::codes;
+use crate::ids::new_uuid_v7;
 use crate::registry::Registry;
 use crate::stores::{PostgresStateStore, SqliteStateStore};
 
@@ -88,6 +90,7 @@ pub struct RunningHost {
     stop: watch::Sender<bool>,
     consumer: JoinHandle<Result<(), SpiError>>,
     relay: JoinHandle<()>,
+    sweeper: JoinHandle<()>,
     resumed: usize,
 }
 
@@ -144,12 +147,24 @@ pub async fn start_with_bus(setup: HostSetup, bus: Arc<dyn EventBus>) -> Result<
         max_envelope_bytes: usize::try_from(config.max_envelope_bytes).unwrap_or(usize::MAX),
         max_in_flight: config.max_in_flight as usize,
     };
-    let host = Arc::new(RuntimeHost::new(dispatcher, reducers, orchestrator, store, bus, limits));
+    let owner = format!("{}/{}", config.runtime_name, new_uuid_v7());
+    let claims = Claims::new(
+        owner,
+        Duration::from_millis(config.delivery.run_lease_ms),
+        Duration::from_millis(config.delivery.outbox_claim_ms),
+    );
+    let host = Arc::new(RuntimeHost::new(dispatcher, reducers, orchestrator, store, bus, limits, claims));
 
-    // Runs left unfinished by a previous process are resumed before anything is consumed, so a
-    // run started by a message consumed now is never also picked up as "unfinished".
-    let resumed = host.orchestrator.resume_unfinished(&host).await.map_err(HostError::Store)?;
+    // Runs left unfinished are taken over before anything is consumed. A host alone on its
+    // store (SQLite) takes every one now: their host was its own previous process. On a shared
+    // store only those whose lease expired; the sweeper takes the others when theirs do.
+    let at_start = match config.state_store.kind {
+        StoreKind::Sqlite => RunsToTake::AllRunning,
+        StoreKind::Postgres => RunsToTake::Expired,
+    };
+    let resumed = host.orchestrator.take_over(&host, at_start).await.map_err(HostError::Store)?;
     let (stop, stop_rx) = watch::channel(false);
+    let sweeper = tokio::spawn(sweep(Arc::clone(&host), config.retention.clone(), stop_rx.clone()));
     let topics = consumed_topics(&contracts, &config);
     let relay = tokio::spawn(OutboxRelay::new(Arc::clone(&host), topics.clone()).run(stop_rx.clone()));
     let consumer_config = ConsumerConfig {
@@ -162,7 +177,7 @@ pub async fn start_with_bus(setup: HostSetup, bus: Arc<dyn EventBus>) -> Result<
     };
     let consumer = tokio::spawn(consume(Arc::clone(&host), consumer_config, stop_rx));
     host.mark_ready();
-    Ok(RunningHost { host, stop, consumer, relay, resumed })
+    Ok(RunningHost { host, stop, consumer, relay, sweeper, resumed })
 }
 
 /// The request topic and every topic a reducer or orchestrator consumes.
@@ -182,7 +197,7 @@ impl RunningHost {
         &self.host
     }
 
-    /// How many unfinished workflow runs were resumed at start.
+    /// How many unfinished workflow runs were taken over at start.
     pub fn resumed_runs(&self) -> usize {
         self.resumed
     }
@@ -198,6 +213,7 @@ impl RunningHost {
         let mut report = ShutdownReport::default();
         self.host.start_draining();
         let _ = self.stop.send(true);
+        self.sweeper.abort();
         let mut consumer = self.consumer;
         report.consumer_drained = tokio::time::timeout_at(deadline, &mut consumer).await.is_ok();
         if !report.consumer_drained {

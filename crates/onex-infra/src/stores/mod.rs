@@ -4,6 +4,7 @@
 mod error;
 pub mod migrations;
 mod pools;
+mod shared;
 pub mod stamp_postgres;
 pub mod stamp_sqlite;
 pub mod state_postgres;

@@ -20,18 +20,14 @@
 
 use crate::error::codes;
 use async_trait::async_trait;
-use onex_core::workflow::JournalEntry;
-use onex_spi::{CommitOutcome, EntityState, OutboxEntry, RunRecord, SpiResult, StateStore, TransitionCommit};
+use onex_spi::{CommitOutcome, EntityState, SpiResult, StateStore, TransitionCommit};
 use serde_json::Value as Json;
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::error::store_error;
 use super::pools::connect_postgres;
-use super::state_rows::{
-    db_ids, db_version, entry_json, headers_json, journal_entry, outbox_entry, parse_run_id, stored_u64, unknown_run,
-    version_conflict,
-};
+use super::state_rows::{db_version, headers_json, stored_u64, version_conflict};
 
 const SELECT_STATE: &str = "SELECT state, version FROM onex_fsm_state WHERE fsm = $1 AND entity_key = $2";
 
@@ -56,41 +52,7 @@ const INSERT_OUTBOX: &str = "INSERT INTO onex_outbox (topic, message_key, payloa
      WITH ORDINALITY AS t(topic, message_key, payload, headers, ord) \
      ORDER BY ord";
 
-const SELECT_PENDING: &str = "SELECT id, topic, message_key, payload, headers FROM onex_outbox \
-     WHERE published_at IS NULL AND id > $1 ORDER BY id LIMIT $2";
-
-const COUNT_PENDING: &str = "SELECT COUNT(*) FROM onex_outbox WHERE published_at IS NULL";
-
-const MARK_PUBLISHED: &str =
-    "UPDATE onex_outbox SET published_at = now() WHERE published_at IS NULL AND id = ANY($1::int8[])";
-
 const SELECT_REPLY: &str = "SELECT reply FROM onex_processed WHERE envelope_id = $1::uuid";
-
-const INSERT_RUN: &str = "INSERT INTO onex_workflow_runs (run_id, workflow, trigger, status) \
-     VALUES ($1::uuid, $2, $3, $4) ON CONFLICT (run_id) DO NOTHING";
-
-/// Takes the run's next `seq` (waiting for any other append to the run to commit) and inserts
-/// the entry with it; inserts nothing when the run does not exist.
-const APPEND_JOURNAL: &str = "WITH next AS ( \
-         UPDATE onex_workflow_runs SET journal_len = journal_len + 1, updated_at = now() \
-         WHERE run_id = $1::uuid RETURNING run_id, journal_len) \
-     INSERT INTO onex_workflow_journal (run_id, seq, entry) SELECT run_id, journal_len, $2 FROM next";
-
-const SELECT_JOURNAL: &str = "SELECT seq, entry FROM onex_workflow_journal WHERE run_id = $1::uuid ORDER BY seq";
-
-const FINISH_RUN: &str = "UPDATE onex_workflow_runs SET status = $2, updated_at = now() WHERE run_id = $1::uuid";
-
-const SELECT_RUN: &str =
-    "SELECT run_id::text, workflow, trigger, status FROM onex_workflow_runs WHERE run_id = $1::uuid";
-
-const SELECT_UNFINISHED: &str = "SELECT run_id::text, workflow, trigger, status FROM onex_workflow_runs \
-     WHERE status = 'running' ORDER BY created_at, run_id";
-
-/// A row of `onex_outbox` as PostgreSQL returns it.
-type OutboxRow = (i64, String, Option<String>, Vec<u8>, Json);
-
-/// A row of `onex_workflow_runs` as PostgreSQL returns it.
-type RunRow = (String, String, Json, String);
 
 /// The durable state of a host in a PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -237,99 +199,9 @@ impl StateStore for PostgresStateStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn pending_outbox(&self, after: u64, limit: u32) -> SpiResult<Vec<OutboxEntry>> {
-        let rows: Vec<OutboxRow> = sqlx::query_as(SELECT_PENDING)
-            .bind(i64::try_from(after).unwrap_or(i64::MAX))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error("reading the outbox", e))?;
-        rows.into_iter()
-            .map(|(id, topic, key, payload, headers)| outbox_entry(id, topic, key, payload, headers))
-            .collect()
-    }
-
-    async fn outbox_backlog(&self) -> SpiResult<u64> {
-        let count: i64 = sqlx::query_scalar(COUNT_PENDING)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| store_error("counting the outbox", e))?;
-        Ok(u64::try_from(count).unwrap_or(0))
-    }
-
-    async fn mark_published(&self, ids: &[u64]) -> SpiResult<()> {
-        let ids = db_ids(ids);
-        if ids.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(MARK_PUBLISHED)
-            .bind(ids)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| store_error("marking outbox entries published", e))?;
-        Ok(())
-    }
-
-    async fn start_run(&self, run: &RunRecord) -> SpiResult<bool> {
-        let done = sqlx::query(INSERT_RUN)
-            .bind(run.run_id.to_string())
-            .bind(&run.workflow)
-            .bind(&run.trigger)
-            .bind(&run.status)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| store_error("starting a workflow run", e))?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn append_journal(&self, run_id: Uuid, entry: &JournalEntry) -> SpiResult<()> {
-        let done = sqlx::query(APPEND_JOURNAL)
-            .bind(run_id.to_string())
-            .bind(entry_json(entry)?)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| store_error("appending to a workflow journal", e))?;
-        if done.rows_affected() == 0 { Err(unknown_run(run_id)) } else { Ok(()) }
-    }
-
-    async fn journal(&self, run_id: Uuid) -> SpiResult<Vec<JournalEntry>> {
-        let rows: Vec<(i64, Json)> = sqlx::query_as(SELECT_JOURNAL)
-            .bind(run_id.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error("reading a workflow journal", e))?;
-        rows.into_iter().map(|(seq, entry)| journal_entry(run_id, seq, entry)).collect()
-    }
-
-    async fn finish_run(&self, run_id: Uuid, status: &str) -> SpiResult<()> {
-        let done = sqlx::query(FINISH_RUN)
-            .bind(run_id.to_string())
-            .bind(status)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| store_error("finishing a workflow run", e))?;
-        if done.rows_affected() == 0 { Err(unknown_run(run_id)) } else { Ok(()) }
-    }
-
-    async fn run(&self, run_id: Uuid) -> SpiResult<Option<RunRecord>> {
-        let row: Option<RunRow> = sqlx::query_as(SELECT_RUN)
-            .bind(run_id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| store_error("reading a workflow run", e))?;
-        row.map(run_record).transpose()
-    }
-
-    async fn unfinished_runs(&self) -> SpiResult<Vec<RunRecord>> {
-        let rows: Vec<RunRow> = sqlx::query_as(SELECT_UNFINISHED)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error("listing unfinished workflow runs", e))?;
-        rows.into_iter().map(run_record).collect()
+    async fn health(&self) -> onex_spi::Health {
+        self.ping().await
     }
 }
 
-/// A run row as a record.
-fn run_record((run_id, workflow, trigger, status): RunRow) -> SpiResult<RunRecord> {
-    Ok(RunRecord { run_id: parse_run_id(&run_id)?, workflow, trigger, status })
-}
+super::shared::impl_shared_state!(PostgresStateStore, postgres);

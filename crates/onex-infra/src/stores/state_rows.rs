@@ -89,11 +89,6 @@ pub(crate) fn parse_run_id(text: &str) -> SpiResult<Uuid> {
         .map_err(|e| SpiError::new(codes::STORE_FAILED, format!("stored run id {text:?} is not a UUID")).with_source(e))
 }
 
-/// The error of a journal append or status change for a run that does not exist.
-pub(crate) fn unknown_run(run_id: Uuid) -> SpiError {
-    SpiError::new(codes::NOT_FOUND, format!("no workflow run {run_id}"))
-}
-
 #[cfg(test)]
 mod tests {
     use onex_core::error::ErrorCategory;

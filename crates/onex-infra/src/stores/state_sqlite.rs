@@ -15,18 +15,14 @@ use std::path::Path;
 
 use crate::error::codes;
 use async_trait::async_trait;
-use onex_core::workflow::JournalEntry;
-use onex_spi::{CommitOutcome, EntityState, OutboxEntry, RunRecord, SpiResult, StateStore, TransitionCommit};
+use onex_spi::{CommitOutcome, EntityState, SpiResult, StateStore, TransitionCommit};
 use serde_json::Value as Json;
 use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use uuid::Uuid;
 
 use super::error::store_error;
 use super::pools::{Durability, open_sqlite};
-use super::state_rows::{
-    db_ids, db_version, entry_json, headers_json, journal_entry, outbox_entry, parse_json, parse_run_id, stored_u64,
-    unknown_run, version_conflict,
-};
+use super::state_rows::{db_version, headers_json, parse_json, stored_u64, version_conflict};
 
 const SELECT_STATE: &str = "SELECT state, version FROM onex_fsm_state WHERE fsm = ?1 AND entity_key = ?2";
 
@@ -47,40 +43,7 @@ const SELECT_VERSION: &str = "SELECT version FROM onex_fsm_state WHERE fsm = ?1 
 
 const INSERT_OUTBOX: &str = "INSERT INTO onex_outbox (topic, message_key, payload, headers) VALUES (?1, ?2, ?3, ?4)";
 
-const SELECT_PENDING: &str = "SELECT id, topic, message_key, payload, headers FROM onex_outbox \
-     WHERE published_at IS NULL AND id > ?1 ORDER BY id LIMIT ?2";
-
-const COUNT_PENDING: &str = "SELECT COUNT(*) FROM onex_outbox WHERE published_at IS NULL";
-
-/// `?1` is a JSON array of ids.
-const MARK_PUBLISHED: &str = "UPDATE onex_outbox SET published_at = CURRENT_TIMESTAMP \
-     WHERE published_at IS NULL AND id IN (SELECT value FROM json_each(?1))";
-
 const SELECT_REPLY: &str = "SELECT reply FROM onex_processed WHERE envelope_id = ?1";
-
-const INSERT_RUN: &str = "INSERT INTO onex_workflow_runs (run_id, workflow, trigger, status) \
-     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (run_id) DO NOTHING";
-
-/// Takes the next journal `seq` of a run; no row when the run does not exist.
-const NEXT_SEQ: &str = "UPDATE onex_workflow_runs \
-     SET journal_len = journal_len + 1, updated_at = CURRENT_TIMESTAMP WHERE run_id = ?1 RETURNING journal_len";
-
-const INSERT_JOURNAL: &str = "INSERT INTO onex_workflow_journal (run_id, seq, entry) VALUES (?1, ?2, ?3)";
-
-const SELECT_JOURNAL: &str = "SELECT seq, entry FROM onex_workflow_journal WHERE run_id = ?1 ORDER BY seq";
-
-const FINISH_RUN: &str = "UPDATE onex_workflow_runs SET status = ?2, updated_at = CURRENT_TIMESTAMP WHERE run_id = ?1";
-
-const SELECT_RUN: &str = "SELECT run_id, workflow, trigger, status FROM onex_workflow_runs WHERE run_id = ?1";
-
-const SELECT_UNFINISHED: &str = "SELECT run_id, workflow, trigger, status FROM onex_workflow_runs \
-     WHERE status = 'running' ORDER BY created_at, run_id";
-
-/// A row of `onex_outbox` as SQLite returns it.
-type OutboxRow = (i64, String, Option<String>, Vec<u8>, String);
-
-/// A row of `onex_workflow_runs` as SQLite returns it.
-type RunRow = (String, String, String, String);
 
 /// The durable state of a host in a SQLite database.
 #[derive(Debug, Clone)]
@@ -229,114 +192,9 @@ impl StateStore for SqliteStateStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn pending_outbox(&self, after: u64, limit: u32) -> SpiResult<Vec<OutboxEntry>> {
-        let rows: Vec<OutboxRow> = sqlx::query_as(SELECT_PENDING)
-            .bind(i64::try_from(after).unwrap_or(i64::MAX))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error("reading the outbox", e))?;
-        rows.into_iter()
-            .map(|(id, topic, key, payload, headers)| {
-                let headers = parse_json(&headers, &format!("the headers of outbox entry {id}"))?;
-                outbox_entry(id, topic, key, payload, headers)
-            })
-            .collect()
-    }
-
-    async fn outbox_backlog(&self) -> SpiResult<u64> {
-        let count: i64 = sqlx::query_scalar(COUNT_PENDING)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| store_error("counting the outbox", e))?;
-        Ok(u64::try_from(count).unwrap_or(0))
-    }
-
-    async fn mark_published(&self, ids: &[u64]) -> SpiResult<()> {
-        let ids = db_ids(ids);
-        if ids.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(MARK_PUBLISHED)
-            .bind(Json::from(ids).to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(|e| store_error("marking outbox entries published", e))?;
-        Ok(())
-    }
-
-    async fn start_run(&self, run: &RunRecord) -> SpiResult<bool> {
-        let done = sqlx::query(INSERT_RUN)
-            .bind(run.run_id.to_string())
-            .bind(&run.workflow)
-            .bind(run.trigger.to_string())
-            .bind(&run.status)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| store_error("starting a workflow run", e))?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn append_journal(&self, run_id: Uuid, entry: &JournalEntry) -> SpiResult<()> {
-        const DOING: &str = "appending to a workflow journal";
-        let entry = entry_json(entry)?.to_string();
-        let err = |e| store_error(DOING, e);
-        let run = run_id.to_string();
-        let mut tx = self.pool.begin().await.map_err(err)?;
-        let seq: Option<i64> = sqlx::query_scalar(NEXT_SEQ).bind(&run).fetch_optional(&mut *tx).await.map_err(err)?;
-        let Some(seq) = seq else {
-            discard(tx).await;
-            return Err(unknown_run(run_id));
-        };
-        sqlx::query(INSERT_JOURNAL).bind(&run).bind(seq).bind(entry).execute(&mut *tx).await.map_err(err)?;
-        tx.commit().await.map_err(err)
-    }
-
-    async fn journal(&self, run_id: Uuid) -> SpiResult<Vec<JournalEntry>> {
-        let rows: Vec<(i64, String)> = sqlx::query_as(SELECT_JOURNAL)
-            .bind(run_id.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error("reading a workflow journal", e))?;
-        rows.into_iter()
-            .map(|(seq, entry)| {
-                let entry = parse_json(&entry, &format!("journal entry {seq} of run {run_id}"))?;
-                journal_entry(run_id, seq, entry)
-            })
-            .collect()
-    }
-
-    async fn finish_run(&self, run_id: Uuid, status: &str) -> SpiResult<()> {
-        let done = sqlx::query(FINISH_RUN)
-            .bind(run_id.to_string())
-            .bind(status)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| store_error("finishing a workflow run", e))?;
-        if done.rows_affected() == 0 { Err(unknown_run(run_id)) } else { Ok(()) }
-    }
-
-    async fn run(&self, run_id: Uuid) -> SpiResult<Option<RunRecord>> {
-        let row: Option<RunRow> = sqlx::query_as(SELECT_RUN)
-            .bind(run_id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| store_error("reading a workflow run", e))?;
-        row.map(run_record).transpose()
-    }
-
-    async fn unfinished_runs(&self) -> SpiResult<Vec<RunRecord>> {
-        let rows: Vec<RunRow> = sqlx::query_as(SELECT_UNFINISHED)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| store_error("listing unfinished workflow runs", e))?;
-        rows.into_iter().map(run_record).collect()
+    async fn health(&self) -> onex_spi::Health {
+        self.ping().await
     }
 }
 
-/// A run row as a record.
-fn run_record((run_id, workflow, trigger, status): RunRow) -> SpiResult<RunRecord> {
-    let run_id = parse_run_id(&run_id)?;
-    let trigger = parse_json(&trigger, &format!("the trigger of run {run_id}"))?;
-    Ok(RunRecord { run_id, workflow, trigger, status })
-}
+super::shared::impl_shared_state!(SqliteStateStore, sqlite);

@@ -57,12 +57,19 @@ async fn concurrent_commits_one_wins(store: Arc<dyn StateStore>, scope: &Scope) 
 /// holds each entry once).
 async fn concurrent_appends_all_land(store: Arc<dyn StateStore>, scope: &Scope) {
     let run_id = scope.id(500);
-    let run = RunRecord { run_id, workflow: "fan-out".to_owned(), trigger: json!({}), status: "running".to_owned() };
-    assert!(store.start_run(&run).await.unwrap());
+    let host = super::lease(&scope.prefix, 60_000);
+    let run = RunRecord {
+        run_id,
+        workflow: "fan-out".to_owned(),
+        trigger: json!({}),
+        status: "running".to_owned(),
+        owner: Some(host.owner.clone()),
+    };
+    assert!(store.start_run(&run, &host).await.unwrap());
     let barrier = Arc::new(tokio::sync::Barrier::new(8));
     let tasks: Vec<_> = (0..8usize)
         .map(|step| {
-            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            let (store, barrier, owner) = (Arc::clone(&store), Arc::clone(&barrier), host.owner.clone());
             let entry = JournalEntry {
                 step,
                 attempt: 1,
@@ -71,7 +78,7 @@ async fn concurrent_appends_all_land(store: Arc<dyn StateStore>, scope: &Scope) 
             };
             tokio::spawn(async move {
                 barrier.wait().await;
-                store.append_journal(run_id, &entry).await
+                store.append_journal(run_id, &owner, &entry).await
             })
         })
         .collect();

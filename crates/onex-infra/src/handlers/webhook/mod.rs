@@ -108,11 +108,14 @@ impl WebhookHandler {
         }
     }
 
-    async fn deliver(&self, ctx: &str, payload: &Json) -> SpiResult<Json> {
+    /// Delivers `request`'s webhook. Its delivery id (the `X-Onex-Delivery` header receivers
+    /// deduplicate by) is the payload's `delivery_id`, else the envelope id: an envelope
+    /// delivered again reaches the receiver under the same id.
+    async fn deliver(&self, ctx: &str, request: &Envelope) -> SpiResult<Json> {
         let (signer, store) = self.ready()?;
-        let req: DeliverRequest = decode(ctx, payload)?;
+        let req: DeliverRequest = decode(ctx, &request.payload)?;
         let url = parse_url(ctx, "url", &req.url)?;
-        let delivery_id = req.delivery_id.unwrap_or_else(|| crate::ids::new_uuid_v7().to_string());
+        let delivery_id = req.delivery_id.unwrap_or_else(|| request.envelope_id.to_string());
         let mut headers = HeaderMap::with_capacity(8);
         headers.insert(HeaderName::from_static(DELIVERY_HEADER), header_text(ctx, "delivery_id", &delivery_id)?);
         if let Some(event) = &req.event {
@@ -262,7 +265,7 @@ impl Handler for WebhookHandler {
         match request.operation.as_str() {
             "webhook.deliver" => {
                 let ctx = format!("envelope {}: webhook.deliver", request.envelope_id);
-                self.deliver(&ctx, &request.payload).await
+                self.deliver(&ctx, request).await
             }
             other => Err(SpiError::new(
                 core_codes::OPERATION_NOT_FOUND,
