@@ -6,6 +6,8 @@ mod batch;
 mod common;
 #[path = "state_store/concurrency.rs"]
 mod concurrency;
+#[path = "common/fresh_postgres.rs"]
+mod fresh_postgres;
 #[path = "state_store/leases.rs"]
 mod leases;
 

@@ -18,6 +18,11 @@ use crate::error::codes;
 /// unavailable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a statement waits for a pooled connection (sqlx's default is 30 s). While the
+/// server is down every call fails after this, as `STORE_UNAVAILABLE`, and is retried by its
+/// caller, instead of holding a request for half a minute.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// How much of a store a power loss may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Durability {
@@ -63,6 +68,32 @@ pub(crate) async fn open_sqlite(path: &Path, what: &str, durability: Durability)
     Ok(pool)
 }
 
+/// Connections of the bookkeeping pool of a state store (see [`bookkeeping_postgres`]).
+const BOOKKEEPING_CONNECTIONS: u32 = 2;
+
+/// A second, small pool on `pool`'s database for the state store's bookkeeping: outbox claims
+/// and published marks, lease renewals and take-overs, retention sweeps. Its commits do not
+/// wait for the disk (`synchronous_commit = off`): a crash may take back the last ones, and
+/// each is safe to lose (a claim or mark lost means a message published again, a renewal or
+/// take-over lost means a run taken over again later). Everything that lets the bus forget an
+/// input (transitions, replies, runs, journals) stays on the durable pool. Sharing the WAL
+/// with the durable commits, the bookkeeping no longer adds an fsync of its own to theirs.
+pub(crate) fn bookkeeping_postgres(pool: &PgPool) -> PgPool {
+    let options = (*pool.connect_options()).clone().options([("synchronous_commit", "off")]);
+    PgPoolOptions::new()
+        .max_connections(BOOKKEEPING_CONNECTIONS)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_lazy_with(options)
+}
+
+/// The SQLite twin of [`bookkeeping_postgres`]: one connection on the same file whose commits
+/// do not wait for the disk (`synchronous = NORMAL`, in WAL mode durable against a crash of the
+/// process, not of the machine).
+pub(crate) fn bookkeeping_sqlite(pool: &SqlitePool) -> SqlitePool {
+    let options = (*pool.connect_options()).clone().synchronous(SqliteSynchronous::Normal);
+    SqlitePoolOptions::new().max_connections(1).connect_lazy_with(options)
+}
+
 /// Connects to the PostgreSQL server at `url`, brings the schema up to date and returns a pool
 /// of at most `max_connections`; `what` names the store in errors. A refused connection fails
 /// at once and a silent server after 10 s, both as `STORE_UNAVAILABLE`; no error repeats the
@@ -78,7 +109,10 @@ pub(crate) async fn connect_postgres(url: &str, max_connections: u32, what: &str
         .map_err(|e| store_error(&doing, e))?;
     // The server answers; a failed goodbye on this connection changes nothing.
     let _closed = conn.close().await;
-    let pool = PgPoolOptions::new().max_connections(max_connections.max(1)).connect_lazy_with(options);
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_lazy_with(options);
     // Migrating through the pool (not `&mut PgConnection`) keeps this future `Send` for every
     // caller, including `async_trait` methods (rustc's higher-ranked Send check).
     migrate_postgres(&pool).await?;

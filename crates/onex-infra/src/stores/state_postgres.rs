@@ -58,6 +58,9 @@ const SELECT_REPLY: &str = "SELECT reply FROM onex_processed WHERE envelope_id =
 #[derive(Debug, Clone)]
 pub struct PostgresStateStore {
     pool: PgPool,
+    /// Claims, marks, leases and sweeps: commits that may be lost (see
+    /// [`super::pools::bookkeeping_postgres`]).
+    bookkeeping: PgPool,
 }
 
 impl PostgresStateStore {
@@ -70,12 +73,19 @@ impl PostgresStateStore {
 
     /// A store on `pool`, whose schema must be current (see [`super::migrate_postgres`]).
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        let bookkeeping = super::pools::bookkeeping_postgres(&pool);
+        Self { pool, bookkeeping }
     }
 
     /// The pool, e.g. to close it.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Closes both pools.
+    pub async fn close(&self) {
+        self.bookkeeping.close().await;
+        self.pool.close().await;
     }
 }
 

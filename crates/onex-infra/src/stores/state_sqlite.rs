@@ -49,6 +49,9 @@ const SELECT_REPLY: &str = "SELECT reply FROM onex_processed WHERE envelope_id =
 #[derive(Debug, Clone)]
 pub struct SqliteStateStore {
     pool: SqlitePool,
+    /// Claims, marks, leases and sweeps: commits that may be lost (see
+    /// [`super::pools::bookkeeping_sqlite`]).
+    bookkeeping: SqlitePool,
 }
 
 impl SqliteStateStore {
@@ -63,12 +66,19 @@ impl SqliteStateStore {
 
     /// A store on `pool`, whose schema must be current (see [`super::migrate_sqlite`]).
     pub fn from_pool(pool: SqlitePool) -> Self {
-        Self { pool }
+        let bookkeeping = super::pools::bookkeeping_sqlite(&pool);
+        Self { pool, bookkeeping }
     }
 
     /// The pool, e.g. to close it.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Closes both pools.
+    pub async fn close(&self) {
+        self.bookkeeping.close().await;
+        self.pool.close().await;
     }
 }
 

@@ -187,16 +187,16 @@ async fn sqlite_claims_leases_and_retention() {
     let (path, dir) = temp_db("sqlite-leases");
     let store = SqliteStateStore::open(&path).await.unwrap();
     claims_leases_and_retention(&store, &Scope::new("sqlite-leases")).await;
-    store.pool().close().await;
+    store.close().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]
 async fn postgres_claims_leases_and_retention() {
-    let database = FreshPostgres::create("leases").await;
+    let database = crate::fresh_postgres::FreshPostgres::create("leases").await;
     let store = PostgresStateStore::connect(&database.url, 8).await.unwrap();
     claims_leases_and_retention(&store, &Scope::new("postgres-leases")).await;
-    store.pool().close().await;
+    store.close().await;
     database.drop().await;
 }
 
@@ -204,7 +204,7 @@ async fn postgres_claims_leases_and_retention() {
 /// (the cursor it once had did): claims look at every unpublished row.
 #[tokio::test]
 async fn postgres_a_late_commit_with_a_lower_id_is_still_claimed() {
-    let database = FreshPostgres::create("late-commit").await;
+    let database = crate::fresh_postgres::FreshPostgres::create("late-commit").await;
     let store = PostgresStateStore::connect(&database.url, 8).await.unwrap();
     let scope = Scope::new("late-commit");
     let topic = scope.topic("late");
@@ -221,34 +221,6 @@ async fn postgres_a_late_commit_with_a_lower_id_is_still_claimed() {
     store.mark_published(&[late_id as u64]).await.unwrap();
     slow.commit().await.unwrap();
     assert_eq!(ids(&store.claim_outbox(&relay, 10).await.unwrap()), [early_id as u64], "the late row is not skipped");
-    store.pool().close().await;
+    store.close().await;
     database.drop().await;
-}
-
-/// A database of its own on the test server, dropped at the end.
-struct FreshPostgres {
-    admin: sqlx::PgPool,
-    name: String,
-    url: String,
-}
-
-impl FreshPostgres {
-    async fn create(label: &str) -> Self {
-        let base = common::service_url("ONEX_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test");
-        let admin = sqlx::PgPool::connect(&base).await.expect("PostgreSQL is needed; run `cargo xtask services up`");
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-        let name = format!("onex_{}_{}_{nanos}", label.replace('-', "_"), std::process::id());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
-        let (prefix, _) = base.rsplit_once('/').expect("a database URL ends in /<database>");
-        let url = format!("{prefix}/{name}");
-        Self { admin, name, url }
-    }
-
-    async fn drop(self) {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {} WITH (FORCE)", self.name)))
-            .execute(&self.admin)
-            .await
-            .unwrap();
-        self.admin.close().await;
-    }
 }

@@ -1,6 +1,10 @@
 //! Store logic written once for SQLite and PostgreSQL: the outbox relays' claims, workflow run
 //! leases and retention ([`OutboxStore`], [`RunStore`], [`RetentionStore`]).
 //!
+//! Claims, marks, lease renewals, take-overs and sweeps go through the store's `bookkeeping`
+//! pool, whose commits do not wait for the disk (losing one is safe; see
+//! `pools::bookkeeping_postgres`); runs and journals through the durable `pool`.
+//!
 //! [`impl_shared_state!`] implements the three traits for a store with a `pool` field from a
 //! module of statements in the store's dialect ([`postgres`], [`sqlite`]). The statements of
 //! both modules bind the same parameters in the same order and return the same row types
@@ -67,8 +71,8 @@ pub(crate) fn not_held(run_id: Uuid, owner: &str, found: Option<RunRow>) -> SpiE
     }
 }
 
-/// Implements `OutboxStore`, `RunStore` and `RetentionStore` for `$store` (a struct with a
-/// `pool` field) with the statements of module `shared::$sql` (`postgres` or `sqlite`).
+/// Implements `OutboxStore`, `RunStore` and `RetentionStore` for `$store` (a struct with
+/// `pool` and `bookkeeping` fields) with the statements of module `shared::$sql` (`postgres` or `sqlite`).
 macro_rules! impl_shared_state {
     ($store:ty, $sql:ident) => {
         const _: () = {
@@ -91,7 +95,7 @@ macro_rules! impl_shared_state {
                         .bind(&lease.owner)
                         .bind(millis(lease.duration))
                         .bind(i64::from(limit))
-                        .fetch_all(&self.pool)
+                        .fetch_all(&self.bookkeeping)
                         .await
                         .map_err(|e| store_error("claiming outbox entries", e))?;
                     claimed_entries(rows)
@@ -121,7 +125,7 @@ macro_rules! impl_shared_state {
                     }
                     sqlx::query(sql::MARK_PUBLISHED)
                         .bind(serde_json::Value::from(ids).to_string())
-                        .execute(&self.pool)
+                        .execute(&self.bookkeeping)
                         .await
                         .map_err(|e| store_error("marking outbox entries published", e))?;
                     Ok(())
@@ -148,7 +152,7 @@ macro_rules! impl_shared_state {
                         .bind(run_id.to_string())
                         .bind(&lease.owner)
                         .bind(millis(lease.duration))
-                        .execute(&self.pool)
+                        .execute(&self.bookkeeping)
                         .await
                         .map_err(|e| store_error("renewing a workflow run's lease", e))?;
                     Ok(done.rows_affected() > 0)
@@ -159,7 +163,7 @@ macro_rules! impl_shared_state {
                         .bind(run_id.to_string())
                         .bind(&lease.owner)
                         .bind(millis(lease.duration))
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.bookkeeping)
                         .await
                         .map_err(|e| store_error("taking over a workflow run", e))?;
                     row.map(run_record).transpose()
@@ -179,7 +183,7 @@ macro_rules! impl_shared_state {
                         .bind(&lease.owner)
                         .bind(millis(lease.duration))
                         .bind(i64::from(limit))
-                        .fetch_all(&self.pool)
+                        .fetch_all(&self.bookkeeping)
                         .await
                         .map_err(|e| store_error("taking over workflow runs", e))?;
                     rows.into_iter().map(run_record).collect()
@@ -269,7 +273,7 @@ macro_rules! impl_shared_state {
                     let done = sqlx::query(statement)
                         .bind(millis(age))
                         .bind(i64::from(limit))
-                        .execute(&self.pool)
+                        .execute(&self.bookkeeping)
                         .await
                         .map_err(|e| store_error("removing records past their retention", e))?;
                     Ok(done.rows_affected())
