@@ -5,7 +5,7 @@
 //! - memory: 1,000,000 `local.echo` envelopes posted to `POST /v1/envelopes` over four
 //!   keep-alive connections, then VmRSS and VmHWM from `/proc/<pid>/status`.
 
-mod http;
+pub(crate) mod http;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench_host;
+mod bench_pg;
 mod ci;
 mod cmd;
 mod layers;
@@ -19,6 +20,9 @@ Usage: cargo xtask <command>
 Commands:
   bench-host    Build the release host binary and measure its startup time, memory and
                 HTTP ingress throughput against the targets (startup <= 100 ms, RSS <= 30 MB)
+  bench-pg      Build the release host binary and measure durable reducer transitions on
+                PostgreSQL (1, 8, 64 clients over HTTP) against `pgbench -N` on the same
+                server (target: ratio >= 1.0 at 8 and 64 clients); prints p50/p99 latency
   check-layers  Check crate layering rules against `cargo metadata`
   ci            Run fmt, clippy, tests, layer check and contract validation
   services up|down|status
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         ["bench-host"] => report(bench_host::run(&cmd::workspace_root())),
+        ["bench-pg"] => report(bench_pg::run(&cmd::workspace_root())),
         ["check-layers"] => report(layers::run(&cmd::workspace_root())),
         ["ci"] => report(ci::run(&cmd::workspace_root())),
         ["services", action] => report(services::run(&cmd::workspace_root(), action)),
