@@ -206,6 +206,11 @@ async fn duplicates_and_replies(store: &dyn StateStore, scope: &Scope) {
     assert_eq!(store.load_state(&fsm, "d-1").await.unwrap(), entity(&fsm, "d-1", "created", 1));
     assert_eq!(messages(&pending_on(store, &topic).await), [message(&topic, Some("d-1"), 10)]);
 
+    // One read gives the record and the state; an unknown envelope and entity, neither.
+    let (reply, state) = store.load_for_event(first.envelope_id, &fsm, "d-1").await.unwrap();
+    assert_eq!((reply, state), (Some(first.reply.clone()), entity(&fsm, "d-1", "created", 1)));
+    assert_eq!(store.load_for_event(scope.id(19), &fsm, "d-none").await.unwrap(), (None, None));
+
     // A committed transition counts as processed, with the reply committed with it (not the
     // duplicate's, nor a reply recorded later).
     assert_eq!(store.processed_reply(first.envelope_id).await.unwrap(), Some(first.reply.clone()));

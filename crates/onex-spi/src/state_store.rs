@@ -67,6 +67,15 @@ pub trait StateStore: OutboxStore + RunStore + RetentionStore + Send + Sync + 's
     /// Loads an entity's state, `None` when it has none yet.
     async fn load_state(&self, fsm: &str, entity_key: &str) -> SpiResult<Option<EntityState>>;
 
+    /// What applying an event needs, in one read: the reply recorded for `envelope_id` (when it
+    /// was processed before) and the entity's state.
+    async fn load_for_event(
+        &self,
+        envelope_id: Uuid,
+        fsm: &str,
+        entity_key: &str,
+    ) -> SpiResult<(Option<Json>, Option<EntityState>)>;
+
     /// In one transaction: checks the version, writes the state, appends the outbox and the
     /// idempotency record (with the commit's reply). A version mismatch is a `conflict` error;
     /// a known envelope id is [`CommitOutcome::Duplicate`].

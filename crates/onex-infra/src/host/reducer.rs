@@ -12,7 +12,7 @@ use onex_core::contract::{ContractSet, NodeKind};
 use onex_core::envelope::{Envelope, ReplyError};
 use onex_core::error::{Classified, ErrorCategory, codes};
 use onex_core::fsm::{FsmEngine, Intent, IntentPhase, StepResult};
-use onex_spi::{CommitOutcome, OutboundMessage, SpiError, StateStore, TransitionCommit};
+use onex_spi::{CommitOutcome, EntityState, OutboundMessage, SpiError, StateStore, TransitionCommit};
 use serde_json::{Value as Json, json};
 
 use super::commit::GroupCommitter;
@@ -94,15 +94,24 @@ impl Reducers {
             );
             return fail(request, ReplyError::new(codes::FSM_ENTITY_KEY_MISSING, message));
         };
-        match store.processed_reply(request.envelope_id).await {
-            Ok(Some(stored)) => return stored_reply(request, stored),
-            Ok(None) => {}
+        // The idempotency record and the entity's state in one read.
+        let mut current = match store.load_for_event(request.envelope_id, fsm, entity_key).await {
+            Ok((Some(stored), _)) => return stored_reply(request, stored),
+            Ok((None, current)) => Some(current),
             Err(e) => return fail(request, spi_reply_error(&e, &context)),
-        }
+        };
         let step = Step { store, committer, reducer, request, fsm, event, entity_key };
         let context = format!("{context}, entity `{entity_key}`");
         for _ in 0..CONFLICT_ATTEMPTS {
-            match step.attempt(&context).await {
+            // The first attempt steps from the state read with the record; a retry reads anew.
+            let loaded = match current.take() {
+                Some(state) => state,
+                None => match store.load_state(fsm, entity_key).await {
+                    Ok(state) => state,
+                    Err(e) => return fail(request, spi_reply_error(&e, &context)),
+                },
+            };
+            match step.attempt(loaded, &context).await {
                 Attempt::Done(reply) => return *reply,
                 Attempt::LostRace => continue,
                 Attempt::Refused(refusal) => return record_refusal(store, request, refusal, &context).await,
@@ -174,12 +183,9 @@ struct Step<'a> {
 }
 
 impl Step<'_> {
-    async fn attempt(&self, context: &str) -> Attempt {
+    /// Steps the machine from `current` (the entity's state just read) and commits.
+    async fn attempt(&self, current: Option<EntityState>, context: &str) -> Attempt {
         let Self { store, committer, reducer, request, fsm, event, entity_key } = *self;
-        let current = match store.load_state(fsm, entity_key).await {
-            Ok(current) => current,
-            Err(e) => return Attempt::Done(Box::new(fail(request, spi_reply_error(&e, context)))),
-        };
         let (from, version) = match &current {
             Some(s) => (s.state.as_str(), Some(s.version)),
             None => (reducer.engine.initial_state(), None),

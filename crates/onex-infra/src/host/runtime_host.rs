@@ -132,7 +132,9 @@ impl RuntimeHost {
         let prefix = request.operation.split_once('.').map_or(request.operation.as_str(), |(p, _)| p);
         let reply = if self.reducers.serves(prefix) {
             let reply = self.reducers.apply(&*self.store, &self.committer, &request).await;
-            if reply.success == Some(true) {
+            // Only a commit that wrote outbox messages gives the relay something to publish.
+            let wrote_outbox = reply.payload.get("intents").and_then(Json::as_array).is_some_and(|i| !i.is_empty());
+            if reply.success == Some(true) && wrote_outbox {
                 self.outbox_ready.notify_one();
             }
             reply

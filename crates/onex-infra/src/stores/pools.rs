@@ -83,6 +83,7 @@ pub(crate) fn bookkeeping_postgres(pool: &PgPool) -> PgPool {
     PgPoolOptions::new()
         .max_connections(BOOKKEEPING_CONNECTIONS)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
         .connect_lazy_with(options)
 }
 
@@ -112,6 +113,10 @@ pub(crate) async fn connect_postgres(url: &str, max_connections: u32, what: &str
     let pool = PgPoolOptions::new()
         .max_connections(max_connections.max(1))
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        // No ping before lending a connection (one more round trip per statement): one that
+        // died fails its statement as `STORE_UNAVAILABLE`, which the caller retries, and the
+        // pool replaces it.
+        .test_before_acquire(false)
         .connect_lazy_with(options);
     // Migrating through the pool (not `&mut PgConnection`) keeps this future `Send` for every
     // caller, including `async_trait` methods (rustc's higher-ranked Send check).

@@ -8,25 +8,29 @@
 //! outbox rows are inserted after that wait, so they get higher ids than the first's: messages
 //! of one entity leave the outbox in commit order.
 //!
-//! A batch (`commit_transitions`) is one transaction with a SAVEPOINT per commit, rolled back
-//! when the commit is a duplicate or refused. It holds the rows it wrote until it commits, so
-//! batches that meet on entities in opposite orders can deadlock: PostgreSQL aborts one
-//! statement, whose commit alone fails (`STORE_CONTENTION`, which the reducer steps again) while
-//! the rest of its batch goes on. The group committer orders a batch by (fsm, entity key), so
-//! two batches take their row locks in one order and rarely meet that way.
+//! Commits (one, or a batch from the group committer) are written by one statement in one round
+//! trip (`one_statement`). When that statement cannot take them (a duplicate among them,
+//! contention), nothing was kept and they are written again the careful way: one transaction
+//! with a SAVEPOINT per commit, rolled back when the commit is a duplicate or refused. A batch
+//! holds the rows it wrote until it commits, so batches that meet on entities in opposite orders
+//! can deadlock: PostgreSQL aborts one statement (`STORE_CONTENTION`, which the reducer steps
+//! again). The group committer orders a batch by (fsm, entity key), so two batches take their row
+//! locks in one order and rarely meet that way.
 //!
 //! `onex_processed.reply` holds every processed envelope's reply, a committed transition's
 //! included (the migration's comment predates that; migrations are checksummed, so it stays).
 
 use crate::error::codes;
 use async_trait::async_trait;
-use onex_spi::{CommitOutcome, EntityState, SpiResult, StateStore, TransitionCommit};
+use onex_spi::{CommitOutcome, EntityState, SpiError, SpiResult, StateStore, TransitionCommit};
 use serde_json::Value as Json;
-use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::error::store_error;
 use super::pools::connect_postgres;
+
+mod one_statement;
 use super::state_rows::{db_version, headers_json, stored_u64, version_conflict};
 
 const SELECT_STATE: &str = "SELECT state, version FROM onex_fsm_state WHERE fsm = $1 AND entity_key = $2";
@@ -89,6 +93,43 @@ impl PostgresStateStore {
     }
 }
 
+impl PostgresStateStore {
+    /// Commits `commits` in one statement, or, when a duplicate or contention aborts it (which
+    /// keeps nothing), the careful way.
+    async fn commit_chunk(&self, commits: &[TransitionCommit]) -> SpiResult<Vec<SpiResult<CommitOutcome>>> {
+        match one_statement::commit(&self.pool, commits).await {
+            Ok(outcomes) => Ok(outcomes),
+            Err(e) if e.code() == codes::STORE_UNAVAILABLE.as_str() => Err(e),
+            Err(_) => self.commit_with_savepoints(commits).await,
+        }
+    }
+
+    /// Commits `commits` in one transaction with a SAVEPOINT per commit, each rolled back when it
+    /// is a duplicate or refused: the careful path, for batches the one-statement commit cannot
+    /// take (a duplicate among them, contention).
+    async fn commit_with_savepoints(&self, commits: &[TransitionCommit]) -> SpiResult<Vec<SpiResult<CommitOutcome>>> {
+        let err = |e| store_error("committing a batch of transitions", e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut outcomes = Vec::with_capacity(commits.len());
+        for commit in commits {
+            let mut savepoint = tx.begin().await.map_err(err)?;
+            let outcome = match write_transition(&mut savepoint, commit).await {
+                // The store is gone (connection lost, database locked): so is the transaction.
+                Err(e) if e.code() == codes::STORE_UNAVAILABLE.as_str() => return Err(e),
+                outcome => outcome,
+            };
+            if let Ok(CommitOutcome::Committed { .. }) = outcome {
+                savepoint.commit().await.map_err(err)?;
+            } else {
+                savepoint.rollback().await.map_err(err)?;
+            }
+            outcomes.push(outcome);
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(outcomes)
+    }
+}
+
 /// Writes `commit` in the transaction (or savepoint) `conn` is in: the idempotency record with
 /// the reply, the state at its next version and the outbox. Leaves the writes for the caller to
 /// keep only on [`CommitOutcome::Committed`]: after a duplicate or an error it must roll back.
@@ -134,12 +175,6 @@ async fn write_transition(conn: &mut PgConnection, commit: &TransitionCommit) ->
     Ok(CommitOutcome::Committed { version: stored_u64(version, "version")? })
 }
 
-/// Ends a transaction without committing it. Its writes are discarded whatever happens: a
-/// failed rollback only means the connection is gone, taking the transaction with it.
-async fn discard(tx: Transaction<'_, Postgres>) {
-    let _rolled_back = tx.rollback().await;
-}
-
 #[async_trait]
 impl StateStore for PostgresStateStore {
     async fn load_state(&self, fsm: &str, entity_key: &str) -> SpiResult<Option<EntityState>> {
@@ -154,40 +189,36 @@ impl StateStore for PostgresStateStore {
         Ok(Some(EntityState { fsm: fsm.to_owned(), entity_key: entity_key.to_owned(), state, version }))
     }
 
+    async fn load_for_event(
+        &self,
+        envelope_id: Uuid,
+        fsm: &str,
+        entity_key: &str,
+    ) -> SpiResult<(Option<Json>, Option<EntityState>)> {
+        self.load_for_event_row(envelope_id, fsm, entity_key).await
+    }
+
     async fn commit_transition(&self, commit: TransitionCommit) -> SpiResult<CommitOutcome> {
-        let err = |e| store_error("committing a transition", e);
-        let mut tx = self.pool.begin().await.map_err(err)?;
-        let outcome = write_transition(&mut tx, &commit).await;
-        if let Ok(CommitOutcome::Committed { .. }) = outcome {
-            tx.commit().await.map_err(err)?;
-        } else {
-            discard(tx).await;
-        }
-        outcome
+        let mut outcomes = self.commit_transitions(vec![commit]).await?;
+        outcomes
+            .pop()
+            .unwrap_or_else(|| Err(SpiError::new(codes::STORE_FAILED, "a commit came back without an outcome")))
     }
 
     async fn commit_transitions(&self, commits: Vec<TransitionCommit>) -> SpiResult<Vec<SpiResult<CommitOutcome>>> {
-        let err = |e| store_error("committing a batch of transitions", e);
-        if commits.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.pool.begin().await.map_err(err)?;
         let mut outcomes = Vec::with_capacity(commits.len());
-        for commit in &commits {
-            let mut savepoint = tx.begin().await.map_err(err)?;
-            let outcome = match write_transition(&mut savepoint, commit).await {
-                // The store is gone (connection lost, database locked): so is the transaction.
-                Err(e) if e.code() == codes::STORE_UNAVAILABLE.as_str() => return Err(e),
-                outcome => outcome,
-            };
-            if let Ok(CommitOutcome::Committed { .. }) = outcome {
-                savepoint.commit().await.map_err(err)?;
-            } else {
-                savepoint.rollback().await.map_err(err)?;
+        for chunk in one_statement::chunks(&commits) {
+            match self.commit_chunk(chunk).await {
+                Ok(written) => outcomes.extend(written),
+                Err(e) if outcomes.is_empty() => return Err(e),
+                // The chunks before are written; this one and the rest are not.
+                Err(e) => {
+                    let not_written = || SpiError::custom(e.code().to_owned(), e.category(), e.message().to_owned());
+                    outcomes.extend((outcomes.len()..commits.len()).map(|_| Err(not_written())));
+                    return Ok(outcomes);
+                }
             }
-            outcomes.push(outcome);
         }
-        tx.commit().await.map_err(err)?;
         Ok(outcomes)
     }
 

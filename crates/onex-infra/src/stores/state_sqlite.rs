@@ -146,6 +146,15 @@ impl StateStore for SqliteStateStore {
         Ok(Some(EntityState { fsm: fsm.to_owned(), entity_key: entity_key.to_owned(), state, version }))
     }
 
+    async fn load_for_event(
+        &self,
+        envelope_id: Uuid,
+        fsm: &str,
+        entity_key: &str,
+    ) -> SpiResult<(Option<Json>, Option<EntityState>)> {
+        self.load_for_event_row(envelope_id, fsm, entity_key).await
+    }
+
     async fn commit_transition(&self, commit: TransitionCommit) -> SpiResult<CommitOutcome> {
         let err = |e| store_error("committing a transition", e);
         let mut tx = self.pool.begin().await.map_err(err)?;

@@ -193,6 +193,19 @@ macro_rules! impl_shared_state {
                     let err = |e| store_error("appending to a workflow journal", e);
                     let entry = entry_json(entry)?.to_string();
                     let run = run_id.to_string();
+                    if let Some(statement) = sql::APPEND_IN_ONE_STATEMENT {
+                        let done = sqlx::query(statement)
+                            .bind(&run)
+                            .bind(owner)
+                            .bind(entry)
+                            .execute(&self.pool)
+                            .await
+                            .map_err(err)?;
+                        if done.rows_affected() == 0 {
+                            return Err(not_held(run_id, owner, self.run_row(run_id).await?));
+                        }
+                        return Ok(());
+                    }
                     let mut tx = self.pool.begin().await.map_err(err)?;
                     let seq: Option<i64> = sqlx::query_scalar(sql::NEXT_SEQ)
                         .bind(&run)
@@ -248,6 +261,35 @@ macro_rules! impl_shared_state {
             }
 
             impl $store {
+                /// [`onex_spi::StateStore::load_for_event`], in one statement.
+                pub(crate) async fn load_for_event_row(
+                    &self,
+                    envelope_id: Uuid,
+                    fsm: &str,
+                    entity_key: &str,
+                ) -> SpiResult<(Option<serde_json::Value>, Option<onex_spi::EntityState>)> {
+                    let (reply, state, version): (Option<String>, Option<String>, Option<i64>) =
+                        sqlx::query_as(sql::LOAD_FOR_EVENT)
+                            .bind(envelope_id.to_string())
+                            .bind(fsm)
+                            .bind(entity_key)
+                            .fetch_one(&self.pool)
+                            .await
+                            .map_err(|e| store_error("loading an entity's state", e))?;
+                    let what = || format!("the stored reply of envelope {envelope_id}");
+                    let reply = reply.map(|r| parse_json(&r, &what())).transpose()?;
+                    let entity = match (state, version) {
+                        (Some(state), Some(version)) => Some(onex_spi::EntityState {
+                            fsm: fsm.to_owned(),
+                            entity_key: entity_key.to_owned(),
+                            state,
+                            version: $crate::stores::state_rows::stored_u64(version, "version")?,
+                        }),
+                        _ => None,
+                    };
+                    Ok((reply, entity))
+                }
+
                 /// Whether the database answers a trivial statement.
                 pub(crate) async fn ping(&self) -> onex_spi::Health {
                     match sqlx::query("SELECT 1").execute(&self.pool).await {

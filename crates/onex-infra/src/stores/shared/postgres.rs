@@ -2,6 +2,12 @@
 //! parameters in the same order as its SQLite twin (see [`super::sqlite`]); JSON and UUID
 //! columns are read as text, so both dialects return the same row types. Times are `now()`.
 
+/// `$1` envelope id, `$2` fsm, `$3` entity key: its recorded reply (JSON text) and the
+/// entity's state and version, in one round trip.
+pub(crate) const LOAD_FOR_EVENT: &str = "SELECT (SELECT reply::text FROM onex_processed WHERE envelope_id = $1::uuid), \
+     s.state, s.version FROM (SELECT 1) AS one \
+     LEFT JOIN onex_fsm_state s ON s.fsm = $2 AND s.entity_key = $3";
+
 /// `$1` owner, `$2` lease in ms, `$3` limit.
 pub(crate) const CLAIM_OUTBOX: &str = "UPDATE onex_outbox o \
      SET claimed_by = $1, claimed_until = now() + $2::bigint * interval '1 millisecond' \
@@ -70,7 +76,18 @@ pub(crate) const TAKE_OVER_ALL: &str = concat!(
     run_columns!()
 );
 
-/// `$1` run id, `$2` owner: the run's next journal `seq`, waiting for any other append to the
+/// `$1` run id, `$2` owner, `$3` entry (JSON text): the append in one round trip. Takes the
+/// run's next `seq` (waiting for any other append to the run to commit) and inserts the entry
+/// with it; inserts nothing when the run is not running under `owner`.
+pub(crate) const APPEND_IN_ONE_STATEMENT: Option<&str> = Some(
+    "WITH next AS ( \
+         UPDATE onex_workflow_runs SET journal_len = journal_len + 1, updated_at = now() \
+         WHERE run_id = $1::uuid AND owner = $2 AND status = 'running' RETURNING run_id, journal_len) \
+     INSERT INTO onex_workflow_journal (run_id, seq, entry) SELECT run_id, journal_len, $3::jsonb FROM next",
+);
+
+/// (Unused on PostgreSQL, which appends in one statement; kept so both dialects name the same
+/// statements.) `$1` run id, `$2` owner: the run's next journal `seq`, waiting for any other append to the
 /// run to commit; no row when the run is not running under `owner`.
 pub(crate) const NEXT_SEQ: &str = "UPDATE onex_workflow_runs \
      SET journal_len = journal_len + 1, updated_at = now() \

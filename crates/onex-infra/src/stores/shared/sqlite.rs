@@ -10,6 +10,12 @@ macro_rules! now_ms {
     };
 }
 
+/// `?1` envelope id, `?2` fsm, `?3` entity key: its recorded reply (JSON text) and the
+/// entity's state and version.
+pub(crate) const LOAD_FOR_EVENT: &str = "SELECT (SELECT reply FROM onex_processed WHERE envelope_id = ?1), \
+     s.state, s.version FROM (SELECT 1) AS one \
+     LEFT JOIN onex_fsm_state s ON s.fsm = ?2 AND s.entity_key = ?3";
+
 /// `CURRENT_TIMESTAMP` text of the moment `?1` milliseconds ago.
 macro_rules! age_ago {
     () => {
@@ -89,6 +95,10 @@ pub(crate) const TAKE_OVER_ALL: &str = concat!(
        WHERE status = 'running' ORDER BY created_at, run_id LIMIT ?3) RETURNING ",
     run_columns!()
 );
+
+/// SQLite has no `UPDATE` inside `WITH`: an append is [`NEXT_SEQ`] then [`INSERT_JOURNAL`] in one
+/// transaction (in process, so the two statements cost no extra round trip).
+pub(crate) const APPEND_IN_ONE_STATEMENT: Option<&str> = None;
 
 /// `?1` run id, `?2` owner: the run's next journal `seq`; no row when the run is not running
 /// under `owner`.
