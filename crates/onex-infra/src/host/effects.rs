@@ -13,21 +13,13 @@ use std::sync::Arc;
 use onex_core::envelope::Envelope;
 
 use super::RuntimeHost;
-use super::wire::{fail, spi_reply_error};
+use super::wire::{fail, spi_reply_error, stored_reply};
 
 /// Dispatches `request` unless its reply is recorded; records the final outcome.
 pub(super) async fn dispatch_recorded(host: &Arc<RuntimeHost>, request: &Envelope) -> Envelope {
     let context = format!("envelope {} (`{}`)", request.envelope_id, request.operation);
     match host.store.processed_reply(request.envelope_id).await {
-        Ok(Some(stored)) => {
-            return serde_json::from_value(stored).unwrap_or_else(|e| {
-                let error = onex_spi::SpiError::new(
-                    crate::error::codes::STORE_FAILED,
-                    format!("its recorded reply does not parse: {e}"),
-                );
-                fail(request, spi_reply_error(&error, &context))
-            });
-        }
+        Ok(Some(stored)) => return stored_reply(request, stored),
         Ok(None) => {}
         // Running it without knowing whether it ran could run it twice: try again later.
         Err(e) => return fail(request, spi_reply_error(&e, &format!("{context}: reading its recorded reply"))),
@@ -48,7 +40,7 @@ pub(super) async fn dispatch_recorded(host: &Arc<RuntimeHost>, request: &Envelop
         Ok(true) => reply,
         // A concurrent delivery of the same envelope recorded first: its reply is the one.
         Ok(false) => match host.store.processed_reply(request.envelope_id).await {
-            Ok(Some(stored)) => serde_json::from_value(stored).unwrap_or(reply),
+            Ok(Some(stored)) => stored_reply(request, stored),
             _ => reply,
         },
         Err(e) => {

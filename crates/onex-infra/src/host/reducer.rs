@@ -16,7 +16,7 @@ use onex_spi::{CommitOutcome, EntityState, OutboundMessage, SpiError, StateStore
 use serde_json::{Value as Json, json};
 
 use super::commit::GroupCommitter;
-use super::wire::{fail, spi_reply_error, to_message};
+use super::wire::{fail, spi_reply_error, stored_reply, to_message};
 use crate::ids::{new_uuid_v7, now_utc};
 
 /// How many times a step is retried after losing a version race.
@@ -254,12 +254,4 @@ impl ReducerNode {
 /// failure) and kept nothing of it.
 fn lost_race(error: &SpiError) -> bool {
     error.category() == ErrorCategory::Conflict || error.code() == crate::error::codes::STORE_CONTENTION.as_str()
-}
-
-/// The reply stored for a processed envelope; a store error naming it if it does not parse.
-fn stored_reply(request: &Envelope, stored: Json) -> Envelope {
-    serde_json::from_value(stored).unwrap_or_else(|e| {
-        let message = format!("envelope {}: its stored reply does not parse: {e}", request.envelope_id);
-        fail(request, ReplyError::new(crate::error::codes::STORE_FAILED, message))
-    })
 }

@@ -47,3 +47,12 @@ pub fn spi_reply_error(error: &SpiError, context: &str) -> ReplyError {
 pub fn fail(request: &Envelope, error: ReplyError) -> Envelope {
     request.reply_err(new_uuid_v7(), error, now_utc())
 }
+
+/// The reply recorded for `request` (its idempotency record); a store error naming the envelope
+/// if the record does not parse.
+pub fn stored_reply(request: &Envelope, stored: serde_json::Value) -> Envelope {
+    serde_json::from_value(stored).unwrap_or_else(|e| {
+        let message = format!("envelope {}: its stored reply does not parse: {e}", request.envelope_id);
+        fail(request, ReplyError::new(crate::error::codes::STORE_FAILED, message))
+    })
+}

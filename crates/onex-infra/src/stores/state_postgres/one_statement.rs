@@ -69,6 +69,9 @@ const STATEMENT_BYTES: usize = 12 * 1024;
 /// `commits` cut into runs whose parameters fit [`STATEMENT_BYTES`] (a commit larger than that
 /// goes alone), in order.
 pub(super) fn chunks(commits: &[TransitionCommit]) -> Vec<&[TransitionCommit]> {
+    if commits.len() < 2 {
+        return if commits.is_empty() { Vec::new() } else { vec![commits] };
+    }
     let size = |c: &TransitionCommit| {
         let outbox: usize = c.outbox.iter().map(|m| m.payload.len() + m.topic.len() + 64 * (m.headers.len() + 1)).sum();
         c.fsm.len() + c.entity_key.len() + c.state.len() + c.reply.to_string().len() + outbox + 64
