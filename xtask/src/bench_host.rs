@@ -7,13 +7,12 @@
 
 pub(crate) mod http;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::cmd;
+use crate::host_process::HostProcess;
 
 /// Startup runs.
 const STARTS: usize = 5;
@@ -25,12 +24,6 @@ const CONNECTIONS: usize = 4;
 const STARTUP_TARGET_MS: f64 = 100.0;
 /// Resident memory target, MiB.
 const RSS_TARGET_MB: f64 = 30.0;
-/// How often readiness is polled.
-const POLL: Duration = Duration::from_millis(2);
-/// How long a start may take before the run is declared failed.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the host may take to exit after SIGTERM (its drain bound is 10 s).
-const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A fixed envelope timestamp (RFC 3339); the host does not judge it.
 const TIMESTAMP: &str = "2025-01-01T00:00:00Z";
 
@@ -45,7 +38,7 @@ pub fn run(root: &Path) -> Result<(), String> {
 
     let mut startups = Vec::with_capacity(STARTS);
     for i in 1..=STARTS {
-        let host = Host::spawn(&binary, &format!("start-{i}"))?;
+        let host = HostProcess::spawn(&binary, &format!("host-start-{i}"), &[])?;
         let ms = host.ready_after.as_secs_f64() * 1e3;
         host.stop()?;
         println!("startup {i}/{STARTS}: {ms:.1} ms");
@@ -55,7 +48,7 @@ pub fn run(root: &Path) -> Result<(), String> {
     let (min, median) = (startups[0], startups[STARTS / 2]);
     println!("startup: min {min:.1} ms, median {median:.1} ms");
 
-    let host = Host::spawn(&binary, "memory")?;
+    let host = HostProcess::spawn(&binary, "host-memory", &[])?;
     let idle = host.memory()?;
     println!("memory after start (idle): VmRSS {:.1} MiB, VmHWM {:.1} MiB", idle.rss_mb, idle.hwm_mb);
     let load = post_envelopes(host.addr);
@@ -90,120 +83,6 @@ pub fn run(root: &Path) -> Result<(), String> {
         return Err(format!("{failures} envelopes were not answered 200"));
     }
     Ok(())
-}
-
-/// A running `onex-runtime-host run`, answering ready.
-struct Host {
-    child: Child,
-    addr: SocketAddr,
-    dir: PathBuf,
-    /// From spawn to the first `200` from `/health/ready`.
-    ready_after: Duration,
-}
-
-/// Resident memory of a process, MiB.
-struct Memory {
-    rss_mb: f64,
-    hwm_mb: f64,
-}
-
-impl Host {
-    /// Starts the host on a fresh data directory and a free port; waits until it is ready.
-    fn spawn(binary: &Path, name: &str) -> Result<Self, String> {
-        let dir = std::env::temp_dir().join(format!("onex-bench-host-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let addr = free_port()?;
-        let log = std::fs::File::create(dir.join("host.log")).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let data_dir = dir.join("data");
-        let started = Instant::now();
-        // Run from the temporary directory: no `./contracts` there, so the host serves the
-        // contracts built into the binary.
-        let child = Command::new(binary)
-            .arg("run")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--admin-addr")
-            .arg(addr.to_string())
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let mut host = Self { child, addr, dir, ready_after: Duration::ZERO };
-        match host.wait_ready(started) {
-            Ok(after) => {
-                host.ready_after = after;
-                Ok(host)
-            }
-            Err(e) => {
-                let log = std::fs::read_to_string(host.dir.join("host.log")).unwrap_or_default();
-                let _ = host.child.kill();
-                let _ = host.child.wait();
-                Err(format!("{e}; host log:\n{log}"))
-            }
-        }
-    }
-
-    fn wait_ready(&mut self, started: Instant) -> Result<Duration, String> {
-        loop {
-            if let Ok(response) = http::get(self.addr, "/health/ready", Duration::from_secs(1))
-                && response.status == 200
-            {
-                return Ok(started.elapsed());
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("the host exited before it was ready ({status})"));
-            }
-            if started.elapsed() > START_TIMEOUT {
-                return Err(format!("not ready after {START_TIMEOUT:?}"));
-            }
-            sleep(POLL);
-        }
-    }
-
-    /// VmRSS and VmHWM of the host process.
-    fn memory(&self) -> Result<Memory, String> {
-        let path = format!("/proc/{}/status", self.child.id());
-        let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-        let kb = |field: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(field))
-                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-                .ok_or_else(|| format!("{path}: no {field}"))
-        };
-        Ok(Memory { rss_mb: kb("VmRSS:")? / 1024.0, hwm_mb: kb("VmHWM:")? / 1024.0 })
-    }
-
-    /// SIGTERM, then waits for the exit; removes the temporary directory.
-    fn stop(mut self) -> Result<(), String> {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + EXIT_TIMEOUT;
-        let result = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) if status.success() => break Ok(()),
-                Ok(Some(status)) => break Err(format!("the host exited with {status} after SIGTERM")),
-                Ok(None) if Instant::now() < deadline => sleep(Duration::from_millis(5)),
-                Ok(None) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break Err(format!("the host did not exit within {EXIT_TIMEOUT:?} of SIGTERM ({sent:?}); killed"));
-                }
-                Err(e) => break Err(format!("waiting for the host: {e}")),
-            }
-        };
-        let _ = std::fs::remove_dir_all(&self.dir);
-        result
-    }
-}
-
-/// A loopback address with a port free right now.
-fn free_port() -> Result<SocketAddr, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free port: {e}"))?;
-    listener.local_addr().map_err(|e| format!("cannot find a free port: {e}"))
 }
 
 /// A `local.echo` envelope with a unique UUID-shaped id made from `n`.

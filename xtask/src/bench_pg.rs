@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cmd;
+use crate::host_process::HostProcess;
 
 /// Client counts measured; ratios are summed up from [`OVER_HTTP_FROM_CLIENTS`] on.
 const CLIENTS: [usize; 3] = [1, 8, 64];
@@ -111,7 +112,9 @@ fn measure(binary: &Path, server: &pg::Server, pid: u32, logs: &Path) -> Result<
 fn measure_host(binary: &Path, server: &pg::Server, pid: u32, clients: usize) -> Result<HostFigures, String> {
     let db = server.create(&format!("onex_bench_host_{pid}_c{clients}"))?;
     let before = db.counters()?;
-    let host = load::Host::spawn(binary, &db.url(), &format!("c{clients}"))?;
+    let url = db.url();
+    let env = [("ONEX_STATE_STORE_KIND", "postgres"), ("ONEX_STATE_STORE_URL", url.as_str())];
+    let host = HostProcess::spawn(binary, &format!("pg-c{clients}"), &env)?;
     let load = load::drive(host.addr, clients, clients, WARMUP, WINDOW);
     let runs = host.metric("onex_workflow_runs_total");
     let backlog = host.metric("onex_outbox_backlog");

@@ -7,6 +7,7 @@ mod bench_host;
 mod bench_pg;
 mod ci;
 mod cmd;
+mod host_process;
 mod layers;
 mod services;
 #[cfg(test)]

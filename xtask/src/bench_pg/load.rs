@@ -2,131 +2,16 @@
 //! thread and one keep-alive connection each) that move their own entity of the bundled
 //! `infrastructure_state` machine between `healthy` and `degraded`, one transition at a time.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::bench_host::http;
 
-/// How long a start may take before the run is declared failed.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the host may take to exit after SIGTERM (its drain bound is 10 s).
-const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A fixed envelope timestamp (RFC 3339); the host does not judge it.
 const TIMESTAMP: &str = "2025-01-01T00:00:00Z";
 /// The state machine driven.
 const FSM: &str = "infrastructure_state";
-
-/// A running `onex-runtime-host run` on a PostgreSQL state store, answering ready.
-#[derive(Debug)]
-pub struct Host {
-    child: Child,
-    pub addr: SocketAddr,
-    dir: PathBuf,
-}
-
-impl Host {
-    /// Starts the host with its state in the database at `url`, on a free port and a fresh data
-    /// directory (the embedded contracts, the in-memory bus); waits until it is ready.
-    pub fn spawn(binary: &Path, url: &str, name: &str) -> Result<Self, String> {
-        let dir = std::env::temp_dir().join(format!("onex-bench-pg-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let addr = free_port()?;
-        let log = std::fs::File::create(dir.join("host.log")).map_err(|e| format!("{}: {e}", dir.display()))?;
-        // Run from the temporary directory: no `./contracts` there, so the host serves the
-        // contracts built into the binary.
-        let child = Command::new(binary)
-            .arg("run")
-            .env("ONEX_STATE_STORE_KIND", "postgres")
-            .env("ONEX_STATE_STORE_URL", url)
-            .env("ONEX_DATA_DIR", dir.join("data"))
-            .env("ONEX_ADMIN_ADDR", addr.to_string())
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let mut host = Self { child, addr, dir };
-        match host.wait_ready() {
-            Ok(()) => Ok(host),
-            Err(e) => {
-                let log = host.log();
-                let _ = host.child.kill();
-                let _ = host.child.wait();
-                Err(format!("{e}; host log:\n{log}"))
-            }
-        }
-    }
-
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let started = Instant::now();
-        loop {
-            if let Ok(response) = http::get(self.addr, "/health/ready", Duration::from_secs(1))
-                && response.status == 200
-            {
-                return Ok(());
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("the host exited before it was ready ({status})"));
-            }
-            if started.elapsed() > START_TIMEOUT {
-                return Err(format!("not ready after {START_TIMEOUT:?}"));
-            }
-            sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("host.log")).unwrap_or_default()
-    }
-
-    /// The sum of the samples of metric `name` (all label sets) in `GET /metrics`.
-    pub fn metric(&self, name: &str) -> Result<f64, String> {
-        let response =
-            http::get(self.addr, "/metrics", Duration::from_secs(10)).map_err(|e| format!("/metrics: {e}"))?;
-        let text = String::from_utf8_lossy(&response.body);
-        Ok(text
-            .lines()
-            .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with([' ', '{'])))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum())
-    }
-
-    /// SIGTERM, then waits for the exit; removes the temporary directory.
-    pub fn stop(mut self) -> Result<(), String> {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + EXIT_TIMEOUT;
-        let result = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) if status.success() => break Ok(()),
-                Ok(Some(status)) => {
-                    break Err(format!("the host exited with {status} after SIGTERM; log:\n{}", self.log()));
-                }
-                Ok(None) if Instant::now() < deadline => sleep(Duration::from_millis(5)),
-                Ok(None) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break Err(format!("the host did not exit within {EXIT_TIMEOUT:?} of SIGTERM ({sent:?}); killed"));
-                }
-                Err(e) => break Err(format!("waiting for the host: {e}")),
-            }
-        };
-        let _ = std::fs::remove_dir_all(&self.dir);
-        result
-    }
-}
-
-/// A loopback address with a port free right now.
-fn free_port() -> Result<SocketAddr, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free port: {e}"))?;
-    listener.local_addr().map_err(|e| format!("cannot find a free port: {e}"))
-}
 
 /// An event envelope for entity `entity`; the id is unique per (run, client, sequence number).
 fn envelope(run: usize, client: usize, seq: u64, event: &str, entity: &str) -> String {
