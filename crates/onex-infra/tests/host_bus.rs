@@ -3,6 +3,9 @@
 //! message is acknowledged only after that, and nothing is lost.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/host.rs"]
+mod host_support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,19 +71,8 @@ async fn replies_go_to_the_reply_topic_and_failures_to_the_dlq() {
     assert!(letter.headers["onex-error-message"].contains(&request_topic), "{:?}", letter.headers);
 
     // Everything the host consumed is acknowledged: nothing is left for its group.
-    assert_eq!(settled_backlog(&memory, &group, &request_topic).await, 0);
+    let acknowledged = || async { (memory.backlog(&group, &request_topic) == 0).then_some(()) };
+    host_support::eventually("the host acknowledging every message", Duration::from_secs(5), acknowledged).await;
     assert!(running.host().render_metrics().await.lines().any(|l| l == "onex_dlq_total 2"));
     running.shutdown(Duration::from_secs(5)).await;
-}
-
-/// The host group's backlog on `topic` once it settles.
-async fn settled_backlog(bus: &InMemoryEventBus, group: &str, topic: &str) -> u64 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let backlog = bus.backlog(group, topic);
-        if backlog == 0 || tokio::time::Instant::now() > deadline {
-            return backlog;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

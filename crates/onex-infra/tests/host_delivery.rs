@@ -5,6 +5,9 @@
 //! failures must be tried again in place before they are dead-lettered with their attempts.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/host.rs"]
+mod host_support;
+
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,13 +18,11 @@ use std::time::Duration;
 use onex_core::envelope::Envelope;
 use onex_core::error::ErrorCategory;
 use onex_infra::bus::InMemoryEventBus;
-use onex_infra::contracts::load_contracts;
 use onex_infra::host::delivery::HEADER_ATTEMPTS;
 use onex_infra::host::wire::{HEADER_ERROR_CODE, to_message};
-use onex_infra::host::{HostSetup, RunningHost, start_with_bus};
+use onex_infra::host::{RunningHost, start_with_bus};
 use onex_infra::ids::{new_uuid_v7, now_utc};
 use onex_infra::registry::Registry;
-use onex_infra::secrets::EnvSecretStore;
 use onex_spi::{
     Delivery, EventBus, Handler, HandlerDescriptor, HandlerFactory, HandlerInit, HandlerRegistry, Health,
     InboundMessage, MessageStream, OperationDescriptor, OutboundMessage, SpiError, SpiResult, async_trait,
@@ -205,23 +206,14 @@ struct Harness {
 }
 
 async fn harness(name: &str) -> Harness {
-    let dir = std::env::temp_dir().join(format!("onex-{name}-{}", new_uuid_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("runtime.yaml"), RUNTIME).unwrap();
-    for (file, text) in NODES {
-        std::fs::write(dir.join(file), text).unwrap();
-    }
     let flaky = Arc::new(Flaky::default());
     let mut registry = Registry::with_builtin_handlers().unwrap();
     registry.register(Arc::new(FlakyFactory(Arc::clone(&flaky)))).unwrap();
-    let report = load_contracts(std::slice::from_ref(&dir), &registry);
-    let set = report.set.unwrap_or_else(|| panic!("contracts: {:?}", report.diagnostics));
-    let config = set.runtime.clone().unwrap().1;
-    let memory = InMemoryEventBus::new(config.bus.partitions, config.bus.capacity);
+    let files = [("runtime.yaml", RUNTIME), NODES[0], NODES[1]];
+    let setup = host_support::setup(name, &files, registry);
+    let memory = InMemoryEventBus::new(setup.config.bus.partitions, setup.config.bus.capacity);
     let faults = Arc::new(Faults::default());
     let bus: Arc<dyn EventBus> = Arc::new(FaultyBus { inner: memory.clone(), faults: Arc::clone(&faults) });
-    let setup =
-        HostSetup { config, contracts: set, registry, data_dir: dir.join("data"), secrets: Arc::new(EnvSecretStore) };
     let running = start_with_bus(setup, Arc::clone(&bus)).await.unwrap();
     Harness { memory, bus, faults, flaky, running }
 }
@@ -235,26 +227,13 @@ impl Harness {
 
     /// The next `n` messages on `topic` (read by a group of the test's own, on the bare bus).
     async fn read(&self, topic: &str, n: usize) -> Vec<InboundMessage> {
-        let mut stream = self.memory.subscribe(&format!("reader-{topic}"), &[topic.to_owned()]).await.unwrap();
-        let mut out = Vec::new();
-        while out.len() < n {
-            let poll = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx));
-            let next = tokio::time::timeout(Duration::from_secs(20), poll).await;
-            let message = next.unwrap_or_else(|_| panic!("only {} of {n} messages on {topic}", out.len()));
-            let message = message.unwrap().unwrap();
-            self.memory.acknowledge(&format!("reader-{topic}"), &message).await.unwrap();
-            out.push(message);
-        }
-        out
+        host_support::read_topic(&self.memory, topic, n, Duration::from_secs(20)).await
     }
 
     /// Waits until the host's group has acknowledged everything on the request topic.
     async fn settled(&self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while self.memory.backlog(GROUP, REQUESTS) > 0 {
-            assert!(tokio::time::Instant::now() < deadline, "the host left messages unacknowledged");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let acknowledged = || async { (self.memory.backlog(GROUP, REQUESTS) == 0).then_some(()) };
+        host_support::eventually("the host acknowledging every message", Duration::from_secs(20), acknowledged).await;
     }
 
     async fn metric(&self, name: &str) -> f64 {
@@ -336,11 +315,8 @@ async fn a_host_stopping_mid_retry_leaves_the_message_for_redelivery() {
     // Every reply publish fails: the message can never be settled.
     *h.faults.publish.lock().unwrap() = HashMap::from([(REPLIES.to_owned(), u32::MAX)]);
     h.send("k", "local.echo", json!({})).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while h.metric("onex_bus_retries_total").await < 3.0 {
-        assert!(tokio::time::Instant::now() < deadline, "the reply publish was not retried");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let retried = || async { (h.metric("onex_bus_retries_total").await >= 3.0).then_some(()) };
+    host_support::eventually("the reply publish being retried", Duration::from_secs(20), retried).await;
     let report = h.running.shutdown(Duration::from_secs(5)).await;
     assert!(report.consumer_drained, "a lane retrying a publish stops when asked");
     assert_eq!(h.memory.backlog(GROUP, REQUESTS), 1, "the message stays unacknowledged for the next start");

@@ -4,6 +4,9 @@
 //! the envelope id goes downstream in the header the contract names.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/host.rs"]
+mod host_support;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,11 +16,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::any;
 use onex_core::envelope::Envelope;
-use onex_infra::contracts::load_contracts;
-use onex_infra::host::{HostSetup, RunningHost, start};
+use onex_infra::host::{RunningHost, start};
 use onex_infra::ids::{new_uuid_v7, now_utc};
 use onex_infra::registry::Registry;
-use onex_infra::secrets::EnvSecretStore;
 use serde_json::json;
 
 /// What the receiving service saw: the `Idempotency-Key` of every request, and whether it is up.
@@ -58,17 +59,8 @@ io_operations:
 ";
 
 async fn host(name: &str) -> RunningHost {
-    let dir = std::env::temp_dir().join(format!("onex-{name}-{}", new_uuid_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("runtime.yaml"), RUNTIME).unwrap();
-    std::fs::write(dir.join("http.yaml"), NODE).unwrap();
-    let registry = Registry::with_builtin_handlers().unwrap();
-    let report = load_contracts(std::slice::from_ref(&dir), &registry);
-    let set = report.set.unwrap_or_else(|| panic!("{:?}", report.diagnostics));
-    let config = set.runtime.clone().unwrap().1;
-    let setup =
-        HostSetup { config, contracts: set, registry, data_dir: dir.join("data"), secrets: Arc::new(EnvSecretStore) };
-    start(setup).await.unwrap()
+    let files = [("runtime.yaml", RUNTIME), ("http.yaml", NODE)];
+    start(host_support::setup(name, &files, Registry::with_builtin_handlers().unwrap())).await.unwrap()
 }
 
 fn envelope(operation: &str, url: &str) -> Envelope {

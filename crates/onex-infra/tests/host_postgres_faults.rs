@@ -11,6 +11,8 @@
 mod common;
 #[path = "common/fresh_postgres.rs"]
 mod fresh_postgres;
+#[path = "common/host.rs"]
+mod host_support;
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Command, Stdio};
@@ -24,16 +26,16 @@ use axum::http::{Request, StatusCode};
 use onex_core::envelope::Envelope;
 use onex_infra::admin::{AdminState, router};
 use onex_infra::bus::InMemoryEventBus;
-use onex_infra::contracts::load_contracts;
+use onex_infra::host::start_with_bus;
 use onex_infra::host::wire::to_message;
-use onex_infra::host::{HostSetup, start_with_bus};
 use onex_infra::ids::{new_uuid_v7, now_utc};
 use onex_infra::registry::Registry;
-use onex_infra::secrets::EnvSecretStore;
-use onex_spi::{EventBus, InboundMessage};
+use onex_spi::EventBus;
 use serde_json::json;
 use tokio::time::Instant;
 use tower::ServiceExt;
+
+use host_support::eventually;
 
 /// One state, one event: every accepted `bump` adds one to the entity's version, whatever the
 /// order the two paths deliver them in.
@@ -120,23 +122,15 @@ fn bump(entity: usize) -> Envelope {
 async fn postgres_faults_under_load_lose_nothing_and_apply_nothing_twice() {
     let cluster = Cluster::find();
     let database = fresh_postgres::FreshPostgres::create("pg-faults").await;
-    let dir = std::env::temp_dir().join(format!("onex-pg-faults-{}", new_uuid_v7()));
-    std::fs::create_dir_all(&dir).unwrap();
     let runtime = format!(
         "runtime_name: pg-faults\nbus: {{partitions: 4}}\nstate_store: {{kind: postgres, url: '{}', max_connections: 8}}\n\
          delivery: {{max_attempts: 1000, backoff_ms: 50, max_backoff_ms: 500}}\nhandlers:\n  local: {{enabled: true}}\n",
         database.url
     );
-    std::fs::write(dir.join("runtime.yaml"), runtime).unwrap();
-    std::fs::write(dir.join("counter.yaml"), COUNTER).unwrap();
-    let registry = Registry::with_builtin_handlers().unwrap();
-    let report = load_contracts(std::slice::from_ref(&dir), &registry);
-    let set = report.set.unwrap_or_else(|| panic!("{:?}", report.diagnostics));
-    let config = set.runtime.clone().unwrap().1;
+    let files = [("runtime.yaml", runtime.as_str()), ("counter.yaml", COUNTER)];
+    let setup = host_support::setup("pg-faults", &files, Registry::with_builtin_handlers().unwrap());
     let memory = InMemoryEventBus::new(4, 8_192);
     let bus: Arc<dyn EventBus> = Arc::new(memory.clone());
-    let setup =
-        HostSetup { config, contracts: set, registry, data_dir: dir.join("data"), secrets: Arc::new(EnvSecretStore) };
     let running = start_with_bus(setup, Arc::clone(&bus)).await.unwrap();
     let admin = AdminState::default();
     admin.set_host(Arc::clone(running.host()));
@@ -196,18 +190,15 @@ async fn postgres_faults_under_load_lose_nothing_and_apply_nothing_twice() {
     tokio::time::sleep(Duration::from_secs(10).saturating_sub(stopped.elapsed())).await;
     assert_eq!(get(&app, "/health/ready").await, StatusCode::SERVICE_UNAVAILABLE);
     cluster.ctl("start");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while get(&app, "/health/ready").await != StatusCode::OK {
-        assert!(Instant::now() < deadline, "the host did not become ready again after the database came back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ready = || async { (get(&app, "/health/ready").await == StatusCode::OK).then_some(()) };
+    eventually("the host ready again after the database came back", Duration::from_secs(60), ready).await;
 
     for client in clients {
         client.await.unwrap();
     }
     // Every bus message gets exactly one reply; none is dead-lettered (the budget outlasts the
     // outage); the host acknowledges them all.
-    let replies = read(&memory, REPLIES, ENVELOPES_PER_PATH).await;
+    let replies = host_support::read_topic(&memory, REPLIES, ENVELOPES_PER_PATH, Duration::from_secs(120)).await;
     let mut bus_accepted = HashMap::<String, u64>::new();
     let mut answered = HashSet::new();
     for reply in &replies {
@@ -239,28 +230,7 @@ async fn postgres_faults_under_load_lose_nothing_and_apply_nothing_twice() {
     drop(cluster);
 }
 
+/// Waits (at most two minutes) until `done` holds.
 async fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// The first `n` messages on `topic`, read by a group of the test's own.
-async fn read(memory: &InMemoryEventBus, topic: &str, n: usize) -> Vec<InboundMessage> {
-    let group = format!("reader-{topic}");
-    let mut stream = memory.subscribe(&group, &[topic.to_owned()]).await.unwrap();
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        let poll = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx));
-        let message = tokio::time::timeout(Duration::from_secs(120), poll)
-            .await
-            .unwrap_or_else(|_| panic!("only {} of {n} messages on {topic}", out.len()))
-            .unwrap()
-            .unwrap();
-        memory.acknowledge(&group, &message).await.unwrap();
-        out.push(message);
-    }
-    out
+    eventually(what, Duration::from_secs(120), || async { done().then_some(()) }).await;
 }

@@ -8,6 +8,8 @@ mod common;
 mod concurrency;
 #[path = "common/fresh_postgres.rs"]
 mod fresh_postgres;
+#[path = "common/host.rs"]
+mod host_support;
 #[path = "state_store/leases.rs"]
 mod leases;
 

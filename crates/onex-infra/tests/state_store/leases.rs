@@ -5,26 +5,12 @@
 use std::time::Duration;
 
 use onex_spi::{RetentionPolicy, RowCounts};
-use tokio::time::Instant;
 
 use super::*;
+use crate::host_support::eventually;
 
-/// Calls `probe` until it returns `Some`, for at most 10 s (a lease expiring, a timestamp
-/// moving past a second).
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "{what} did not happen within 10 s");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
+/// How long a lease expiring or a timestamp passing a second may take here.
+const WITHIN: Duration = Duration::from_secs(10);
 
 fn ids(entries: &[OutboxEntry]) -> Vec<u64> {
     entries.iter().map(|e| e.id).collect()
@@ -57,7 +43,7 @@ async fn outbox_claims(store: &dyn StateStore, scope: &Scope) {
     // and only it: published rows and rows under a live claim are never claimed again.
     store.mark_published(&[all[0].id]).await.unwrap();
     let taker = lease("relay-taker", 60_000);
-    let retaken = eventually("the expired claim being taken", || async {
+    let retaken = eventually("the expired claim being taken", WITHIN, || async {
         let got = store.claim_outbox(&taker, 10).await.unwrap();
         (!got.is_empty()).then_some(got)
     })
@@ -92,7 +78,7 @@ async fn run_leases(store: &dyn StateStore, scope: &Scope) {
     assert!(refused.message().contains("host-dying"), "{refused}");
 
     // The dying host stops renewing: the sweeper's query takes the run once the lease expires.
-    let taken = eventually("the expired run being taken over", || async {
+    let taken = eventually("the expired run being taken over", WITHIN, || async {
         let got = store.take_over_runs(&other, RunsToTake::Expired, 10).await.unwrap();
         (!got.is_empty()).then_some(got)
     })
@@ -116,7 +102,7 @@ async fn run_leases(store: &dyn StateStore, scope: &Scope) {
     let second = RunRecord { run_id: scope.id(11), owner: Some(dying.owner.clone()), ..run.clone() };
     assert!(store.start_run(&second, &dying).await.unwrap());
     assert!(store.take_over_run(second.run_id, &dying).await.unwrap().is_some(), "its own run");
-    let taken = eventually("the redelivered trigger taking over", || async {
+    let taken = eventually("the redelivered trigger taking over", WITHIN, || async {
         store.take_over_run(second.run_id, &other).await.unwrap()
     })
     .await;
@@ -158,19 +144,19 @@ async fn retention(store: &dyn StateStore, scope: &Scope) {
         RetentionPolicy { processed: Duration::ZERO, published_outbox: Duration::ZERO, finished_runs: Duration::ZERO };
     let finished_ids = [scope.id(10), scope.id(11)];
     // Timestamps have whole seconds on SQLite: rows written this second pass next second.
-    let mut removed = RowCounts::default();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !(removed.processed == before.processed && removed.runs == 2 && removed.outbox == before.outbox - 1) {
-        assert!(Instant::now() < deadline, "records did not pass their retention within 10 s: {removed:?}");
+    let removed = std::cell::RefCell::new(RowCounts::default());
+    eventually("records passing their retention", WITHIN, || async {
         let round = store.prune(&keep_none, 100).await.unwrap();
+        let mut removed = removed.borrow_mut();
         removed.processed += round.processed;
         removed.outbox += round.outbox;
         removed.runs += round.runs;
         removed.journal += round.journal;
-        if round == RowCounts::default() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+        (removed.processed == before.processed && removed.runs == 2 && removed.outbox == before.outbox - 1)
+            .then_some(())
+    })
+    .await;
+    let removed = removed.into_inner();
     assert_eq!(removed.journal, 2, "the finished run's two journal entries went with it");
     let after = store.row_counts().await.unwrap();
     assert_eq!(after, RowCounts { processed: 0, outbox: 1, runs: 1, journal: 1 });
