@@ -24,7 +24,7 @@ use crate::error::codes;
 use async_trait::async_trait;
 use onex_spi::{CommitOutcome, EntityState, SpiError, SpiResult, StateStore, TransitionCommit};
 use serde_json::Value as Json;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::error::store_error;
@@ -102,31 +102,6 @@ impl PostgresStateStore {
             Err(e) if e.code() == codes::STORE_UNAVAILABLE.as_str() => Err(e),
             Err(_) => self.commit_with_savepoints(commits).await,
         }
-    }
-
-    /// Commits `commits` in one transaction with a SAVEPOINT per commit, each rolled back when it
-    /// is a duplicate or refused: the careful path, for batches the one-statement commit cannot
-    /// take (a duplicate among them, contention).
-    async fn commit_with_savepoints(&self, commits: &[TransitionCommit]) -> SpiResult<Vec<SpiResult<CommitOutcome>>> {
-        let err = |e| store_error("committing a batch of transitions", e);
-        let mut tx = self.pool.begin().await.map_err(err)?;
-        let mut outcomes = Vec::with_capacity(commits.len());
-        for commit in commits {
-            let mut savepoint = tx.begin().await.map_err(err)?;
-            let outcome = match write_transition(&mut savepoint, commit).await {
-                // The store is gone (connection lost, database locked): so is the transaction.
-                Err(e) if e.code() == codes::STORE_UNAVAILABLE.as_str() => return Err(e),
-                outcome => outcome,
-            };
-            if let Ok(CommitOutcome::Committed { .. }) = outcome {
-                savepoint.commit().await.map_err(err)?;
-            } else {
-                savepoint.rollback().await.map_err(err)?;
-            }
-            outcomes.push(outcome);
-        }
-        tx.commit().await.map_err(err)?;
-        Ok(outcomes)
     }
 }
 

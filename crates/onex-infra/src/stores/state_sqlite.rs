@@ -13,11 +13,10 @@
 
 use std::path::Path;
 
-use crate::error::codes;
 use async_trait::async_trait;
 use onex_spi::{CommitOutcome, EntityState, SpiResult, StateStore, TransitionCommit};
 use serde_json::Value as Json;
-use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 use uuid::Uuid;
 
 use super::error::store_error;
@@ -168,28 +167,10 @@ impl StateStore for SqliteStateStore {
     }
 
     async fn commit_transitions(&self, commits: Vec<TransitionCommit>) -> SpiResult<Vec<SpiResult<CommitOutcome>>> {
-        let err = |e| store_error("committing a batch of transitions", e);
         if commits.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.pool.begin().await.map_err(err)?;
-        let mut outcomes = Vec::with_capacity(commits.len());
-        for commit in &commits {
-            let mut savepoint = tx.begin().await.map_err(err)?;
-            let outcome = match write_transition(&mut savepoint, commit).await {
-                // The store is gone (connection lost, database locked): so is the transaction.
-                Err(e) if e.code() == codes::STORE_UNAVAILABLE.as_str() => return Err(e),
-                outcome => outcome,
-            };
-            if let Ok(CommitOutcome::Committed { .. }) = outcome {
-                savepoint.commit().await.map_err(err)?;
-            } else {
-                savepoint.rollback().await.map_err(err)?;
-            }
-            outcomes.push(outcome);
-        }
-        tx.commit().await.map_err(err)?;
-        Ok(outcomes)
+        self.commit_with_savepoints(&commits).await
     }
 
     async fn processed_reply(&self, envelope_id: Uuid) -> SpiResult<Option<Json>> {

@@ -1,5 +1,7 @@
 //! Store logic written once for SQLite and PostgreSQL: the outbox relays' claims, workflow run
-//! leases and retention ([`OutboxStore`], [`RunStore`], [`RetentionStore`]).
+//! leases and retention ([`OutboxStore`], [`RunStore`], [`RetentionStore`]), and the careful
+//! commit of a batch (a savepoint per commit, each written by the store's own
+//! `write_transition`).
 //!
 //! Claims, marks, lease renewals, take-overs and sweeps go through the store's `bookkeeping`
 //! pool, whose commits do not wait for the disk (losing one is safe; see
@@ -261,6 +263,35 @@ macro_rules! impl_shared_state {
             }
 
             impl $store {
+                /// Commits `commits` in one transaction with a SAVEPOINT per commit, each
+                /// written by the dialect's `write_transition` and rolled back when it is a
+                /// duplicate or refused, so one commit never fails its neighbours. A store that
+                /// goes away part-way takes the whole transaction with it (`Err`).
+                pub(crate) async fn commit_with_savepoints(
+                    &self,
+                    commits: &[onex_spi::TransitionCommit],
+                ) -> SpiResult<Vec<SpiResult<onex_spi::CommitOutcome>>> {
+                    use sqlx::Connection as _;
+                    let err = |e| store_error("committing a batch of transitions", e);
+                    let mut tx = self.pool.begin().await.map_err(err)?;
+                    let mut outcomes = Vec::with_capacity(commits.len());
+                    for commit in commits {
+                        let mut savepoint = tx.begin().await.map_err(err)?;
+                        let outcome = match write_transition(&mut savepoint, commit).await {
+                            Err(e) if e.code() == $crate::error::codes::STORE_UNAVAILABLE.as_str() => return Err(e),
+                            outcome => outcome,
+                        };
+                        if let Ok(onex_spi::CommitOutcome::Committed { .. }) = outcome {
+                            savepoint.commit().await.map_err(err)?;
+                        } else {
+                            savepoint.rollback().await.map_err(err)?;
+                        }
+                        outcomes.push(outcome);
+                    }
+                    tx.commit().await.map_err(err)?;
+                    Ok(outcomes)
+                }
+
                 /// [`onex_spi::StateStore::load_for_event`], in one statement.
                 pub(crate) async fn load_for_event_row(
                     &self,
