@@ -13,6 +13,18 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// `../shared/upstream` beside the checkout: the Python system's real contracts and envelopes
+/// (CI has `../shared` beside the clone). Missing, the test fails: it never passes unchecked.
+pub fn upstream_dir() -> PathBuf {
+    let dir = repo_root().join("../shared/upstream");
+    assert!(
+        dir.join("README.md").is_file(),
+        "{} is missing: the conformance material of the Python system must sit beside the checkout",
+        dir.display()
+    );
+    dir
+}
+
 /// The `onex-runtime-host` binary, built fresh once per test process (`cargo build` of the
 /// bin target, so `cargo test -p onex-e2e` never runs a stale binary). `ONEX_HOST_BIN` points
 /// at a prebuilt one instead.

@@ -32,7 +32,7 @@ const STEPS: &[(&str, Action)] = &[
             "onex-runtime-host",
             "--",
             "validate",
-            "--deny-warnings",
+            "--strict",
             "contracts",
         ]),
     ),

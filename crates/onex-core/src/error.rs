@@ -185,7 +185,8 @@ pub mod codes {
         FSM_TRANSITION_FROM_TERMINAL = ("ONEX_CORE_024_FSM_TRANSITION_FROM_TERMINAL", Validation);
         /// Two transitions with the same from state, trigger and priority.
         FSM_AMBIGUOUS_TRANSITION = ("ONEX_CORE_025_FSM_AMBIGUOUS_TRANSITION", Validation);
-        /// A condition expression that does not parse or uses an unknown operator.
+        /// A condition expression that does not parse or uses an unknown operator (a warning,
+        /// as the Python runtime loads it: the transition fails when the condition is reached).
         FSM_BAD_CONDITION = ("ONEX_CORE_026_FSM_BAD_CONDITION", Validation);
         /// A workflow whose steps depend on each other in a cycle.
         WORKFLOW_CYCLE = ("ONEX_CORE_030_WORKFLOW_CYCLE", Validation);
@@ -201,6 +202,16 @@ pub mod codes {
         DUPLICATE_NODE = ("ONEX_CORE_041_DUPLICATE_NODE", Validation);
         /// A contract field that is accepted for compatibility but not acted on (a warning).
         IGNORED_FIELD = ("ONEX_CORE_042_IGNORED_FIELD", Validation);
+        /// An operation that neither names a handler type (`handler.name`) nor is bound by
+        /// `handler_routing` (a warning: calling it answers OPERATION_NOT_FOUND).
+        OPERATION_UNBOUND = ("ONEX_CORE_046_OPERATION_UNBOUND", Validation);
+        /// A handler a contract binds by name that no registered handler answers to (a warning
+        /// for `validate`; `run --require-all-handlers` refuses to start).
+        HANDLER_UNBOUND = ("ONEX_CORE_047_HANDLER_UNBOUND", Validation);
+        /// A document kind that loads but that this host does not run (a warning).
+        NOT_RUN = ("ONEX_CORE_049_NOT_RUN", Validation);
+        /// An `!include` that cannot be resolved (missing file, cycle, too deep).
+        CONTRACT_INCLUDE = ("ONEX_CORE_027_CONTRACT_INCLUDE", Validation);
         /// An operation declared by two effect nodes (which one serves it would be hidden).
         OPERATION_DECLARED_TWICE = ("ONEX_CORE_045_OPERATION_DECLARED_TWICE", Validation);
         /// A secret written literally where a `${env:…}`/`${vault:…}` reference belongs.

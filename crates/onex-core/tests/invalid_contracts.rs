@@ -1,5 +1,7 @@
 //! The invalid-contract corpus: every file under `tests/fixtures/invalid/` is broken in exactly
-//! one way, and loading it must report exactly one error with the right code, line and field.
+//! one way, and checking it strictly (as `validate --strict` does: warnings count, such as an
+//! unknown key the Python runtime would drop) must report exactly one finding with the right
+//! code, line and field.
 //! Inputs too big or too odd to commit (10 MB, non-UTF-8, 10 000 levels deep) are generated here.
 
 // Tests read their fixtures from disk, which `clippy.toml` forbids in the library itself.
@@ -8,8 +10,8 @@
 use std::collections::BTreeSet;
 
 use onex_core::contract::{
-    ContractErrors, Diagnostic, Severity, load_document, load_fsm, load_node_contract, load_runtime_config,
-    load_workflow,
+    ContractErrors, Diagnostic, Severity, check_document, load_document, load_fsm, load_node_contract,
+    load_runtime_config, load_workflow,
 };
 use onex_core::error::{ErrorCode, codes};
 
@@ -69,7 +71,6 @@ const CASES: &[Case] = &[
     case("workflow_unknown_dependency.yaml", codes::WORKFLOW_UNKNOWN_DEPENDENCY, 8, "steps[1].depends_on", "`biuld`"),
     case("workflow_duplicate_step.yaml", codes::WORKFLOW_DUPLICATE_STEP, 9, "steps[2]", "`build`"),
     case("workflow_bad_error_action.yaml", codes::CONTRACT_INVALID_VALUE, 7, "steps[0].error_action", "`explode`"),
-    case("workflow_bad_operation.yaml", codes::CONTRACT_INVALID_VALUE, 6, "steps[0].operation", "handler.name"),
     // Node contracts
     case("node_bad_node_type.yaml", codes::CONTRACT_INVALID_VALUE, 4, "node_type", "`TRANSFORMER`"),
     case("node_reducer_without_state_machine.yaml", codes::CONTRACT_MISSING_FIELD, 2, "state_machine", "REDUCER"),
@@ -96,12 +97,15 @@ fn errors_of(result: &ContractErrors) -> Vec<&Diagnostic> {
     result.diagnostics.iter().filter(|d| d.severity == Severity::Error).collect()
 }
 
-/// Loads `bytes` as any document and returns its error diagnostics; a successful load is a
-/// failure of the caller's expectation, reported as `Err`.
+/// Checks `bytes` as any document, strictly: its errors, or when it has none its warnings (which
+/// `--strict` refuses). A clean document is a failure of the caller's expectation, as `Err`.
 fn load_errors(source: &str, bytes: &[u8]) -> Result<Vec<Diagnostic>, String> {
-    match load_document(source, bytes) {
-        Ok(loaded) => Err(format!("{source}: loaded without errors (warnings: {:?})", loaded.warnings)),
-        Err(e) => Ok(errors_of(&e).into_iter().cloned().collect()),
+    let (_, found) = check_document(source, bytes);
+    let errors: Vec<Diagnostic> = found.iter().filter(|d| d.severity == Severity::Error).cloned().collect();
+    match (errors.is_empty(), found.is_empty()) {
+        (_, true) => Err(format!("{source}: checked without any finding")),
+        (true, false) => Ok(found),
+        (false, _) => Ok(errors),
     }
 }
 
@@ -176,7 +180,7 @@ fn display_is_source_line_column_code_field_message() {
     assert_eq!(
         errors[0].to_string(),
         "unknown_field_typo.yaml:3:1: error[ONEX_CORE_015_CONTRACT_UNKNOWN_FIELD] intial_state: \
-         unknown field `intial_state`; did you mean `initial_state`?"
+         unknown field `intial_state`; did you mean `initial_state`? (required here, and missing)"
     );
 }
 
@@ -287,21 +291,22 @@ transitions:
 ";
     let e = load_document("several.yaml", text.as_bytes()).unwrap_err();
     let found: Vec<(ErrorCode, usize, &str)> =
-        errors_of(&e).iter().map(|d| (d.code, d.pos.line, d.field.as_str())).collect();
+        e.diagnostics.iter().map(|d| (d.code, d.pos.line, d.field.as_str())).collect();
     assert_eq!(
         found,
         [
             (codes::CONTRACT_UNKNOWN_FIELD, 3, "owner"),
             (codes::CONTRACT_UNKNOWN_FIELD, 6, "states[0].colour"),
+            (codes::FSM_UNREACHABLE_STATE, 7, "states"),
             (codes::FSM_UNKNOWN_STATE, 11, "transitions[0].to_state"),
         ],
         "{e}"
     );
-    // `Display` of the whole failure lists each error on its own line, in source order.
+    // `Display` of the whole failure lists each error (not the warnings) on its own line.
     let shown = e.to_string();
     let lines: Vec<&str> = shown.lines().collect();
-    assert_eq!(lines.len(), 3, "{shown}");
-    for (line, n) in lines.iter().zip([3, 6, 11]) {
+    assert_eq!(lines.len(), 1, "{shown}");
+    for (line, n) in lines.iter().zip([11]) {
         assert!(line.starts_with(&format!("several.yaml:{n}:")), "{shown}");
     }
 }

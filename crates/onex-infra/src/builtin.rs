@@ -3,6 +3,16 @@
 
 use onex_spi::{HandlerDescriptor, OperationDescriptor};
 
+/// The names the Python runtime's handler contracts give the jobs the built-in handlers do:
+/// a contract whose `handler_routing` binds `HandlerDb` is served by the built-in `db`.
+pub const UPSTREAM_NAMES: &[(&str, &str)] = &[
+    ("HandlerDb", "db"),
+    ("HandlerHttpRest", "http"),
+    ("HandlerHttp", "http"),
+    ("HandlerVault", "vault"),
+    ("HandlerConsul", "consul"),
+];
+
 /// `(handler type, [(operation name, description, idempotent)])`.
 type Table = &'static [(&'static str, &'static [(&'static str, &'static str, bool)])];
 

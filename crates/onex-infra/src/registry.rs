@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use onex_core::contract::HandlerCatalogue;
 use onex_spi::{HandlerDescriptor, HandlerFactory, HandlerRegistry, SpiError, SpiResult};
 
 use crate::error::codes;
@@ -14,6 +15,8 @@ pub struct Registry {
     /// Descriptors known without a factory (built-ins whose handlers this build does not
     /// construct): they validate contracts, nothing more.
     declared: BTreeMap<String, HandlerDescriptor>,
+    /// Handler names (`HandlerDb`) and the handler type answering to each.
+    names: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -21,15 +24,19 @@ impl std::fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("factories", &self.factories.keys().collect::<Vec<_>>())
             .field("declared", &self.declared.keys().collect::<Vec<_>>())
+            .field("names", &self.names)
             .finish()
     }
 }
 
 impl Registry {
     /// A registry that knows the built-in operation catalogue.
+    /// The built-in handlers also answer to the names the Python runtime's handler contracts
+    /// give the same jobs ([`crate::builtin::UPSTREAM_NAMES`]).
     pub fn with_builtin_catalogue() -> Self {
         let declared = crate::builtin::descriptors().into_iter().map(|d| (d.handler_type.clone(), d)).collect();
-        Self { factories: BTreeMap::new(), declared }
+        let names = crate::builtin::UPSTREAM_NAMES.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect();
+        Self { factories: BTreeMap::new(), declared, names }
     }
 
     /// The built-in catalogue with the built-in handlers this build constructs registered
@@ -72,5 +79,56 @@ impl HandlerRegistry for Registry {
 
     fn descriptors(&self) -> Vec<HandlerDescriptor> {
         self.factories.values().map(|(d, _)| d.clone()).chain(self.declared.values().cloned()).collect()
+    }
+
+    fn register_name(&mut self, name: &str, handler_type: &str) -> SpiResult<()> {
+        match self.names.get(name) {
+            Some(ty) if ty != handler_type => Err(SpiError::new(
+                codes::DUPLICATE_HANDLER,
+                format!("handler name `{name}` already answers to handler type `{ty}`"),
+            )),
+            _ => {
+                self.names.insert(name.to_owned(), handler_type.to_owned());
+                Ok(())
+            }
+        }
+    }
+
+    fn type_named(&self, name: &str) -> Option<String> {
+        self.names.get(name).cloned()
+    }
+}
+
+/// A registry seen as core's [`HandlerCatalogue`], for checking a contract set.
+pub struct Catalogue<'r> {
+    registry: &'r dyn HandlerRegistry,
+    types: Vec<String>,
+}
+
+impl std::fmt::Debug for Catalogue<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalogue").field("types", &self.types).finish_non_exhaustive()
+    }
+}
+
+impl<'r> Catalogue<'r> {
+    /// The catalogue of `registry`.
+    pub fn new(registry: &'r dyn HandlerRegistry) -> Self {
+        let types = registry.descriptors().into_iter().map(|d| d.handler_type).collect();
+        Self { registry, types }
+    }
+}
+
+impl HandlerCatalogue for Catalogue<'_> {
+    fn provides(&self, operation: &str) -> bool {
+        self.registry.provides(operation)
+    }
+
+    fn has_type(&self, handler_type: &str) -> bool {
+        self.types.iter().any(|t| t == handler_type)
+    }
+
+    fn has_name(&self, name: &str) -> bool {
+        self.registry.type_named(name).is_some_and(|ty| self.has_type(&ty))
     }
 }

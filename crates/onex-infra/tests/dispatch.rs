@@ -33,7 +33,7 @@ async fn dispatcher(stamp_enabled: bool, data_dir: &std::path::Path) -> Dispatch
     let docs =
         NODES.iter().map(|(src, y)| ((*src).to_owned(), load_document(src, y.as_bytes()).unwrap().value)).collect();
     let registry = Registry::with_builtin_handlers().unwrap();
-    let set = ContractSet::build(docs, &|op| onex_spi::HandlerRegistry::provides(&registry, op)).unwrap().value;
+    let set = ContractSet::build(docs, &onex_infra::registry::Catalogue::new(&registry)).unwrap().value;
     let config = format!(
         "bus: {{kind: inmemory}}\nhandlers:\n  local: {{enabled: true}}\n  stamp: {{enabled: {stamp_enabled}, config: {{sqlite_path: stamps.db}}}}\n  vault: {{enabled: false}}\n"
     );

@@ -106,6 +106,15 @@ pub trait HandlerRegistry {
 
     /// Descriptors of every registered handler type.
     fn descriptors(&self) -> Vec<HandlerDescriptor>;
+
+    /// Lets the handler type `handler_type` answer to `name` too: the name a contract's
+    /// `handler_routing` binds an operation to (a Python handler class such as
+    /// `HandlerLinearDbErrorReporter`). A name answers to one handler type; giving it a second
+    /// is an error.
+    fn register_name(&mut self, name: &str, handler_type: &str) -> SpiResult<()>;
+
+    /// The handler type answering to `name`, if any.
+    fn type_named(&self, name: &str) -> Option<String>;
 }
 
 #[cfg(test)]

@@ -36,6 +36,11 @@ impl Cx {
         });
     }
 
+    /// The source name (usually a path).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
     /// Records an error.
     pub fn error(&mut self, code: ErrorCode, pos: Pos, field: &str, message: impl Into<String>) {
         self.push(Severity::Error, code, pos, field, message.into());

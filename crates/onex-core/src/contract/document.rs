@@ -3,9 +3,12 @@
 use super::decode::{Cx, Decode, parse_source};
 use super::diagnostic::{ContractErrors, Diagnostic, Loaded};
 use super::fsm::FsmContract;
+use super::handler_contract::HandlerContract;
 use super::node::NodeContract;
 use super::runtime::RuntimeConfig;
+use super::runtime_upstream::{MARKERS, decode_upstream_runtime};
 use super::workflow::WorkflowDefinition;
+use super::workflow_contract::WorkflowContract;
 use crate::error::codes;
 use crate::yaml::{Node, Value};
 
@@ -18,8 +21,12 @@ pub enum ContractDocument {
     Fsm(Box<FsmContract>),
     /// A bare workflow definition.
     Workflow(Box<WorkflowDefinition>),
-    /// The runtime configuration.
+    /// The runtime configuration (this host's form or the Python runtime's).
     Runtime(Box<RuntimeConfig>),
+    /// A handler contract: handler classes and the jobs they do.
+    Handler(Box<HandlerContract>),
+    /// An upstream event-chain workflow (`node_type: workflow`).
+    WorkflowContract(Box<WorkflowContract>),
 }
 
 fn top_keys(node: &Node) -> Vec<&str> {
@@ -66,14 +73,24 @@ pub fn load_document(source: &str, bytes: &[u8]) -> Result<Loaded<ContractDocume
 fn decode_document(cx: &mut Cx, node: &Node) -> Option<ContractDocument> {
     let keys = top_keys(node);
     let has = |k: &str| keys.contains(&k);
-    if has("node_type") {
+    let node_type = super::fields::value_of(node, "node_type").and_then(|n| match &n.value {
+        Value::Scalar { text, .. } => Some(text.to_ascii_lowercase()),
+        _ => None,
+    });
+    if node_type.as_deref() == Some("workflow") {
+        WorkflowContract::decode(cx, node, "").map(|w| ContractDocument::WorkflowContract(Box::new(w)))
+    } else if has("node_type") {
         NodeContract::decode(cx, node, "").map(|n| ContractDocument::Node(Box::new(n)))
+    } else if has("handler_id") {
+        HandlerContract::decode(cx, node, "").map(|h| ContractDocument::Handler(Box::new(h)))
     } else if has("state_machine_name") || (has("states") && has("transitions")) {
         FsmContract::decode(cx, node, "").map(|f| ContractDocument::Fsm(Box::new(f)))
     } else if has("workflow_metadata") {
         WorkflowDefinition::decode(cx, node, "").map(|w| ContractDocument::Workflow(Box::new(w)))
     } else if has("bus") || has("state_store") || has("runtime_name") || has("admin_addr") {
         RuntimeConfig::decode(cx, node, "").map(|r| ContractDocument::Runtime(Box::new(r)))
+    } else if MARKERS.iter().any(|k| has(k)) {
+        decode_upstream_runtime(cx, node, "").map(|r| ContractDocument::Runtime(Box::new(r)))
     } else {
         let found =
             if matches!(node.value, Value::Map(_)) { "a mapping without any of those keys" } else { node.type_name() };
@@ -81,7 +98,7 @@ fn decode_document(cx: &mut Cx, node: &Node) -> Option<ContractDocument> {
                 codes::CONTRACT_UNKNOWN_KIND,
                 node.pos,
                 "",
-                format!("not a contract: expected a mapping with `node_type` (node), `state_machine_name` or `states`+`transitions` (FSM), `workflow_metadata` (workflow) or `bus`/`state_store` (runtime config); found {found}"),
+                format!("not a contract: expected a mapping with `node_type` (node, or `workflow`), `handler_id` (handler contract), `state_machine_name` or `states`+`transitions` (FSM), `workflow_metadata` (workflow), `bus`/`state_store` (runtime config) or `input_topic`/`output_topic` (the Python runtime's config); found {found}"),
             );
         None
     }

@@ -137,33 +137,50 @@ impl<'n> Fields<'n> {
         }
     }
 
-    /// Reports every key not consumed as an unknown field, naming the keys that are allowed
-    /// (those the decoder asked for), and every required key recorded as
-    /// [missing](Fields::missing). Every decoder calls it before giving up on a missing value.
+    /// Reports every key not consumed as an unknown field (a warning: the Python runtime drops
+    /// keys its models do not know; `validate --strict` makes it an error), with a "did you
+    /// mean" or the keys allowed here (those the decoder asked for). A required key recorded
+    /// as [missing](Fields::missing) is always an error; when an unknown key is a near miss of
+    /// it (`intial_state`), that one error names the misspelling instead of a second warning.
+    /// Every decoder calls it before giving up on a missing value.
     pub fn finish(self, cx: &mut Cx) {
         let known = self.asked.as_slice();
-        let mut suggested = Vec::new();
+        let mut misspelt: Vec<(&str, String, Pos)> = Vec::new();
         for ((k, _), used) in self.entries.iter().zip(&self.used) {
             if *used {
                 continue;
             }
             let key = key_text(k);
             let hint = match suggest(&key, known) {
-                Some(s) => {
-                    suggested.push(s);
-                    format!("; did you mean `{s}`?")
+                Some(s) if self.absent.iter().any(|a| a == s) => {
+                    misspelt.push((s, key, k.pos));
+                    continue;
                 }
+                Some(s) => format!("; did you mean `{s}`?"),
                 None => format!("; allowed here: {}", known.join(", ")),
             };
-            cx.error(
+            cx.warn(
                 codes::CONTRACT_UNKNOWN_FIELD,
                 k.pos,
                 &join(&self.path, &key),
-                format!("unknown field `{key}`{hint}"),
+                format!("unknown field `{key}` (ignored){hint}"),
             );
         }
-        for key in self.absent.iter().filter(|m| !suggested.contains(&m.as_str())) {
-            cx.error(codes::CONTRACT_MISSING_FIELD, self.pos, &join(&self.path, key), "required field is missing");
+        for key in &self.absent {
+            match misspelt.iter().find(|(s, _, _)| s == key) {
+                Some((_, typo, pos)) => cx.error(
+                    codes::CONTRACT_UNKNOWN_FIELD,
+                    *pos,
+                    &join(&self.path, typo),
+                    format!("unknown field `{typo}`; did you mean `{key}`? (required here, and missing)"),
+                ),
+                None => cx.error(
+                    codes::CONTRACT_MISSING_FIELD,
+                    self.pos,
+                    &join(&self.path, key),
+                    "required field is missing",
+                ),
+            }
         }
     }
 }

@@ -7,10 +7,15 @@ mod diagnostic;
 mod document;
 mod fields;
 mod fsm;
+mod handler_contract;
 mod node;
+mod routing;
 mod runtime;
+mod runtime_upstream;
 mod set;
+mod version;
 mod workflow;
+mod workflow_contract;
 
 pub use decode::MAX_CONTRACT_BYTES;
 pub use delivery::{DeliveryConfig, RetentionConfig};
@@ -19,14 +24,18 @@ pub use document::{
     ContractDocument, check_document, load_document, load_fsm, load_node_contract, load_runtime_config, load_workflow,
 };
 pub use fsm::{ActionDef, ConditionDef, FromState, FsmContract, StateDef, TransitionDef};
+pub use handler_contract::HandlerContract;
 pub use node::{
-    BackoffStrategy, CircuitBreakerPolicy, EventSpec, IoOperation, NodeContract, NodeKind, RateLimitPolicy, Resilience,
-    RetryPolicy,
+    BackoffStrategy, CircuitBreakerPolicy, EventSpec, IoOperation, NodeContract, NodeKind, OperationBinding,
+    RateLimitPolicy, Resilience, RetryPolicy,
 };
+pub use routing::{EventBusTopics, HandlerRoute, HandlerRouting, NamedRef};
 pub use runtime::{
     BusConfig, BusKind, HandlerConfig, OVERRIDES, RuntimeConfig, SecretRef, StateStoreConfig, StoreKind,
 };
-pub use set::ContractSet;
+pub use set::{ContractSet, HandlerCatalogue};
+pub use version::VersionText;
 pub use workflow::{
     ErrorAction, ExecutionMode, StepDef, StepType, WorkflowCoordination, WorkflowDefinition, WorkflowMetadata,
 };
+pub use workflow_contract::WorkflowContract;

@@ -20,7 +20,12 @@ pub enum BusKind {
     Kafka,
 }
 
-decode_enum!(BusKind, "bus kind", { "inmemory" => BusKind::InMemory, "kafka" => BusKind::Kafka });
+decode_enum!(BusKind, "bus kind", {
+    "inmemory" => BusKind::InMemory,
+    "in_memory" => BusKind::InMemory,
+    "memory" => BusKind::InMemory,
+    "kafka" => BusKind::Kafka,
+});
 
 /// Where reducer state, idempotency records and journals live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

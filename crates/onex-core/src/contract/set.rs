@@ -1,4 +1,5 @@
-//! A set of loaded contracts checked together: unique names, resolvable routes, known operations.
+//! A set of loaded contracts checked together: unique names, resolvable routes, operations and
+//! handler names the host's registry can serve.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -6,10 +7,26 @@ use super::decode::Cx;
 use super::diagnostic::{ContractErrors, Loaded};
 use super::document::ContractDocument;
 use super::fsm::FsmContract;
-use super::node::{NodeContract, NodeKind};
+use super::handler_contract::HandlerContract;
+use super::node::{NodeContract, NodeKind, OperationBinding};
 use super::runtime::RuntimeConfig;
 use super::workflow::WorkflowDefinition;
+use super::workflow_contract::WorkflowContract;
+use crate::envelope::is_valid_operation;
 use crate::error::codes;
+use crate::yaml::Pos;
+
+/// What the host's handler registry can serve, asked while checking a set (core knows no
+/// registry; the host implements this over its own).
+pub trait HandlerCatalogue {
+    /// Whether a registered handler type provides `operation` (`handler.name`).
+    fn provides(&self, operation: &str) -> bool;
+    /// Whether a handler type (`db`) is registered.
+    fn has_type(&self, handler_type: &str) -> bool;
+    /// Whether a handler is registered under `name` (a custom handler, or the upstream name of a
+    /// built-in such as `HandlerDb`).
+    fn has_name(&self, name: &str) -> bool;
+}
 
 /// Everything under a contracts directory, validated as a whole.
 #[derive(Debug, Clone, Default)]
@@ -20,8 +37,22 @@ pub struct ContractSet {
     pub fsms: Vec<(String, FsmContract)>,
     /// Bare workflows, with their source.
     pub workflows: Vec<(String, WorkflowDefinition)>,
+    /// Handler contracts, with their source.
+    pub handler_contracts: Vec<(String, HandlerContract)>,
+    /// Upstream event-chain workflows (`node_type: workflow`), with their source.
+    pub workflow_contracts: Vec<(String, WorkflowContract)>,
     /// The runtime configuration, if one was among the documents.
     pub runtime: Option<(String, RuntimeConfig)>,
+}
+
+/// Diagnostics gathered per source while checking a set.
+#[derive(Default)]
+struct Reports(HashMap<String, Cx>);
+
+impl Reports {
+    fn cx(&mut self, source: &str) -> &mut Cx {
+        self.0.entry(source.to_owned()).or_insert_with(|| Cx::new(source))
+    }
 }
 
 impl ContractSet {
@@ -44,108 +75,33 @@ impl ContractSet {
             .collect()
     }
 
-    /// Assembles and cross-checks documents. `is_known_operation` answers whether a registered
-    /// handler provides an operation (the host knows its registry; core does not).
+    /// Handler names the handler contracts give handler types: `HandlerDb` -> `db`.
+    pub fn handler_aliases(&self) -> BTreeMap<&str, &str> {
+        self.handler_contracts.iter().flat_map(|(_, h)| h.aliases()).collect()
+    }
+
+    /// Every handler name a node binds, with the nodes binding it.
+    pub fn bound_handler_names(&self) -> BTreeMap<&str, Vec<&str>> {
+        let mut out: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (_, node) in self.nodes.values() {
+            for name in node.handler_routing.iter().flat_map(|r| r.handler_names()) {
+                out.entry(name).or_default().push(&node.name);
+            }
+        }
+        out
+    }
+
+    /// Assembles and cross-checks documents against what `catalogue` (the host's registry) serves.
     pub fn build(
         documents: Vec<(String, ContractDocument)>,
-        is_known_operation: &dyn Fn(&str) -> bool,
+        catalogue: &dyn HandlerCatalogue,
     ) -> Result<Loaded<ContractSet>, ContractErrors> {
-        let mut set = ContractSet::default();
-        let mut cxs: HashMap<String, Cx> = HashMap::new();
-        let mut report = |source: &str, f: &mut dyn FnMut(&mut Cx)| {
-            let cx = cxs.entry(source.to_owned()).or_insert_with(|| Cx::new(source));
-            f(cx);
-        };
-        for (source, doc) in documents {
-            match doc {
-                ContractDocument::Node(node) => {
-                    // A missing name was reported by the loader; do not report it again here.
-                    if let Some((first, _)) = set.nodes.get(&node.name).filter(|_| !node.name.is_empty()) {
-                        let message = format!("node name `{}` is already used by {first}", node.name);
-                        report(&source, &mut |cx| cx.error(codes::DUPLICATE_NODE, node.pos, "name", message.clone()));
-                        continue;
-                    }
-                    set.nodes.insert(node.name.clone(), (source, *node));
-                }
-                ContractDocument::Fsm(f) => set.fsms.push((source, *f)),
-                ContractDocument::Workflow(w) => set.workflows.push((source, *w)),
-                ContractDocument::Runtime(r) => {
-                    if let Some((first, _)) = &set.runtime {
-                        let message = format!("a runtime config was already loaded from {first}");
-                        report(&source, &mut |cx| {
-                            cx.error(
-                                codes::CONTRACT_UNKNOWN_KIND,
-                                crate::yaml::Pos { line: 1, column: 1 },
-                                "",
-                                message.clone(),
-                            )
-                        });
-                        continue;
-                    }
-                    set.runtime = Some((source, *r));
-                }
-            }
-        }
-        let workflows: Vec<String> = set.workflow_names().map(str::to_owned).collect();
-        let mut served_by: HashMap<&str, &str> = HashMap::new();
-        for (source, node) in set.nodes.values().filter(|(_, n)| n.node_type == NodeKind::Effect) {
-            for op in &node.io_operations {
-                match served_by.insert(&op.operation, &node.name) {
-                    Some(first) if first != node.name => {
-                        let message =
-                            format!("`{}` is already served by node `{first}`; one operation, one node", op.operation);
-                        report(source, &mut |cx| {
-                            cx.error(codes::OPERATION_DECLARED_TWICE, op.pos, "io_operations", message.clone())
-                        });
-                    }
-                    _ => {}
-                }
-            }
-        }
-        for (source, node) in set.nodes.values() {
-            for op in &node.io_operations {
-                if !is_known_operation(&op.operation) {
-                    let message = format!("no registered handler provides `{}`", op.operation);
-                    report(source, &mut |cx| {
-                        cx.error(codes::UNKNOWN_OPERATION, op.pos, "io_operations", message.clone())
-                    });
-                }
-            }
-            let Some(wc) = &node.workflow_coordination else { continue };
-            for step in &wc.workflow_definition.steps {
-                for op in std::iter::once(&step.operation).chain(&step.compensation) {
-                    if !is_known_operation(op) {
-                        let message = format!("step `{}`: no registered handler provides `{op}`", step.name);
-                        report(source, &mut |cx| {
-                            cx.error(
-                                codes::UNKNOWN_OPERATION,
-                                step.pos,
-                                "workflow_coordination.workflow_definition.steps",
-                                message.clone(),
-                            )
-                        });
-                    }
-                }
-            }
-            for (intent, target) in &wc.intent_routing {
-                if !workflows.contains(target) {
-                    let message = format!(
-                        "intent `{intent}` routes to `{target}`, which no contract defines (known: {})",
-                        workflows.join(", ")
-                    );
-                    report(source, &mut |cx| {
-                        cx.error(
-                            codes::WORKFLOW_UNKNOWN_ROUTE,
-                            wc.routing_pos,
-                            "workflow_coordination.intent_routing",
-                            message.clone(),
-                        )
-                    });
-                }
-            }
-        }
+        let mut reports = Reports::default();
+        let set = Self::assemble(documents, &mut reports);
+        set.check_operations(catalogue, &mut reports);
+        set.check_steps_and_routes(catalogue, &mut reports);
         let mut diagnostics: Vec<_> = Vec::new();
-        for (_, cx) in cxs {
+        for (_, cx) in reports.0 {
             match cx.finish(Some(())) {
                 Ok(l) => diagnostics.extend(l.warnings),
                 Err(e) => diagnostics.extend(e.diagnostics),
@@ -158,12 +114,158 @@ impl ContractSet {
             Ok(Loaded { value: set, warnings: diagnostics })
         }
     }
+
+    fn assemble(documents: Vec<(String, ContractDocument)>, reports: &mut Reports) -> Self {
+        let mut set = ContractSet::default();
+        for (source, doc) in documents {
+            match doc {
+                ContractDocument::Node(node) => {
+                    // A missing name was reported by the loader; do not report it again here.
+                    if let Some((first, _)) = set.nodes.get(&node.name).filter(|_| !node.name.is_empty()) {
+                        let message = format!("node name `{}` is already used by {first}", node.name);
+                        reports.cx(&source).error(codes::DUPLICATE_NODE, node.pos, "name", message);
+                        continue;
+                    }
+                    set.nodes.insert(node.name.clone(), (source, *node));
+                }
+                ContractDocument::Fsm(f) => set.fsms.push((source, *f)),
+                ContractDocument::Workflow(w) => set.workflows.push((source, *w)),
+                ContractDocument::Handler(h) => set.handler_contracts.push((source, *h)),
+                ContractDocument::WorkflowContract(w) => set.workflow_contracts.push((source, *w)),
+                ContractDocument::Runtime(r) => {
+                    if let Some((first, _)) = &set.runtime {
+                        let message = format!("a runtime config was already loaded from {first}");
+                        reports.cx(&source).error(
+                            codes::CONTRACT_UNKNOWN_KIND,
+                            Pos { line: 1, column: 1 },
+                            "",
+                            message,
+                        );
+                        continue;
+                    }
+                    set.runtime = Some((source, *r));
+                }
+            }
+        }
+        set
+    }
+
+    /// Whether a handler bound by `name` can be served: registered under that name, or named
+    /// by a handler contract as doing the job of a registered handler type.
+    fn name_served(&self, catalogue: &dyn HandlerCatalogue, name: &str) -> bool {
+        catalogue.has_name(name) || self.handler_aliases().get(name).is_some_and(|ty| catalogue.has_type(ty))
+    }
+
+    fn check_operations(&self, catalogue: &dyn HandlerCatalogue, reports: &mut Reports) {
+        let mut served_by: HashMap<&str, &str> = HashMap::new();
+        for (source, node) in self.nodes.values().filter(|(_, n)| n.node_type == NodeKind::Effect) {
+            for (operation, pos) in node.operations() {
+                let Some(first) = served_by.insert(operation, &node.name).filter(|first| *first != node.name) else {
+                    continue;
+                };
+                served_by.insert(operation, first);
+                if is_valid_operation(operation) && node.handler_routing.is_none() {
+                    let message = format!("`{operation}` is already served by node `{first}`; one operation, one node");
+                    reports.cx(source).error(codes::OPERATION_DECLARED_TWICE, pos, "io_operations", message);
+                } else {
+                    // Upstream operations are per node (`health_check` in many): envelopes naming
+                    // one go to the first node, unless `target_node` names another.
+                    let message = format!(
+                        "`{operation}` is also served by node `{first}`: an envelope naming it goes to `{first}` \
+                         unless its `target_node` is `{}`",
+                        node.name
+                    );
+                    reports.cx(source).warn(codes::OPERATION_DECLARED_TWICE, pos, "io_operations", message);
+                }
+            }
+        }
+        for (source, node) in self.nodes.values() {
+            for (operation, pos) in node.operations() {
+                match node.binding(operation) {
+                    OperationBinding::Prefix(ty) if catalogue.has_type(ty) && !catalogue.provides(operation) => {
+                        let message = format!("handler `{ty}` has no operation `{operation}`");
+                        reports.cx(source).error(codes::UNKNOWN_OPERATION, pos, "io_operations", message);
+                    }
+                    OperationBinding::Prefix(ty) if !catalogue.has_type(ty) => {
+                        let message = format!(
+                            "no handler type `{ty}` is registered: `{operation}` answers OPERATION_NOT_FOUND until \
+                             one is (or `handler_routing` binds it to a handler by name)"
+                        );
+                        reports.cx(source).warn(codes::HANDLER_UNBOUND, pos, "io_operations", message);
+                    }
+                    OperationBinding::Named(name) if !self.name_served(catalogue, name) => {
+                        let message = format!(
+                            "`{operation}` is bound to handler `{name}`, which is not registered: register a handler \
+                             under that name; until then the node's operation answers OPERATION_NOT_FOUND"
+                        );
+                        reports.cx(source).warn(codes::HANDLER_UNBOUND, pos, "handler_routing", message);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn check_steps_and_routes(&self, catalogue: &dyn HandlerCatalogue, reports: &mut Reports) {
+        let workflows: Vec<String> = self.workflow_names().map(str::to_owned).collect();
+        let node_operations: Vec<&str> =
+            self.nodes.values().flat_map(|(_, n)| n.operations().into_iter().map(|(op, _)| op)).collect();
+        for (source, node) in self.nodes.values() {
+            let Some(wc) = &node.workflow_coordination else { continue };
+            for step in &wc.workflow_definition.steps {
+                for op in std::iter::once(&step.operation).chain(&step.compensation) {
+                    let field = "workflow_coordination.workflow_definition.steps";
+                    let ty = op.split_once('.').map_or(op.as_str(), |(p, _)| p);
+                    if node_operations.contains(&op.as_str()) {
+                        continue;
+                    } else if is_valid_operation(op) && catalogue.has_type(ty) {
+                        if !catalogue.provides(op) {
+                            let message = format!("step `{}`: handler `{ty}` has no operation `{op}`", step.name);
+                            reports.cx(source).error(codes::UNKNOWN_OPERATION, step.pos, field, message);
+                        }
+                    } else {
+                        let message = format!(
+                            "step `{}`: no node or registered handler serves `{op}`; the step fails with \
+                             OPERATION_NOT_FOUND when run",
+                            step.name
+                        );
+                        reports.cx(source).warn(codes::HANDLER_UNBOUND, step.pos, field, message);
+                    }
+                }
+            }
+            for (intent, target) in &wc.intent_routing {
+                if !workflows.contains(target) {
+                    let message = format!(
+                        "intent `{intent}` routes to `{target}`, which no contract defines (known: {})",
+                        workflows.join(", ")
+                    );
+                    let field = "workflow_coordination.intent_routing";
+                    reports.cx(source).error(codes::WORKFLOW_UNKNOWN_ROUTE, wc.routing_pos, field, message);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::contract::load_document;
+
+    /// A registry serving every operation and name.
+    pub(crate) struct Everything;
+
+    impl HandlerCatalogue for Everything {
+        fn provides(&self, _: &str) -> bool {
+            true
+        }
+        fn has_type(&self, _: &str) -> bool {
+            true
+        }
+        fn has_name(&self, _: &str) -> bool {
+            true
+        }
+    }
 
     fn node(name: &str) -> (String, ContractDocument) {
         let yaml = format!(
@@ -174,10 +276,10 @@ mod tests {
 
     #[test]
     fn one_operation_one_node() {
-        let err = ContractSet::build(vec![node("a"), node("b")], &|_| true).unwrap_err();
+        let err = ContractSet::build(vec![node("a"), node("b")], &Everything).unwrap_err();
         let d = err.errors().next().unwrap();
         assert_eq!((d.code, d.source.as_str()), (codes::OPERATION_DECLARED_TWICE, "b.yaml"));
         assert!(d.message.contains("already served by node `a`"), "{}", d.message);
-        assert!(ContractSet::build(vec![node("a")], &|_| true).is_ok());
+        assert!(ContractSet::build(vec![node("a")], &Everything).is_ok());
     }
 }

@@ -6,8 +6,7 @@ use serde_json::Value as Json;
 
 use super::decode::{Cx, Decode, decode_enum, index, join};
 use super::fields::{Fields, value_of};
-use crate::envelope::is_valid_operation;
-use crate::error::codes;
+use super::version::VersionText;
 use crate::workflow::{PlanError, plan};
 use crate::yaml::{Node, Pos, Value};
 
@@ -70,6 +69,10 @@ decode_enum!(StepType, "step_type", {
     "orchestrator" => StepType::Orchestrator,
     "custom" => StepType::Custom,
     "parallel" => StepType::Custom,
+    "effect_generic" => StepType::Effect,
+    "compute_generic" => StepType::Compute,
+    "reducer_generic" => StepType::Reducer,
+    "orchestrator_generic" => StepType::Orchestrator,
 });
 
 /// One step of a workflow.
@@ -129,19 +132,9 @@ impl Decode for StepDef {
         let enabled = f.or(cx, "enabled", true);
         f.descriptive(&["description", "version"]);
         f.ignored(cx, STEP_IGNORED);
-        let positions = [f.pos_of("operation"), f.pos_of("compensation")];
         f.finish(cx);
-        let operations = [("operation", operation.as_ref()), ("compensation", compensation.as_ref())];
-        for ((key, op), pos) in operations.into_iter().zip(positions) {
-            if let Some(op) = op.filter(|op| !is_valid_operation(op)) {
-                cx.error(
-                    codes::CONTRACT_INVALID_VALUE,
-                    pos,
-                    &join(path, key),
-                    format!("`{op}` is not of the form `handler.name`"),
-                );
-            }
-        }
+        // Whether the operations are served is checked with the whole set (`ContractSet::build`):
+        // a step may name an operation a node binds by name.
         Some(Self {
             name: name?,
             step_id,
@@ -178,11 +171,11 @@ impl Decode for WorkflowMetadata {
     fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
         let mut f = Fields::new(cx, node, path)?;
         let workflow_name = f.req(cx, "workflow_name");
-        let workflow_version = f.or(cx, "workflow_version", "1.0.0".to_owned());
+        let workflow_version = f.opt(cx, "workflow_version").map_or_else(|| "1.0.0".to_owned(), |v: VersionText| v.0);
         let description = f.opt(cx, "description");
         let execution_mode = f.or(cx, "execution_mode", ExecutionMode::Sequential);
         let timeout_ms = f.opt(cx, "timeout_ms");
-        f.descriptive(&["version"]);
+        f.descriptive(&["version", "author", "tags", "created", "updated", "metadata"]);
         f.finish(cx);
         Some(Self { workflow_name: workflow_name?, workflow_version, description, execution_mode, timeout_ms })
     }
@@ -203,9 +196,12 @@ impl Decode for WorkflowDefinition {
     fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
         let mut f = Fields::new(cx, node, path)?;
         let metadata = f.req(cx, "workflow_metadata");
-        let steps: Option<Vec<StepDef>> = f.req(cx, "steps");
+        // Upstream workflows may give an `execution_graph` of nodes instead of `steps`.
+        let from_graph = !f.has("steps") && f.has("execution_graph");
+        let steps: Option<Vec<StepDef>> =
+            if from_graph { f.req::<ExecutionGraph>(cx, "execution_graph").map(|g| g.0) } else { f.req(cx, "steps") };
         f.descriptive(&["version"]);
-        f.ignored(cx, &["execution_graph", "coordination_rules"]);
+        f.ignored(cx, if from_graph { &["coordination_rules"] } else { &["execution_graph", "coordination_rules"] });
         f.finish(cx);
         let definition = Self { metadata: metadata?, steps: steps?, pos: node.pos };
         if let Err(errors) = plan(&definition) {
@@ -224,6 +220,54 @@ impl Decode for WorkflowDefinition {
             }
         }
         Some(definition)
+    }
+}
+
+/// Upstream's `execution_graph`: `nodes[{node_id, node_type, depends_on, step_config}]`, read
+/// as steps. A node's operation is `step_config.operation`, else its `node_name`, else its id:
+/// whatever names it, a handler bound to that name serves it.
+struct ExecutionGraph(Vec<StepDef>);
+
+impl Decode for ExecutionGraph {
+    fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
+        let mut f = Fields::new(cx, node, path)?;
+        let nodes: Vec<GraphNode> = f.or(cx, "nodes", Vec::new());
+        f.descriptive(&["description", "version", "edges"]);
+        f.finish(cx);
+        Some(Self(nodes.into_iter().map(|n| n.0).collect()))
+    }
+}
+
+struct GraphNode(StepDef);
+
+impl Decode for GraphNode {
+    fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
+        let mut f = Fields::new(cx, node, path)?;
+        let node_id: Option<String> = f.req(cx, "node_id");
+        let step_type = f.or(cx, "node_type", StepType::Custom);
+        let node_name: Option<String> = f.opt(cx, "node_name");
+        let depends_on = f.or(cx, "depends_on", Vec::new());
+        let step_config = f.or(cx, "step_config", Json::Null);
+        let timeout_ms = f.opt(cx, "timeout_ms");
+        f.descriptive(&["description", "target_node_type", "contract_ref", "metadata", "tags", "name", "type"]);
+        f.finish(cx);
+        let node_id = node_id?;
+        let configured = step_config.get("operation").and_then(Json::as_str).map(str::to_owned);
+        let operation = configured.or(node_name).unwrap_or_else(|| node_id.clone());
+        Some(Self(StepDef {
+            name: node_id,
+            step_id: None,
+            step_type,
+            operation,
+            payload: step_config,
+            depends_on,
+            timeout_ms,
+            retry_count: 0,
+            error_action: ErrorAction::Stop,
+            compensation: None,
+            enabled: true,
+            pos: node.pos,
+        }))
     }
 }
 
@@ -278,6 +322,7 @@ impl Decode for WorkflowCoordination {
         f.ignored(
             cx,
             &[
+                "subcontract_version",
                 "max_concurrent_workflows",
                 "default_workflow_timeout_ms",
                 "node_coordination_timeout_ms",

@@ -39,17 +39,19 @@ pub enum Operator {
 }
 
 /// Every operator spelling, for error messages.
-pub const OPERATORS: &str = "== != < > <= >= in not_in contains matches exists not_exists min_length max_length";
+pub const OPERATORS: &str = "== != < > <= >= in not_in contains matches exists not_exists min_length max_length \
+                             (and upstream's words: equals not_equals less_than greater_than \
+                             less_than_or_equal greater_than_or_equal)";
 
 impl Operator {
     fn parse(s: &str) -> Option<Self> {
         Some(match s {
-            "==" => Self::Eq,
-            "!=" => Self::Ne,
-            "<" => Self::Lt,
-            ">" => Self::Gt,
-            "<=" => Self::Le,
-            ">=" => Self::Ge,
+            "==" | "equals" => Self::Eq,
+            "!=" | "not_equals" => Self::Ne,
+            "<" | "less_than" => Self::Lt,
+            ">" | "greater_than" => Self::Gt,
+            "<=" | "less_than_or_equal" => Self::Le,
+            ">=" | "greater_than_or_equal" => Self::Ge,
             "in" => Self::In,
             "not_in" => Self::NotIn,
             "contains" => Self::Contains,
@@ -75,6 +77,8 @@ pub struct Expression {
     value: Json,
     regex: Option<regex_lite::Regex>,
     source: String,
+    /// Why the expression cannot be evaluated, for one loaded with a deferred failure.
+    broken: Option<String>,
 }
 
 impl PartialEq for Expression {
@@ -114,7 +118,11 @@ impl Expression {
         let (op_text, value_text) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
         let operator = Operator::parse(op_text)
             .ok_or_else(|| format!("unknown operator `{op_text}` in `{trimmed}`; expected one of: {OPERATORS}"))?;
-        let value_text = value_text.trim();
+        // Upstream writes the unary operators with a placeholder value: `name exists _`.
+        let value_text = match value_text.trim() {
+            "_" if !operator.takes_value() => "",
+            other => other,
+        };
         if operator.takes_value() == value_text.is_empty() {
             return Err(if operator.takes_value() {
                 format!("operator `{op_text}` needs a value in `{trimmed}`")
@@ -122,7 +130,14 @@ impl Expression {
                 format!("operator `{op_text}` takes no value in `{trimmed}`")
             });
         }
-        let value = if operator.takes_value() { parse_literal(value_text) } else { Json::Null };
+        let value = match operator {
+            // Upstream lists are comma-separated without brackets: `status in active,pending`.
+            Operator::In | Operator::NotIn if !value_text.starts_with('[') => {
+                Json::Array(value_text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(parse_literal).collect())
+            }
+            _ if operator.takes_value() => parse_literal(value_text),
+            _ => Json::Null,
+        };
         let regex = match operator {
             Operator::Matches => {
                 let pattern =
@@ -146,7 +161,26 @@ impl Expression {
             value,
             regex,
             source: trimmed.to_owned(),
+            broken: None,
         })
+    }
+
+    /// An expression that did not parse, kept so a contract loads the way the Python runtime
+    /// loads it: evaluating it fails with `why`, at the point the guard is reached.
+    pub fn deferred(source: &str, why: String) -> Self {
+        Self {
+            field: Vec::new(),
+            operator: Operator::Exists,
+            value: Json::Null,
+            regex: None,
+            source: source.trim().to_owned(),
+            broken: Some(why),
+        }
+    }
+
+    /// Why this expression cannot be evaluated, if it was loaded with a deferred failure.
+    pub fn deferred_failure(&self) -> Option<&str> {
+        self.broken.as_deref()
     }
 
     /// The operator.
@@ -156,6 +190,9 @@ impl Expression {
 
     /// Evaluates against `context`; `Err` carries why the condition does not hold.
     pub fn evaluate(&self, context: &Json) -> Result<(), String> {
+        if let Some(why) = &self.broken {
+            return Err(format!("`{}` cannot be evaluated: {why}", self.source));
+        }
         let found = self.field.iter().try_fold(context, |v, key| v.get(key)).filter(|v| !v.is_null());
         let holds = match (self.operator, found) {
             (Operator::Exists, f) => f.is_some(),
@@ -283,6 +320,33 @@ mod tests {
     }
 
     #[test]
+    fn upstream_word_operators_and_placeholders() {
+        let ctx = json!({"n": 3, "s": "active", "id": "x"});
+        for (expr, expected) in [
+            ("n equals 3", true),
+            ("n not_equals 3", false),
+            ("n greater_than 2", true),
+            ("n less_than 2", false),
+            ("n greater_than_or_equal 3", true),
+            ("n less_than_or_equal 2", false),
+            ("id exists _", true),
+            ("gone not_exists _", true),
+            ("s in active,pending", true),
+            ("s not_in done,failed", true),
+            ("n in 3", true),
+        ] {
+            assert_eq!(holds(expr, ctx.clone()), expected, "{expr}");
+        }
+    }
+
+    #[test]
+    fn a_deferred_expression_fails_when_evaluated() {
+        let e = Expression::deferred("node_id is_present", "unknown operator `is_present`".into());
+        let why = e.evaluate(&json!({"node_id": 1})).unwrap_err();
+        assert!(why.contains("node_id is_present") && why.contains("is_present"), "{why}");
+    }
+
+    #[test]
     fn failures_say_why() {
         let e = Expression::parse("retries < 3").unwrap();
         let reason = e.evaluate(&json!({"retries": 5})).unwrap_err();
@@ -298,7 +362,6 @@ mod tests {
             ("a", "field operator value"),
             ("a ==", "needs a value"),
             ("a exists 1", "takes no value"),
-            ("a in 1", "list"),
             ("a matches ([", "bad pattern"),
             ("a min_length x", "integer"),
         ] {

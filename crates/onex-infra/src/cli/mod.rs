@@ -43,9 +43,11 @@ pub enum Command {
         /// Contract files or directories.
         #[arg(default_value = "contracts")]
         paths: Vec<PathBuf>,
-        /// Treat warnings as errors.
-        #[arg(long)]
-        deny_warnings: bool,
+        /// Strict: every warning is an error (unknown keys, unbound handlers, constructs that
+        /// fail only when used). For contracts written for this runtime; CI checks the bundled
+        /// ones this way.
+        #[arg(long, alias = "deny-warnings")]
+        strict: bool,
     },
     /// Stamp files in place (BLAKE3 metadata stamp); binary files get a hash-only stamp and are
     /// left unchanged.
@@ -126,7 +128,7 @@ pub fn run(cli: Cli) -> ExitCode {
         return ExitCode::from(2);
     }
     match cli.command {
-        Command::Validate { paths, deny_warnings } => validate::run(&paths, deny_warnings),
+        Command::Validate { paths, strict } => validate::run(&paths, strict),
         Command::Fsm { format, contract } => fsm::run(format, &contract),
         Command::Stamp { files, stdout, format, author, label } => {
             stamp::run(stamp::StampArgs { files, stdout, format: format.into(), author, label })

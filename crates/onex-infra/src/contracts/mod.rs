@@ -8,6 +8,7 @@ use onex_core::yaml::Pos;
 use onex_spi::HandlerRegistry;
 
 use crate::error::codes;
+use crate::registry::Catalogue;
 
 /// The outcome of loading a set of contract paths.
 #[derive(Debug)]
@@ -104,7 +105,7 @@ fn check_sources(
         diagnostics.extend(found);
         documents.extend(document.map(|d| (source, d)));
     }
-    let set = match ContractSet::build(documents, &|op| registry.provides(op)) {
+    let set = match ContractSet::build(documents, &Catalogue::new(registry)) {
         Ok(loaded) => {
             diagnostics.extend(loaded.warnings);
             Some(loaded.value)

@@ -180,12 +180,13 @@ pub async fn start_with_bus(setup: HostSetup, bus: Arc<dyn EventBus>) -> Result<
     Ok(RunningHost { host, stop, consumer, relay, sweeper, resumed })
 }
 
-/// The request topic and every topic a reducer or orchestrator consumes.
+/// The request topic and every topic a reducer or orchestrator consumes (`consumed_events` and
+/// upstream's `event_bus.subscribe_topics`).
 fn consumed_topics(contracts: &ContractSet, config: &RuntimeConfig) -> Vec<String> {
     let mut topics = BTreeSet::from([config.bus.request_topic.clone()]);
     for (_, node) in contracts.nodes.values() {
         if matches!(node.node_type, NodeKind::Reducer | NodeKind::Orchestrator) {
-            topics.extend(node.consumed_events.iter().map(|e| e.topic.clone()));
+            topics.extend(node.subscribe_topics().into_iter().map(str::to_owned));
         }
     }
     topics.into_iter().collect()

@@ -28,22 +28,24 @@ const TRANSITION_IGNORED: &[&str] =
 impl Decode for ConditionDef {
     fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
         let mut f = Fields::new(cx, node, path)?;
-        let name = f.req(cx, "condition_name");
+        let name: Option<String> = f.opt(cx, "condition_name");
         let source: Option<String> = f.req(cx, "expression");
         let required = f.or(cx, "required", true);
         let error_message = f.opt(cx, "error_message");
-        f.descriptive(&["condition_type", "version"]);
+        f.descriptive(&["condition_type", "version", "description"]);
         f.ignored(cx, &["retry_count", "timeout_ms"]);
         let expression_pos = f.pos_of("expression");
         f.finish(cx);
-        let expression = match Expression::parse(&source?) {
-            Ok(e) => e,
-            Err(message) => {
-                cx.error(codes::FSM_BAD_CONDITION, expression_pos, &join(path, "expression"), message);
-                return None;
-            }
-        };
-        Some(Self { name: name?, expression, required, error_message, pos: node.pos })
+        let source = source?;
+        // The Python runtime loads an expression it cannot parse and fails when the guard is
+        // reached: so does this one, with a warning now.
+        let expression = Expression::parse(&source).unwrap_or_else(|why| {
+            let message = format!("{why}; the transition fails when this condition is evaluated");
+            cx.warn(codes::FSM_BAD_CONDITION, expression_pos, &join(path, "expression"), message);
+            Expression::deferred(&source, why)
+        });
+        let name = name.unwrap_or_else(|| source.trim().to_owned());
+        Some(Self { name, expression, required, error_message, pos: node.pos })
     }
 }
 
@@ -75,7 +77,7 @@ fn decode_upstream_state(cx: &mut Cx, node: &Node, path: &str) -> Option<StateDe
     let is_terminal = f.or(cx, "is_terminal", false);
     let entry_actions = f.or(cx, "entry_actions", Vec::new());
     let exit_actions = f.or(cx, "exit_actions", Vec::new());
-    f.descriptive(&["description", "state_type", "version"]);
+    f.descriptive(&["description", "state_type", "version", "metadata"]);
     f.ignored(cx, STATE_IGNORED);
     f.finish(cx);
     Some(StateDef { name: name?, is_terminal, entry_actions, exit_actions, pos: node.pos })
@@ -83,9 +85,9 @@ fn decode_upstream_state(cx: &mut Cx, node: &Node, path: &str) -> Option<StateDe
 
 fn decode_upstream_transition(cx: &mut Cx, node: &Node, path: &str) -> Option<TransitionDef> {
     let mut f = Fields::new(cx, node, path)?;
-    let name = f.req(cx, "transition_name");
+    let name: Option<String> = f.opt(cx, "transition_name");
     let from: Option<String> = f.req(cx, "from_state");
-    let to = f.req(cx, "to_state");
+    let to: Option<String> = f.req(cx, "to_state");
     let trigger = f.req(cx, "trigger");
     let priority = f.or(cx, "priority", 1);
     let conditions = f.or(cx, "conditions", Vec::new());
@@ -93,10 +95,11 @@ fn decode_upstream_transition(cx: &mut Cx, node: &Node, path: &str) -> Option<Tr
     f.descriptive(&["description", "version"]);
     f.ignored(cx, TRANSITION_IGNORED);
     f.finish(cx);
+    let (from, to) = (from?, to?);
     Some(TransitionDef {
-        name: name?,
-        from: from_state(from?),
-        to: to?,
+        name: name.unwrap_or_else(|| format!("{from}->{to}")),
+        from: from_state(from),
+        to,
         trigger: trigger?,
         priority,
         conditions,

@@ -1,0 +1,68 @@
+//! The Python system's own contracts (`../shared/upstream/contracts`), validated as a team moving
+//! over would: every file loads (warnings allowed), and `--strict` still refuses what is only
+//! tolerated for compatibility.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::{Command, Output};
+
+use onex_e2e::{host_binary, repo_root, scratch_dir, upstream_dir};
+
+fn validate(args: &[&str]) -> Output {
+    Command::new(host_binary()).arg("validate").args(args).current_dir(repo_root()).output().expect("run validate")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn every_upstream_contract_loads() {
+    let contracts = upstream_dir().join("contracts");
+    let out = validate(&[contracts.to_str().unwrap()]);
+    let text = stdout(&out);
+    let errors: Vec<&str> = text.lines().filter(|l| l.contains(": error[")).collect();
+    assert!(errors.is_empty(), "{} upstream files refused:\n{}", errors.len(), errors.join("\n"));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    // Every file the manifest lists was read: 131 contract files of every kind.
+    let manifest = std::fs::read_to_string(contracts.join("manifest.tsv")).unwrap();
+    let listed = manifest.lines().skip(1).filter(|l| !l.trim().is_empty()).count();
+    assert!(text.contains(&format!("validated {listed} contract files: 0 errors")), "{text}");
+}
+
+#[test]
+fn upstream_constructs_warn_by_name_and_strict_refuses_them() {
+    let dir = scratch_dir("upstream-strict");
+    let contract = "\
+name: node_reporter_effect
+contract_version: {major: 1, minor: 0, patch: 0}
+node_type: EFFECT_GENERIC
+event_bus:
+  subscribe_topics: [onex.evt.omnibase-infra.db-error.v1]
+handler_routing:
+  routing_strategy: operation_match
+  handlers:
+    - operation: report_error
+      handler: {name: HandlerLinearDbErrorReporter, module: x.y}
+io_operations:
+  - operation: report_error
+    input_fields: [error_code]
+health_chek: {}
+";
+    std::fs::write(dir.join("reporter.yaml"), contract).unwrap();
+    let path = dir.join("reporter.yaml").display().to_string();
+    let out = validate(&[&path]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!("{path}:14:1: warning[ONEX_CORE_015_CONTRACT_UNKNOWN_FIELD] health_chek")),
+        "an unknown key is a warning naming file, line and key:\n{text}"
+    );
+    assert!(
+        text.contains("warning[ONEX_CORE_047_HANDLER_UNBOUND]") && text.contains("HandlerLinearDbErrorReporter"),
+        "an unbound handler is named:\n{text}"
+    );
+    let out = validate(&["--strict", &path]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(&format!("{path}:14:1: error[ONEX_CORE_015_CONTRACT_UNKNOWN_FIELD] health_chek")), "{text}");
+}
