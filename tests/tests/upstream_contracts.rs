@@ -66,3 +66,23 @@ health_chek: {}
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains(&format!("{path}:14:1: error[ONEX_CORE_015_CONTRACT_UNKNOWN_FIELD] health_chek")), "{text}");
 }
+
+#[test]
+fn an_included_fragment_is_part_of_its_contract_not_a_document() {
+    let dir = scratch_dir("upstream-include");
+    std::fs::create_dir_all(dir.join("nodes/parts")).unwrap();
+    std::fs::write(
+        dir.join("nodes/effect.yaml"),
+        "name: e\ncontract_version: '1'\nnode_type: EFFECT\nio_operations: !include parts/ops.yaml\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("nodes/parts/ops.yaml"), "- operation: db.query\n- operation: db.qurey\n").unwrap();
+    let out = validate(&[dir.to_str().unwrap()]);
+    let text = stdout(&out);
+    let fragment = dir.join("nodes/parts/ops.yaml").display().to_string();
+    // The fragment alone is no contract: it is checked only as part of the file including it,
+    // and a problem in it is reported under its own name and line.
+    assert!(!text.contains("UNKNOWN_KIND"), "{text}");
+    assert!(text.contains(&format!("{fragment}:2:3: error[ONEX_CORE_040_UNKNOWN_OPERATION]")), "{text}");
+    assert!(text.contains("validated 2 contract files: 1 errors, 0 warnings"), "{text}");
+}

@@ -19,6 +19,15 @@ pub struct Pos {
     pub line: usize,
     /// 1-based column (in characters).
     pub column: usize,
+    /// Which file: 0 for the document itself, n for the n-th file it `!include`d.
+    pub file: u32,
+}
+
+impl Pos {
+    /// Line and column in the document itself.
+    pub const fn new(line: usize, column: usize) -> Self {
+        Self { line, column, file: 0 }
+    }
 }
 
 /// One YAML node with its position.
@@ -45,6 +54,9 @@ pub enum Value {
     Seq(Vec<Node>),
     /// A mapping, in source order (duplicates are kept for the decoder to report).
     Map(Vec<(Node, Node)>),
+    /// `!include path`: replaced by the included file's tree before decoding (see
+    /// `contract::IncludeSource`); one left unresolved is refused where it stands.
+    Include(String),
 }
 
 impl Node {
@@ -67,6 +79,7 @@ impl Node {
                     "string"
                 }
             }
+            Value::Include(_) => "an unresolved `!include`",
             Value::Seq(_) => "sequence",
             Value::Map(_) => "mapping",
         }
@@ -110,16 +123,17 @@ enum Frame {
 }
 
 fn pos_of(marker: &granit_parser::Marker) -> Pos {
-    Pos { line: marker.line(), column: marker.col() + 1 }
+    Pos::new(marker.line(), marker.col() + 1)
 }
 
-fn count_nodes(node: &Node) -> usize {
+/// How many nodes `node` holds, itself included.
+pub fn count_nodes(node: &Node) -> usize {
     let mut count = 0;
     let mut stack = vec![node];
     while let Some(n) = stack.pop() {
         count += 1;
         match &n.value {
-            Value::Scalar { .. } => {}
+            Value::Scalar { .. } | Value::Include(_) => {}
             Value::Seq(items) => stack.extend(items),
             Value::Map(entries) => stack.extend(entries.iter().flat_map(|(k, v)| [k, v])),
         }
@@ -160,6 +174,11 @@ pub fn parse(src: &str) -> Result<Node, TreeError> {
                     ));
                 }
                 None
+            }
+            Event::Scalar(text, _, anchor, tag)
+                if tag.as_deref().is_some_and(|t| t.handle() == "!" && t.suffix() == "include") =>
+            {
+                Some((Node { pos, value: Value::Include(text.into_owned()) }, anchor))
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let is_str_tag = tag.as_deref().is_some_and(|t| t.is_yaml_core_schema_tag("str"));
@@ -210,8 +229,7 @@ pub fn parse(src: &str) -> Result<Node, TreeError> {
             None => root = Some(node),
         }
     }
-    Ok(root
-        .unwrap_or(Node { pos: Pos { line: 1, column: 1 }, value: Value::Scalar { text: String::new(), plain: true } }))
+    Ok(root.unwrap_or(Node { pos: Pos::new(1, 1), value: Value::Scalar { text: String::new(), plain: true } }))
 }
 
 #[cfg(test)]
@@ -222,9 +240,9 @@ mod tests {
     fn positions_are_one_based() {
         let doc = parse("a: 1\nb:\n  - x\n  - 'y'\n").unwrap();
         let Value::Map(entries) = doc.value else { panic!("not a map") };
-        assert_eq!(entries[1].0.pos, Pos { line: 2, column: 1 });
+        assert_eq!(entries[1].0.pos, Pos::new(2, 1));
         let Value::Seq(items) = &entries[1].1.value else { panic!("not a seq") };
-        assert_eq!(items[1].pos, Pos { line: 4, column: 5 });
+        assert_eq!(items[1].pos, Pos::new(4, 5));
         assert!(matches!(&items[1].value, Value::Scalar { plain: false, .. }));
     }
 

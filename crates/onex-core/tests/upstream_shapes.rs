@@ -103,7 +103,10 @@ state_transitions:
         engine.step("idle", "introspected", &json!({"attempts": 1})).unwrap(),
         StepResult::Moved { to: "pending", .. }
     ));
-    assert!(matches!(engine.step("idle", "introspected", &json!({"attempts": 5})).unwrap(), StepResult::Blocked { .. }));
+    assert!(matches!(
+        engine.step("idle", "introspected", &json!({"attempts": 5})).unwrap(),
+        StepResult::Blocked { .. }
+    ));
     // An operator upstream does not know either loads, and fails when the guard is reached.
     match engine.step("idle", "odd", &json!({"node_id": "x"})).unwrap() {
         StepResult::Blocked { reason, .. } => assert!(reason.contains("is_present"), "{reason}"),
@@ -139,7 +142,10 @@ workflow_coordination:
     let wf = &node.workflow_coordination.unwrap().workflow_definition;
     assert_eq!(wf.metadata.workflow_version, "0.1.0");
     let steps: Vec<_> = wf.steps.iter().map(|s| (s.name.as_str(), s.step_type, s.operation.as_str())).collect();
-    assert_eq!(steps, [("build_plan", StepType::Compute, "build_plan"), ("execute_checks", StepType::Effect, "http.post")]);
+    assert_eq!(
+        steps,
+        [("build_plan", StepType::Compute, "build_plan"), ("execute_checks", StepType::Effect, "http.post")]
+    );
     assert_eq!(wf.steps[1].depends_on, ["build_plan"]);
 }
 

@@ -16,20 +16,37 @@ use crate::yaml::{self, Node, Pos, TreeErrorKind, Value};
 #[derive(Debug)]
 pub struct Cx {
     source: String,
+    /// Files `!include`d by the source: `Pos::file` n is `included[n - 1]`.
+    included: Vec<String>,
     diagnostics: Vec<Diagnostic>,
 }
 
 impl Cx {
     /// A context for the source named `source`.
     pub fn new(source: &str) -> Self {
-        Self { source: source.to_owned(), diagnostics: Vec::new() }
+        Self { source: source.to_owned(), included: Vec::new(), diagnostics: Vec::new() }
+    }
+
+    /// Files included by the source, in `Pos::file` order (from 1).
+    pub fn included(&self) -> &[String] {
+        &self.included
+    }
+
+    /// Registers a file included by the source; positions in it carry the returned index.
+    pub fn add_source(&mut self, name: &str) -> u32 {
+        self.included.push(name.to_owned());
+        u32::try_from(self.included.len()).unwrap_or(u32::MAX)
     }
 
     fn push(&mut self, severity: Severity, code: ErrorCode, pos: Pos, field: &str, message: String) {
+        let source = match pos.file {
+            0 => &self.source,
+            n => self.included.get(n as usize - 1).unwrap_or(&self.source),
+        };
         self.diagnostics.push(Diagnostic {
             severity,
             code,
-            source: self.source.clone(),
+            source: source.clone(),
             pos,
             field: field.to_owned(),
             message,
@@ -64,23 +81,18 @@ impl Cx {
     /// Ends decoding, keeping whatever could be decoded: the value (possibly partial when
     /// there are errors) and every diagnostic in source order.
     pub fn into_parts<T>(mut self, value: Option<T>) -> (Option<T>, Vec<Diagnostic>) {
-        self.diagnostics.sort_by_key(|d| d.pos);
+        self.diagnostics.sort_by_key(|d| (d.pos.file, d.pos));
         (value, self.diagnostics)
     }
 
     /// Ends decoding: the value with its warnings, or every diagnostic when any is an error.
     pub fn finish<T>(mut self, value: Option<T>) -> Result<Loaded<T>, ContractErrors> {
-        self.diagnostics.sort_by_key(|d| d.pos);
+        self.diagnostics.sort_by_key(|d| (d.pos.file, d.pos));
         match value {
             Some(value) if !self.has_errors() => Ok(Loaded { value, warnings: self.diagnostics }),
             _ => {
                 if !self.has_errors() {
-                    self.error(
-                        codes::CONTRACT_INVALID_VALUE,
-                        Pos { line: 1, column: 1 },
-                        "",
-                        "contract could not be decoded",
-                    );
+                    self.error(codes::CONTRACT_INVALID_VALUE, Pos::new(1, 1), "", "contract could not be decoded");
                 }
                 Err(ContractErrors { diagnostics: self.diagnostics })
             }
@@ -93,7 +105,7 @@ pub const MAX_CONTRACT_BYTES: usize = 4 * 1024 * 1024;
 
 /// Checks size and UTF-8 and parses the YAML tree, reporting failures into `cx`.
 pub fn parse_source<'b>(cx: &mut Cx, bytes: &'b [u8]) -> Option<(Node, &'b str)> {
-    let start = Pos { line: 1, column: 1 };
+    let start = Pos::new(1, 1);
     if bytes.len() > MAX_CONTRACT_BYTES {
         cx.error(
             codes::CONTRACT_TOO_LARGE,
@@ -112,7 +124,7 @@ pub fn parse_source<'b>(cx: &mut Cx, bytes: &'b [u8]) -> Option<(Node, &'b str)>
             let column = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
             cx.error(
                 codes::CONTRACT_NOT_UTF8,
-                Pos { line, column },
+                Pos::new(line, column),
                 "",
                 format!("invalid UTF-8 at byte offset {}; contracts must be UTF-8 text", e.valid_up_to()),
             );
@@ -243,7 +255,7 @@ impl<T: Decode> Decode for BTreeMap<String, T> {
 pub fn to_json(node: &Node) -> Json {
     match &node.value {
         _ if node.is_null() => Json::Null,
-        Value::Scalar { text, plain: false } => Json::String(text.clone()),
+        Value::Scalar { text, plain: false } | Value::Include(text) => Json::String(text.clone()),
         Value::Scalar { text, plain: true } => {
             if let Some(b) = yaml::parse_bool(text) {
                 Json::Bool(b)

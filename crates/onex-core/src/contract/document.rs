@@ -4,6 +4,7 @@ use super::decode::{Cx, Decode, parse_source};
 use super::diagnostic::{ContractErrors, Diagnostic, Loaded};
 use super::fsm::FsmContract;
 use super::handler_contract::HandlerContract;
+use super::include::{self, IncludeSource, NoIncludes};
 use super::node::NodeContract;
 use super::runtime::RuntimeConfig;
 use super::runtime_upstream::{MARKERS, decode_upstream_runtime};
@@ -42,9 +43,17 @@ fn top_keys(node: &Node) -> Vec<&str> {
     }
 }
 
-fn decode_with<T>(source: &str, bytes: &[u8], decode: impl FnOnce(&mut Cx, &Node) -> Option<T>) -> (Cx, Option<T>) {
+fn decode_with<T>(
+    source: &str,
+    bytes: &[u8],
+    includes: &dyn IncludeSource,
+    decode: impl FnOnce(&mut Cx, &Node) -> Option<T>,
+) -> (Cx, Option<T>) {
     let mut cx = Cx::new(source);
-    let value = parse_source(&mut cx, bytes).and_then(|(node, _)| decode(&mut cx, &node));
+    let value = parse_source(&mut cx, bytes).and_then(|(mut node, _)| {
+        include::resolve(&mut cx, &mut node, includes);
+        decode(&mut cx, &node)
+    });
     (cx, value)
 }
 
@@ -53,15 +62,25 @@ fn load_with<T>(
     bytes: &[u8],
     decode: impl FnOnce(&mut Cx, &Node) -> Option<T>,
 ) -> Result<Loaded<T>, ContractErrors> {
-    let (cx, value) = decode_with(source, bytes, decode);
+    let (cx, value) = decode_with(source, bytes, &NoIncludes, decode);
     cx.finish(value)
 }
 
 /// Checks any contract document and returns everything found: the document as far as it could
 /// be decoded (present even with errors, so cross-file checks can still run on it) and every
-/// diagnostic. Use [`load_document`] to get a document only when it is valid.
+/// diagnostic. Use [`load_document`] to get a document only when it is valid. An `!include`
+/// is refused; [`check_document_with`] resolves them.
 pub fn check_document(source: &str, bytes: &[u8]) -> (Option<ContractDocument>, Vec<Diagnostic>) {
-    let (cx, value) = decode_with(source, bytes, decode_document);
+    check_document_with(source, bytes, &NoIncludes)
+}
+
+/// [`check_document`], resolving `!include` through `includes`.
+pub fn check_document_with(
+    source: &str,
+    bytes: &[u8],
+    includes: &dyn IncludeSource,
+) -> (Option<ContractDocument>, Vec<Diagnostic>) {
+    let (cx, value) = decode_with(source, bytes, includes, decode_document);
     cx.into_parts(value)
 }
 

@@ -8,6 +8,7 @@ mod document;
 mod fields;
 mod fsm;
 mod handler_contract;
+mod include;
 mod node;
 mod routing;
 mod runtime;
@@ -21,10 +22,12 @@ pub use decode::MAX_CONTRACT_BYTES;
 pub use delivery::{DeliveryConfig, RetentionConfig};
 pub use diagnostic::{ContractErrors, Diagnostic, Loaded, Severity};
 pub use document::{
-    ContractDocument, check_document, load_document, load_fsm, load_node_contract, load_runtime_config, load_workflow,
+    ContractDocument, check_document, check_document_with, load_document, load_fsm, load_node_contract,
+    load_runtime_config, load_workflow,
 };
 pub use fsm::{ActionDef, ConditionDef, FromState, FsmContract, StateDef, TransitionDef};
 pub use handler_contract::HandlerContract;
+pub use include::{IncludeSource, MAX_INCLUDE_DEPTH, NoIncludes};
 pub use node::{
     BackoffStrategy, CircuitBreakerPolicy, EventSpec, IoOperation, NodeContract, NodeKind, OperationBinding,
     RateLimitPolicy, Resilience, RetryPolicy,

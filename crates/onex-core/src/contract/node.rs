@@ -349,6 +349,8 @@ pub struct NodeContract {
     pub workflow_coordination: Option<WorkflowCoordination>,
     /// Where the document starts.
     pub pos: Pos,
+    /// Files its source `!include`s: a `Pos::file` of n names `included[n - 1]`.
+    pub included: Vec<String>,
 }
 
 /// Top-level keys of upstream node contracts that only describe the node: accepted silently.
@@ -528,6 +530,7 @@ impl Decode for NodeContract {
             state_machine,
             workflow_coordination,
             pos,
+            included: cx.included().to_vec(),
         };
         for (operation, op_pos) in contract.operations() {
             if contract.binding(operation) == OperationBinding::Unbound {

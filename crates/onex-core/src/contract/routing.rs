@@ -71,7 +71,7 @@ impl Decode for NamedRef {
                 f.finish(cx);
                 Some(Self { name: name?, module })
             }
-            Value::Seq(_) => {
+            Value::Seq(_) | Value::Include(_) => {
                 wrong_type(cx, node, path, "a name or a {name, module} mapping");
                 None
             }

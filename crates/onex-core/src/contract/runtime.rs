@@ -200,7 +200,7 @@ fn check_secrets(cx: &mut Cx, node: &Node, path: &str) {
             }
         }
         Value::Seq(items) => items.iter().for_each(|i| check_secrets(cx, i, path)),
-        Value::Scalar { .. } => {}
+        Value::Scalar { .. } | Value::Include(_) => {}
     }
 }
 
@@ -308,7 +308,7 @@ impl RuntimeConfig {
             if !name.starts_with("ONEX_") {
                 continue;
             }
-            let pos = Pos { line: 1, column: 1 };
+            let pos = Pos::new(1, 1);
             if let Some(handler) = name.strip_prefix("ONEX_HANDLER_").and_then(|h| h.strip_suffix("_ENABLED")) {
                 let node = scalar(value);
                 if let Some(enabled) = bool::decode(&mut cx, &node, name) {
@@ -371,7 +371,7 @@ impl RuntimeConfig {
 }
 
 fn scalar(value: &str) -> Node {
-    Node { pos: Pos { line: 1, column: 1 }, value: crate::yaml::Value::Scalar { text: value.to_owned(), plain: true } }
+    Node { pos: Pos::new(1, 1), value: crate::yaml::Value::Scalar { text: value.to_owned(), plain: true } }
 }
 
 #[cfg(test)]

@@ -53,6 +53,17 @@ impl Reports {
     fn cx(&mut self, source: &str) -> &mut Cx {
         self.0.entry(source.to_owned()).or_insert_with(|| Cx::new(source))
     }
+
+    /// The diagnostics of `node`'s source, which know the files it includes.
+    fn of(&mut self, source: &str, node: &NodeContract) -> &mut Cx {
+        self.0.entry(source.to_owned()).or_insert_with(|| {
+            let mut cx = Cx::new(source);
+            for file in &node.included {
+                cx.add_source(file);
+            }
+            cx
+        })
+    }
 }
 
 impl ContractSet {
@@ -135,12 +146,7 @@ impl ContractSet {
                 ContractDocument::Runtime(r) => {
                     if let Some((first, _)) = &set.runtime {
                         let message = format!("a runtime config was already loaded from {first}");
-                        reports.cx(&source).error(
-                            codes::CONTRACT_UNKNOWN_KIND,
-                            Pos { line: 1, column: 1 },
-                            "",
-                            message,
-                        );
+                        reports.cx(&source).error(codes::CONTRACT_UNKNOWN_KIND, Pos::new(1, 1), "", message);
                         continue;
                     }
                     set.runtime = Some((source, *r));
@@ -166,7 +172,7 @@ impl ContractSet {
                 served_by.insert(operation, first);
                 if is_valid_operation(operation) && node.handler_routing.is_none() {
                     let message = format!("`{operation}` is already served by node `{first}`; one operation, one node");
-                    reports.cx(source).error(codes::OPERATION_DECLARED_TWICE, pos, "io_operations", message);
+                    reports.of(source, node).error(codes::OPERATION_DECLARED_TWICE, pos, "io_operations", message);
                 } else {
                     // Upstream operations are per node (`health_check` in many): envelopes naming
                     // one go to the first node, unless `target_node` names another.
@@ -175,7 +181,7 @@ impl ContractSet {
                          unless its `target_node` is `{}`",
                         node.name
                     );
-                    reports.cx(source).warn(codes::OPERATION_DECLARED_TWICE, pos, "io_operations", message);
+                    reports.of(source, node).warn(codes::OPERATION_DECLARED_TWICE, pos, "io_operations", message);
                 }
             }
         }
@@ -184,21 +190,21 @@ impl ContractSet {
                 match node.binding(operation) {
                     OperationBinding::Prefix(ty) if catalogue.has_type(ty) && !catalogue.provides(operation) => {
                         let message = format!("handler `{ty}` has no operation `{operation}`");
-                        reports.cx(source).error(codes::UNKNOWN_OPERATION, pos, "io_operations", message);
+                        reports.of(source, node).error(codes::UNKNOWN_OPERATION, pos, "io_operations", message);
                     }
                     OperationBinding::Prefix(ty) if !catalogue.has_type(ty) => {
                         let message = format!(
                             "no handler type `{ty}` is registered: `{operation}` answers OPERATION_NOT_FOUND until \
                              one is (or `handler_routing` binds it to a handler by name)"
                         );
-                        reports.cx(source).warn(codes::HANDLER_UNBOUND, pos, "io_operations", message);
+                        reports.of(source, node).warn(codes::HANDLER_UNBOUND, pos, "io_operations", message);
                     }
                     OperationBinding::Named(name) if !self.name_served(catalogue, name) => {
                         let message = format!(
                             "`{operation}` is bound to handler `{name}`, which is not registered: register a handler \
                              under that name; until then the node's operation answers OPERATION_NOT_FOUND"
                         );
-                        reports.cx(source).warn(codes::HANDLER_UNBOUND, pos, "handler_routing", message);
+                        reports.of(source, node).warn(codes::HANDLER_UNBOUND, pos, "handler_routing", message);
                     }
                     _ => {}
                 }
@@ -221,7 +227,7 @@ impl ContractSet {
                     } else if is_valid_operation(op) && catalogue.has_type(ty) {
                         if !catalogue.provides(op) {
                             let message = format!("step `{}`: handler `{ty}` has no operation `{op}`", step.name);
-                            reports.cx(source).error(codes::UNKNOWN_OPERATION, step.pos, field, message);
+                            reports.of(source, node).error(codes::UNKNOWN_OPERATION, step.pos, field, message);
                         }
                     } else {
                         let message = format!(
@@ -229,7 +235,7 @@ impl ContractSet {
                              OPERATION_NOT_FOUND when run",
                             step.name
                         );
-                        reports.cx(source).warn(codes::HANDLER_UNBOUND, step.pos, field, message);
+                        reports.of(source, node).warn(codes::HANDLER_UNBOUND, step.pos, field, message);
                     }
                 }
             }
@@ -240,7 +246,7 @@ impl ContractSet {
                         workflows.join(", ")
                     );
                     let field = "workflow_coordination.intent_routing";
-                    reports.cx(source).error(codes::WORKFLOW_UNKNOWN_ROUTE, wc.routing_pos, field, message);
+                    reports.of(source, node).error(codes::WORKFLOW_UNKNOWN_ROUTE, wc.routing_pos, field, message);
                 }
             }
         }

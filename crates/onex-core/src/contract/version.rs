@@ -32,7 +32,7 @@ impl Decode for VersionText {
                 Some(Self(text))
             }
             Value::Scalar { .. } => String::decode(cx, node, path).map(Self),
-            Value::Seq(_) => {
+            Value::Seq(_) | Value::Include(_) => {
                 wrong_type(cx, node, path, "a version string or a {major, minor, patch} mapping");
                 None
             }

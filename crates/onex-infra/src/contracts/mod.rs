@@ -1,14 +1,19 @@
 //! Loading contract files from disk into a validated [`ContractSet`], collecting every
 //! diagnostic of every file (not only the first).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use onex_core::contract::{ContractSet, Diagnostic, Severity, check_document};
+use onex_core::contract::{ContractDocument, ContractSet, Diagnostic, IncludeSource, Severity, check_document_with};
 use onex_core::yaml::Pos;
 use onex_spi::HandlerRegistry;
 
 use crate::error::codes;
 use crate::registry::Catalogue;
+
+mod includes;
+
+use includes::{BundledIncludes, FileIncludes};
 
 /// The outcome of loading a set of contract paths.
 #[derive(Debug)]
@@ -37,7 +42,7 @@ fn io_diagnostic(path: &Path, error: &std::io::Error) -> Diagnostic {
         severity: Severity::Error,
         code: codes::IO,
         source: path.display().to_string(),
-        pos: Pos { line: 1, column: 1 },
+        pos: Pos::new(1, 1),
         field: String::new(),
         message: format!("cannot read: {error}"),
     }
@@ -76,7 +81,9 @@ pub fn load_contracts(paths: &[PathBuf], registry: &dyn HandlerRegistry) -> Cont
             Err(e) => diagnostics.push(io_diagnostic(file, &e)),
         }
     }
-    check_sources(files, sources, diagnostics, registry)
+    let includes = FileIncludes::default();
+    let checked = check_each(&sources, &includes, &|| includes.included());
+    finish(files, checked, diagnostics, registry)
 }
 
 /// The contracts built into the binary (the repository's `contracts/` at build time).
@@ -89,19 +96,41 @@ pub fn load_bundled_contracts(registry: &dyn HandlerRegistry) -> ContractReport 
     let sources: Vec<(String, Vec<u8>)> =
         bundled::BUNDLED.iter().map(|(name, bytes)| (format!("<bundled>/{name}"), bytes.to_vec())).collect();
     let files = sources.iter().map(|(name, _)| PathBuf::from(name)).collect();
-    check_sources(files, sources, Vec::new(), registry)
+    let includes = BundledIncludes::new(&sources);
+    let checked = check_each(&sources, &includes, &|| includes.included());
+    finish(files, checked, Vec::new(), registry)
 }
 
-fn check_sources(
+/// One source checked: its name, its document as far as it decoded, its diagnostics.
+type Checked = (String, Option<ContractDocument>, Vec<Diagnostic>);
+
+/// Checks every source, resolving `!include` through `includes`; a file some other file
+/// includes is a fragment of that file, not a document of its own, and is left out.
+fn check_each(
+    sources: &[(String, Vec<u8>)],
+    includes: &dyn IncludeSource,
+    included: &dyn Fn() -> BTreeSet<String>,
+) -> Vec<Checked> {
+    let checked: Vec<Checked> = sources
+        .iter()
+        .map(|(source, bytes)| {
+            let (document, found) = check_document_with(source, bytes, includes);
+            (source.clone(), document, found)
+        })
+        .collect();
+    let fragments = included();
+    checked.into_iter().filter(|(source, _, _)| !fragments.contains(source)).collect()
+}
+
+fn finish(
     files: Vec<PathBuf>,
-    sources: Vec<(String, Vec<u8>)>,
+    checked: Vec<Checked>,
     mut diagnostics: Vec<Diagnostic>,
     registry: &dyn HandlerRegistry,
 ) -> ContractReport {
     let mut documents = Vec::new();
-    for (source, bytes) in sources {
+    for (source, document, found) in checked {
         // Documents with errors still join the set, so cross-file checks report on them too.
-        let (document, found) = check_document(&source, &bytes);
         diagnostics.extend(found);
         documents.extend(document.map(|d| (source, d)));
     }
