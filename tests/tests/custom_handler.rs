@@ -84,7 +84,9 @@ async fn a_custom_handler_registers_validates_and_serves() {
     let report = load_contracts(std::slice::from_ref(&dir), &registry);
     assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
     let without = load_contracts(std::slice::from_ref(&dir), &Registry::with_builtin_handlers().unwrap());
-    assert_eq!(without.diagnostics[0].code.as_str(), "ONEX_CORE_040_UNKNOWN_OPERATION");
+    // Without the handler the contract still loads; the host would answer OPERATION_NOT_FOUND.
+    assert_eq!(without.diagnostics[0].code.as_str(), "ONEX_CORE_047_HANDLER_UNBOUND");
+    assert_eq!(without.diagnostics[0].severity, onex_core::contract::Severity::Warning);
 
     let handler = registry.factory("greeter").unwrap().create(init(json!({"greeting": "Hej"}))).unwrap();
     handler.initialize().await.unwrap();

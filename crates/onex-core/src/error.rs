@@ -208,6 +208,9 @@ pub mod codes {
         /// A handler a contract binds by name that no registered handler answers to (a warning
         /// for `validate`; `run --require-all-handlers` refuses to start).
         HANDLER_UNBOUND = ("ONEX_CORE_047_HANDLER_UNBOUND", Validation);
+        /// An FSM action whose intent no orchestrator routes and no `published_events` entry
+        /// declares: it is dropped when emitted (a warning; counted at run time).
+        INTENT_DROPPED = ("ONEX_CORE_028_INTENT_DROPPED", Validation);
         /// A document kind that loads but that this host does not run (a warning).
         NOT_RUN = ("ONEX_CORE_049_NOT_RUN", Validation);
         /// An `!include` that cannot be resolved (missing file, cycle, too deep).

@@ -47,7 +47,8 @@ fn an_include_is_replaced_by_the_included_tree() {
 
 #[test]
 fn a_problem_inside_an_included_file_names_that_file_and_line() {
-    let files = Files::new(&[("c/parts/ops.yaml", "- operation: db.query\n- operation: db.query\n  timeout_ms: soon\n")]);
+    let files =
+        Files::new(&[("c/parts/ops.yaml", "- operation: db.query\n- operation: db.query\n  timeout_ms: soon\n")]);
     let (_, found) = check_document_with("c/node.yaml", NODE.as_bytes(), &files);
     let d = found.iter().find(|d| d.severity == Severity::Error).unwrap_or_else(|| panic!("{found:#?}"));
     assert_eq!((d.source.as_str(), d.pos.line, d.code), ("c/parts/ops.yaml", 3, codes::CONTRACT_WRONG_TYPE), "{d}");
@@ -70,15 +71,11 @@ fn missing_files_and_cycles_are_refused_where_the_include_is_written() {
 #[test]
 fn includes_nest_only_so_deep() {
     // f0 includes f1 includes f2 ... one more than allowed.
-    let chain: Vec<(String, String)> = (0..=MAX_INCLUDE_DEPTH + 1)
-        .map(|i| (format!("f{i}.yaml"), format!("!include f{}.yaml\n", i + 1)))
-        .collect();
+    let chain: Vec<(String, String)> =
+        (0..=MAX_INCLUDE_DEPTH + 1).map(|i| (format!("f{i}.yaml"), format!("!include f{}.yaml\n", i + 1))).collect();
     let files = Files(chain.iter().cloned().collect());
     let (_, found) = check_document_with("f0.yaml", chain[0].1.as_bytes(), &files);
-    assert!(
-        found.iter().any(|d| d.code == codes::CONTRACT_INCLUDE && d.message.contains("deeper")),
-        "{found:#?}"
-    );
+    assert!(found.iter().any(|d| d.code == codes::CONTRACT_INCLUDE && d.message.contains("deeper")), "{found:#?}");
 }
 
 #[test]

@@ -66,11 +66,14 @@ async fn ready(State(state): State<AdminState>) -> Response {
         .into_iter()
         .map(|(name, health)| (name, Json::String(format!("{health:?}"))))
         .collect();
+    // Handlers contracts bind that nothing serves: the host is ready for everything else.
+    let unbound = json!(host.dispatcher().unbound());
     if host.is_ready().await {
-        json_response(StatusCode::OK, &json!({ "status": "ready", "handlers": handlers }))
+        json_response(StatusCode::OK, &json!({ "status": "ready", "handlers": handlers, "unbound_handlers": unbound }))
     } else {
         let status = if host.is_draining() { "draining" } else { "not ready" };
-        json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({ "status": status, "handlers": handlers }))
+        let body = json!({ "status": status, "handlers": handlers, "unbound_handlers": unbound });
+        json_response(StatusCode::SERVICE_UNAVAILABLE, &body)
     }
 }
 

@@ -43,6 +43,11 @@ pub mod codes {
         WORKFLOW_UNPLANNABLE = ("ONEX_INFRA_040_WORKFLOW_UNPLANNABLE", Validation);
         /// The host is shutting down and takes no new envelopes.
         DRAINING = ("ONEX_INFRA_041_DRAINING", Unavailable);
+        /// A compute node's computation that panicked or was cancelled.
+        COMPUTE_FAILED = ("ONEX_INFRA_043_COMPUTE_FAILED", Internal);
+        /// A handler a contract binds by name that no registered handler answers to
+        /// (`run --require-all-handlers` refuses to start).
+        HANDLERS_UNBOUND = ("ONEX_INFRA_044_HANDLERS_UNBOUND", Validation);
         /// More envelopes are in flight than `max_in_flight` allows.
         OVERLOADED = ("ONEX_INFRA_042_OVERLOADED", Unavailable);
         /// Consul cannot be reached, or answered 5xx/429 (retryable).

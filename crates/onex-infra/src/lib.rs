@@ -6,6 +6,7 @@ pub mod admin;
 pub mod builtin;
 pub mod bus;
 pub mod cli;
+pub mod compute;
 pub mod contracts;
 pub mod error;
 pub mod handlers;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use onex_core::contract::HandlerCatalogue;
-use onex_spi::{HandlerDescriptor, HandlerFactory, HandlerRegistry, SpiError, SpiResult};
+use onex_spi::{Compute, HandlerDescriptor, HandlerFactory, HandlerRegistry, SpiError, SpiResult};
 
 use crate::error::codes;
 
@@ -17,6 +17,8 @@ pub struct Registry {
     declared: BTreeMap<String, HandlerDescriptor>,
     /// Handler names (`HandlerDb`) and the handler type answering to each.
     names: BTreeMap<String, String>,
+    /// Compute nodes' logic by type.
+    computes: BTreeMap<String, Arc<dyn Compute>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -25,6 +27,7 @@ impl std::fmt::Debug for Registry {
             .field("factories", &self.factories.keys().collect::<Vec<_>>())
             .field("declared", &self.declared.keys().collect::<Vec<_>>())
             .field("names", &self.names)
+            .field("computes", &self.computes.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -36,7 +39,11 @@ impl Registry {
     pub fn with_builtin_catalogue() -> Self {
         let declared = crate::builtin::descriptors().into_iter().map(|d| (d.handler_type.clone(), d)).collect();
         let names = crate::builtin::UPSTREAM_NAMES.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect();
-        Self { factories: BTreeMap::new(), declared, names }
+        let computes = crate::compute::builtin()
+            .into_iter()
+            .map(|c| (c.describe().handler_type, c))
+            .collect::<BTreeMap<String, Arc<dyn Compute>>>();
+        Self { factories: BTreeMap::new(), declared, names, computes }
     }
 
     /// The built-in catalogue with the built-in handlers this build constructs registered
@@ -57,13 +64,18 @@ impl Registry {
     pub fn factory(&self, handler_type: &str) -> Option<&Arc<dyn HandlerFactory>> {
         self.factories.get(handler_type).map(|(_, f)| f)
     }
+
+    /// The compute logic registered under a type.
+    pub fn compute(&self, compute_type: &str) -> Option<&Arc<dyn Compute>> {
+        self.computes.get(compute_type)
+    }
 }
 
 impl HandlerRegistry for Registry {
     fn register(&mut self, factory: Arc<dyn HandlerFactory>) -> SpiResult<()> {
         let descriptor = factory.descriptor();
         let ty = descriptor.handler_type.clone();
-        if self.factories.contains_key(&ty) {
+        if self.factories.contains_key(&ty) || self.computes.contains_key(&ty) {
             return Err(SpiError::new(codes::DUPLICATE_HANDLER, format!("handler type `{ty}` is already registered")));
         }
         self.declared.remove(&ty);
@@ -73,12 +85,23 @@ impl HandlerRegistry for Registry {
 
     fn provides(&self, operation: &str) -> bool {
         let Some((ty, _)) = operation.split_once('.') else { return false };
-        let descriptor = self.factories.get(ty).map(|(d, _)| d).or_else(|| self.declared.get(ty));
+        let descriptor = self.factories.get(ty).map(|(d, _)| d.clone()).or_else(|| self.declared.get(ty).cloned());
+        let descriptor = descriptor.or_else(|| self.computes.get(ty).map(|c| c.describe()));
         descriptor.is_some_and(|d| d.operations.iter().any(|o| o.operation == operation))
     }
 
     fn descriptors(&self) -> Vec<HandlerDescriptor> {
-        self.factories.values().map(|(d, _)| d.clone()).chain(self.declared.values().cloned()).collect()
+        let computes = self.computes.values().map(|c| c.describe());
+        self.factories.values().map(|(d, _)| d.clone()).chain(self.declared.values().cloned()).chain(computes).collect()
+    }
+
+    fn register_compute(&mut self, compute: Arc<dyn Compute>) -> SpiResult<()> {
+        let ty = compute.describe().handler_type;
+        if self.factories.contains_key(&ty) || self.computes.contains_key(&ty) {
+            return Err(SpiError::new(codes::DUPLICATE_HANDLER, format!("handler type `{ty}` is already registered")));
+        }
+        self.computes.insert(ty, compute);
+        Ok(())
     }
 
     fn register_name(&mut self, name: &str, handler_type: &str) -> SpiResult<()> {

@@ -115,6 +115,10 @@ pub trait HandlerRegistry {
 
     /// The handler type answering to `name`, if any.
     fn type_named(&self, name: &str) -> Option<String>;
+
+    /// Adds a compute node's logic under its type. Compute types share the namespace of
+    /// handler types: registering a type twice is an error.
+    fn register_compute(&mut self, compute: Arc<dyn crate::Compute>) -> SpiResult<()>;
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod bus;
+mod compute;
 mod delivery_store;
 mod discovery;
 mod error;
@@ -16,6 +17,7 @@ mod stamp_store;
 mod state_store;
 
 pub use bus::{Delivery, EventBus, InboundMessage, MessageStream, OutboundMessage};
+pub use compute::{Compute, ComputeInput, ComputeOutput, EmittedEvent};
 pub use delivery_store::{DeliveryAttempt, DeliveryRecord, DeliveryStatus, DeliveryStore};
 pub use discovery::{ServiceDiscovery, ServiceInstance, ServiceRegistration};
 pub use error::{SpiError, SpiResult};

@@ -111,6 +111,7 @@ impl ContractSet {
         let set = Self::assemble(documents, &mut reports);
         set.check_operations(catalogue, &mut reports);
         set.check_steps_and_routes(catalogue, &mut reports);
+        set.check_intents(&mut reports);
         let mut diagnostics: Vec<_> = Vec::new();
         for (_, cx) in reports.0 {
             match cx.finish(Some(())) {
@@ -207,6 +208,35 @@ impl ContractSet {
                         reports.of(source, node).warn(codes::HANDLER_UNBOUND, pos, "handler_routing", message);
                     }
                     _ => {}
+                }
+            }
+        }
+    }
+
+    /// Warns of every FSM action whose intent nothing takes: no orchestrator routes it and the
+    /// reducer's `published_events` do not declare it, so the host drops it when emitted.
+    fn check_intents(&self, reports: &mut Reports) {
+        let routed = self.intent_routes();
+        for (source, node) in self.nodes.values().filter(|(_, n)| n.node_type == NodeKind::Reducer) {
+            let Some(fsm) = &node.state_machine else { continue };
+            let taken = |intent: &str| {
+                routed.contains_key(intent) || node.published_events.iter().any(|e| e.event_type == intent)
+            };
+            let mut warn = |state: &str, action: &str, pos: Pos, field: &str| {
+                let message = format!(
+                    "state `{state}`: action `{action}` emits an intent that no orchestrator routes and no \
+                     `published_events` entry declares; it is dropped (counted in onex_intents_dropped_total)"
+                );
+                reports.of(source, node).warn(codes::INTENT_DROPPED, pos, field, message);
+            };
+            for state in &fsm.states {
+                for action in state.entry_actions.iter().chain(&state.exit_actions).filter(|a| !taken(a)) {
+                    warn(&state.name, action, state.pos, "state_machine.states");
+                }
+            }
+            for t in &fsm.transitions {
+                for action in t.actions.iter().filter(|a| !taken(&a.name)) {
+                    warn(&t.to, &action.name, action.pos, "state_machine.transitions");
                 }
             }
         }

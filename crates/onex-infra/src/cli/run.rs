@@ -42,6 +42,10 @@ pub struct RunArgs {
     /// Admin HTTP address (overrides `admin_addr` and ONEX_ADMIN_ADDR).
     #[arg(long)]
     pub admin_addr: Option<String>,
+    /// Refuse to start when a contract binds a handler no registered handler answers to
+    /// (by default the host serves every node whose handlers are bound and reports the rest).
+    #[arg(long)]
+    pub require_all_handlers: bool,
 }
 
 /// Runs the host on a multi-threaded runtime; exit 0 after a clean shutdown, 1 when it cannot
@@ -89,6 +93,19 @@ async fn serve(args: RunArgs) -> Result<(), String> {
     let secrets = secret_store(&config, &data_dir).await?;
     let setup = HostSetup { config, contracts, registry, data_dir: data_dir.clone(), secrets: Arc::clone(&secrets) };
     let running = start(setup).await.map_err(|e| format!("cannot start: {e}"))?;
+    let unbound = running.host().dispatcher().unbound();
+    if !unbound.is_empty() {
+        let listed = unbound_list(unbound);
+        if args.require_all_handlers {
+            let _ = stop_http.send(true);
+            running.shutdown(drain).await;
+            return Err(format!(
+                "cannot start ({}): --require-all-handlers, and no registered handler answers to: {listed}",
+                crate::error::codes::HANDLERS_UNBOUND
+            ));
+        }
+        tracing::warn!(unbound = %listed, "serving every node whose handlers are bound; these answer OPERATION_NOT_FOUND");
+    }
     admin.set_host(Arc::clone(running.host()));
     tracing::info!(
         admin = %admin_addr,
@@ -119,6 +136,11 @@ async fn serve(args: RunArgs) -> Result<(), String> {
     }
     tracing::info!(runs_interrupted = report.runs_interrupted, consumer_drained = report.consumer_drained, "stopped");
     Ok(())
+}
+
+/// `HandlerX (node_a, node_b); db (node_c)`.
+fn unbound_list(unbound: &std::collections::BTreeMap<String, Vec<String>>) -> String {
+    unbound.iter().map(|(name, nodes)| format!("{name} ({})", nodes.join(", "))).collect::<Vec<_>>().join("; ")
 }
 
 /// The secret store handlers resolve `${…}` references with: the environment, and Vault too

@@ -1,17 +1,22 @@
 //! Dispatch: the runtime config and the contracts become started handlers and one resilience
-//! stack per effect node; an envelope goes in, a reply envelope always comes out.
+//! stack per effect or compute node and handler; an envelope goes in, a reply envelope always
+//! comes out. An operation reaches its handler by its prefix (`db.query` -> `db`) or by the
+//! handler name the node's `handler_routing` gives it (`HandlerDb`, or a custom handler's).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use onex_core::contract::{ContractSet, NodeKind, RuntimeConfig};
+use onex_core::contract::{ContractSet, NodeContract, NodeKind, OperationBinding, RuntimeConfig};
 use onex_core::envelope::{Envelope, ReplyError};
 use onex_core::error::codes;
-use onex_spi::{Handler, HandlerInit, Health, SecretStore, SpiError};
+use onex_spi::{Handler, HandlerInit, HandlerRegistry, Health, OutboundMessage, SecretStore, SpiError};
+use serde_json::Value as Json;
 use tower::ServiceExt;
+use uuid::Uuid;
 
-use super::wire::fail;
+use super::wire::{fail, to_message};
+use crate::compute::{ComputeHandler, split_output};
 use crate::ids::{new_uuid_v7, now_utc};
 use crate::registry::Registry;
 use crate::resilience::ResilienceStack;
@@ -40,14 +45,21 @@ struct Route {
     recorded: bool,
     /// The request header the contract asks to carry the envelope id (`http.*` only).
     idempotency_header: Option<Arc<str>>,
+    /// For a compute node: event type -> topic of what it emits (its `published_events`).
+    publishes: Option<Arc<BTreeMap<String, String>>>,
 }
 
-/// Started handlers and the routes of every operation the effect nodes declare.
+/// Started handlers and the routes of every operation the effect and compute nodes declare.
 pub struct Dispatcher {
     handlers: BTreeMap<String, Arc<dyn Handler>>,
+    /// Operation -> the first node (by name) serving it.
     routes: BTreeMap<String, Route>,
+    /// (node, operation) -> route, for envelopes whose `target_node` names one of several.
+    by_node: BTreeMap<(String, String), Route>,
     /// Operations declared by a node whose handler is not running, and why.
     unavailable: BTreeMap<String, String>,
+    /// Handler names and types contracts bind that nothing serves here -> the nodes binding them.
+    unbound: BTreeMap<String, Vec<String>>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -55,13 +67,47 @@ impl std::fmt::Debug for Dispatcher {
         f.debug_struct("Dispatcher")
             .field("handlers", &self.handlers.keys().collect::<Vec<_>>())
             .field("routes", &self.routes.keys().collect::<Vec<_>>())
+            .field("unbound", &self.unbound)
             .finish_non_exhaustive()
     }
 }
 
+/// The handler type an operation of `node` is bound to, and the name a contract used for it.
+fn bound_type(
+    node: &NodeContract,
+    operation: &str,
+    registry: &Registry,
+    aliases: &BTreeMap<&str, &str>,
+) -> Result<String, String> {
+    match node.binding(operation) {
+        OperationBinding::Prefix(ty) => Ok(ty.to_owned()),
+        OperationBinding::Named(name) => registry
+            .type_named(name)
+            .or_else(|| aliases.get(name).map(|t| (*t).to_owned()))
+            .ok_or_else(|| name.to_owned()),
+        OperationBinding::Unbound => Err(operation.to_owned()),
+    }
+}
+
+/// Operations a node serves: its declared ones, and for a compute node the event types it
+/// consumes (a compute node is called by the event it computes on).
+fn served_operations(node: &NodeContract) -> Vec<String> {
+    let mut ops: Vec<String> = node.operations().into_iter().map(|(op, _)| op.to_owned()).collect();
+    if node.node_type == NodeKind::Compute {
+        for event in &node.consumed_events {
+            if !ops.contains(&event.event_type) {
+                ops.push(event.event_type.clone());
+            }
+        }
+    }
+    ops
+}
+
 impl Dispatcher {
-    /// Builds and initialises every handler the runtime config enables and that the registry
-    /// can build, and routes every operation of every effect node to its node's stack.
+    /// Builds and initialises every handler the runtime config enables, and every registered
+    /// handler a contract binds by name that the config does not disable; routes every
+    /// operation of every effect and compute node to its node's stack. Operations whose handler
+    /// is missing are recorded with why, and their handler names reported as unbound.
     pub async fn start(
         contracts: &ContractSet,
         config: &RuntimeConfig,
@@ -69,51 +115,119 @@ impl Dispatcher {
         secrets: Arc<dyn SecretStore>,
         data_dir: &Path,
     ) -> Result<Self, DispatchError> {
-        let mut handlers: BTreeMap<String, Arc<dyn Handler>> = BTreeMap::new();
-        for (handler_type, handler_config) in config.handlers.iter().filter(|(_, c)| c.enabled) {
-            let Some(factory) = registry.factory(handler_type) else { continue };
-            let init = HandlerInit {
-                config: handler_config.config.clone(),
-                secrets: Arc::clone(&secrets),
-                data_dir: data_dir.to_path_buf(),
-            };
-            let failed = |source| DispatchError::Handler { handler_type: handler_type.clone(), source };
-            let handler = factory.create(init).map_err(failed)?;
-            handler.initialize().await.map_err(failed)?;
-            handlers.insert(handler_type.clone(), handler);
-        }
-        let mut routes = BTreeMap::new();
-        let mut unavailable = BTreeMap::new();
-        for (name, (_, node)) in contracts.nodes.iter().filter(|(_, (_, n))| n.node_type == NodeKind::Effect) {
-            // One stack per node: its operations share the breaker, limits and retry budget.
-            let mut stack: Option<ResilienceStack> = None;
-            for op in &node.io_operations {
-                let handler_type = op.operation.split_once('.').map_or(op.operation.as_str(), |(h, _)| h);
-                match handlers.get(handler_type) {
-                    Some(handler) => {
-                        let stack =
-                            stack.get_or_insert_with(|| ResilienceStack::build(node, Arc::clone(handler))).clone();
-                        let described = handler.describe();
-                        let declared = described.operations.iter().find(|d| d.operation == op.operation);
-                        let recorded = declared.is_none_or(|d| !d.idempotent);
-                        let idempotency_header = op.idempotency_header.as_deref().map(Arc::from);
-                        let route = Route { node: Arc::from(name.as_str()), stack, recorded, idempotency_header };
-                        routes.entry(op.operation.clone()).or_insert(route);
-                    }
-                    None => {
-                        let why = match config.handlers.get(handler_type) {
-                            Some(c) if !c.enabled => {
-                                format!("handler `{handler_type}` is disabled in the runtime config")
-                            }
-                            Some(_) => format!("handler `{handler_type}` is not built into this host"),
-                            None => format!("handler `{handler_type}` is not configured in the runtime config"),
-                        };
-                        unavailable.insert(op.operation.clone(), why);
-                    }
+        let aliases = contracts.handler_aliases();
+        let serving = |n: &&(String, NodeContract)| matches!(n.1.node_type, NodeKind::Effect | NodeKind::Compute);
+        let nodes: Vec<&NodeContract> = contracts.nodes.values().filter(serving).map(|(_, n)| n).collect();
+        let mut wanted: BTreeMap<String, Json> =
+            config.handlers.iter().filter(|(_, c)| c.enabled).map(|(ty, c)| (ty.clone(), c.config.clone())).collect();
+        for node in nodes.iter().filter(|n| n.node_type == NodeKind::Effect) {
+            for op in served_operations(node) {
+                if let Ok(ty) = bound_type(node, &op, registry, &aliases)
+                    && !config.handlers.contains_key(&ty)
+                    && registry.factory(&ty).is_some()
+                {
+                    wanted.entry(ty).or_insert(Json::Null);
                 }
             }
         }
-        Ok(Self { handlers, routes, unavailable })
+        let mut handlers: BTreeMap<String, Arc<dyn Handler>> = BTreeMap::new();
+        for (handler_type, handler_config) in wanted {
+            let Some(factory) = registry.factory(&handler_type) else { continue };
+            let init =
+                HandlerInit { config: handler_config, secrets: Arc::clone(&secrets), data_dir: data_dir.to_path_buf() };
+            let failed = |source| DispatchError::Handler { handler_type: handler_type.clone(), source };
+            let handler = factory.create(init).map_err(failed)?;
+            handler.initialize().await.map_err(failed)?;
+            handlers.insert(handler_type, handler);
+        }
+        let mut this = Self {
+            handlers,
+            routes: BTreeMap::new(),
+            by_node: BTreeMap::new(),
+            unavailable: BTreeMap::new(),
+            unbound: BTreeMap::new(),
+        };
+        for node in nodes {
+            this.route_node(node, config, registry, &aliases);
+        }
+        Ok(this)
+    }
+
+    fn route_node(
+        &mut self,
+        node: &NodeContract,
+        config: &RuntimeConfig,
+        registry: &Registry,
+        aliases: &BTreeMap<&str, &str>,
+    ) {
+        // One stack per node and handler: its operations share the breaker, limits and budget.
+        let mut stacks: BTreeMap<String, ResilienceStack> = BTreeMap::new();
+        let contract = Arc::new(node.clone());
+        let publishes: Arc<BTreeMap<String, String>> =
+            Arc::new(node.published_events.iter().map(|e| (e.event_type.clone(), e.topic.clone())).collect());
+        for op in served_operations(node) {
+            let ty = match bound_type(node, &op, registry, aliases) {
+                Ok(ty) => ty,
+                Err(name) => {
+                    let why = if name == op {
+                        format!(
+                            "node `{}` binds it to no handler (not `handler.name`, not in `handler_routing`)",
+                            node.name
+                        )
+                    } else {
+                        format!("node `{}` binds it to handler `{name}`, which is not registered", node.name)
+                    };
+                    self.unavailable.insert(op.clone(), why);
+                    self.unbound.entry(name).or_default().push(node.name.clone());
+                    continue;
+                }
+            };
+            let target: Option<(Arc<dyn Handler>, bool)> = match node.node_type {
+                NodeKind::Compute => registry.compute(&ty).map(|c| {
+                    (Arc::new(ComputeHandler::new(Arc::clone(c), Arc::clone(&contract))) as Arc<dyn Handler>, true)
+                }),
+                _ => self.handlers.get(&ty).map(|h| (Arc::clone(h), false)),
+            };
+            let Some((handler, is_compute)) = target else {
+                let why = match config.handlers.get(&ty) {
+                    Some(c) if !c.enabled => format!("handler `{ty}` is disabled in the runtime config"),
+                    _ if registry.factory(&ty).is_some() => {
+                        format!("handler `{ty}` is not configured in the runtime config")
+                    }
+                    _ => format!("no handler `{ty}` is registered with this host"),
+                };
+                self.unavailable.insert(op.clone(), why);
+                let named = match node.binding(&op) {
+                    OperationBinding::Named(name) => name.to_owned(),
+                    _ => ty.clone(),
+                };
+                self.unbound.entry(named).or_default().push(node.name.clone());
+                continue;
+            };
+            let stack =
+                stacks.entry(ty.clone()).or_insert_with(|| ResilienceStack::build(node, Arc::clone(&handler))).clone();
+            let described = handler.describe();
+            let declared = described.operations.iter().find(|d| d.operation == op);
+            let idempotency_header = node
+                .io_operations
+                .iter()
+                .find(|o| o.operation == op)
+                .and_then(|o| o.idempotency_header.as_deref())
+                .map(Arc::from);
+            let route = Route {
+                node: Arc::from(node.name.as_str()),
+                stack,
+                // A compute node is a pure function: running it twice is harmless.
+                recorded: !is_compute && declared.is_none_or(|d| !d.idempotent),
+                idempotency_header,
+                publishes: is_compute.then(|| Arc::clone(&publishes)),
+            };
+            self.by_node.insert((node.name.clone(), op.clone()), route.clone());
+            self.routes.entry(op).or_insert(route);
+        }
+        for names in self.unbound.values_mut() {
+            names.dedup();
+        }
     }
 
     /// The operations this host serves.
@@ -126,15 +240,64 @@ impl Dispatcher {
         self.routes.get(operation).map(|r| (&*r.node, &r.stack))
     }
 
-    /// Whether the replies of `operation` are recorded (it is not idempotent).
-    pub fn records_replies(&self, operation: &str) -> bool {
-        self.routes.get(operation).is_some_and(|r| r.recorded)
+    /// Handler names and types the contracts bind that nothing serves on this host, with the
+    /// nodes binding each.
+    pub fn unbound(&self) -> &BTreeMap<String, Vec<String>> {
+        &self.unbound
+    }
+
+    /// The route of `request`: the node its `target_node` names, else the first serving it.
+    fn route(&self, request: &Envelope) -> Option<&Route> {
+        let targeted =
+            request.target_node.as_ref().and_then(|node| self.by_node.get(&(node.clone(), request.operation.clone())));
+        targeted.or_else(|| self.routes.get(&request.operation))
+    }
+
+    /// Whether the replies of `request`'s operation are recorded (it is not idempotent).
+    pub fn records_replies(&self, request: &Envelope) -> bool {
+        self.route(request).is_some_and(|r| r.recorded)
+    }
+
+    /// Whether `request` goes to a compute node (whose emitted events the host publishes).
+    pub fn is_compute(&self, request: &Envelope) -> bool {
+        self.route(request).is_some_and(|r| r.publishes.is_some())
+    }
+
+    /// Runs `request` through a compute node's stack: the reply, and the events it emitted as
+    /// messages for the node's `published_events` topics (an event type the contract does not
+    /// declare fails the call, naming it: nothing is dropped silently).
+    pub async fn dispatch_compute(&self, request: &Envelope) -> (Envelope, Vec<OutboundMessage>) {
+        let reply = self.dispatch(request).await;
+        let Some(publishes) = self.route(request).and_then(|r| r.publishes.clone()) else { return (reply, Vec::new()) };
+        if reply.success != Some(true) {
+            return (reply, Vec::new());
+        }
+        let (result, events) = split_output(reply.payload.clone());
+        let mut messages = Vec::with_capacity(events.len());
+        for (i, event) in events.into_iter().enumerate() {
+            let Some(topic) = publishes.get(&event.event_type) else {
+                let message = format!(
+                    "envelope {}: `{}` emitted `{}`, which the node's `published_events` does not declare",
+                    request.envelope_id, request.operation, event.event_type
+                );
+                return (fail(request, ReplyError::new(codes::OPERATION_FAILED, message)), Vec::new());
+            };
+            // The same id on every redelivery, so consumers can drop a republished event.
+            let id = emitted_id(request.envelope_id, i);
+            let mut envelope = Envelope::request(id, event.event_type.clone(), event.payload, now_utc());
+            envelope.correlation_id = request.correlation_id;
+            envelope.causation_id = Some(request.envelope_id);
+            envelope.metadata.traceparent.clone_from(&request.metadata.traceparent);
+            envelope.source_node = self.route(request).map(|r| r.node.to_string());
+            messages.push(to_message(topic, request.metadata.headers.get("partition_key").cloned(), &envelope));
+        }
+        (Envelope { payload: result, ..reply }, messages)
     }
 
     /// Runs `request` through its node's stack and returns the reply: the handler's payload, or
     /// an error that names the envelope and operation.
     pub async fn dispatch(&self, request: &Envelope) -> Envelope {
-        let Some(route) = self.routes.get(&request.operation) else {
+        let Some(route) = self.route(request) else {
             let message = match self.unavailable.get(&request.operation) {
                 Some(why) => {
                     format!("envelope {}: `{}` cannot be served: {why}", request.envelope_id, request.operation)
@@ -172,6 +335,17 @@ impl Dispatcher {
         }
         failures
     }
+}
+
+/// The id of the `index`-th event a computation emitted for `request`: derived from both (a
+/// UUIDv8 of their BLAKE3 hash), so a redelivered request emits events with the same ids.
+fn emitted_id(request: Uuid, index: usize) -> Uuid {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(request.as_bytes());
+    hasher.update(&(index as u64).to_le_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
 /// Sets `payload.headers[header]` to the envelope id unless the request sets it itself.

@@ -64,6 +64,10 @@ pub struct Gauges {
     pub stacks: Vec<StackGauges>,
     /// Rows in the state store's tables, when they could be counted.
     pub rows: Option<onex_spi::RowCounts>,
+    /// Handler names contracts bind that nothing serves, with the nodes binding each.
+    pub unbound: std::collections::BTreeMap<String, Vec<String>>,
+    /// Intents committed steps emitted that no topic takes.
+    pub dropped_intents: u64,
 }
 
 /// What one resilience stack reports.
@@ -261,10 +265,32 @@ impl Metrics {
                 self.published.load(Relaxed) as f64,
             ),
             ("onex_outbox_backlog", "gauge", "Outbox messages waiting to be published.", gauges.outbox_backlog as f64),
+            (
+                "onex_intents_dropped_total",
+                "counter",
+                "Intents a reducer step emitted that no orchestrator routes and no published_events declares.",
+                gauges.dropped_intents as f64,
+            ),
         ];
         for (name, kind, help, value) in scalars {
             header(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");
+        }
+        header(
+            &mut out,
+            "onex_unbound_handler",
+            "gauge",
+            "A handler a node's contract binds that nothing serves on this host (1 per handler and node).",
+        );
+        for (handler, nodes) in &gauges.unbound {
+            for node in nodes {
+                let _ = writeln!(
+                    out,
+                    "onex_unbound_handler{{handler=\"{}\",node=\"{}\"}} 1",
+                    escape(handler),
+                    escape(node)
+                );
+            }
         }
         out
     }
@@ -317,7 +343,13 @@ mod tests {
             vec![StackGauges { node: "n\"x".into(), breaker: Some(2), retries: 3, rejected_open: 1, timeouts: 0 }];
         let rows = Some(onex_spi::RowCounts { processed: 7, outbox: 3, runs: 2, journal: 9 });
         metrics.pruned(&onex_spi::RowCounts { processed: 4, outbox: 0, runs: 1, journal: 2 });
-        let text = metrics.render(&Gauges { outbox_backlog: 5, stacks, rows });
+        let text = metrics.render(&Gauges {
+            outbox_backlog: 5,
+            stacks,
+            rows,
+            unbound: Default::default(),
+            dropped_intents: 0,
+        });
         let labels = "node=\"local_node\",operation=\"local.echo\"";
         for line in [
             format!("onex_envelopes_total{{{labels},outcome=\"success\"}} 2"),

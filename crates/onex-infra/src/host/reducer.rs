@@ -7,6 +7,7 @@
 //! the loser steps again from the state the winner committed.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use onex_core::contract::{ContractSet, NodeKind};
 use onex_core::envelope::{Envelope, ReplyError};
@@ -37,6 +38,8 @@ pub struct ReducerNode {
 #[derive(Debug, Default)]
 pub struct Reducers {
     by_fsm: HashMap<String, ReducerNode>,
+    /// Intents committed steps emitted that no topic takes (`validate` warns of each).
+    dropped: AtomicU64,
 }
 
 impl Reducers {
@@ -56,7 +59,13 @@ impl Reducers {
             let reducer = ReducerNode { node: name.clone(), engine: FsmEngine::compile(fsm.clone()), intent_topics };
             by_fsm.insert(fsm.name.clone(), reducer);
         }
-        Self { by_fsm }
+        Self { by_fsm, dropped: AtomicU64::new(0) }
+    }
+
+    /// How many intents committed steps emitted that no orchestrator routes and no
+    /// `published_events` entry declares (so nothing published them).
+    pub fn dropped_intents(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Whether `fsm` is a state machine some reducer serves.
@@ -100,7 +109,7 @@ impl Reducers {
             Ok((None, current)) => Some(current),
             Err(e) => return fail(request, spi_reply_error(&e, &context)),
         };
-        let step = Step { store, committer, reducer, request, fsm, event, entity_key };
+        let step = Step { store, committer, reducer, request, fsm, event, entity_key, dropped: &self.dropped };
         let context = format!("{context}, entity `{entity_key}`");
         for _ in 0..CONFLICT_ATTEMPTS {
             // The first attempt steps from the state read with the record; a retry reads anew.
@@ -180,12 +189,14 @@ struct Step<'a> {
     fsm: &'a str,
     event: &'a str,
     entity_key: &'a str,
+    /// The reducers' count of dropped intents.
+    dropped: &'a AtomicU64,
 }
 
 impl Step<'_> {
     /// Steps the machine from `current` (the entity's state just read) and commits.
     async fn attempt(&self, current: Option<EntityState>, context: &str) -> Attempt {
-        let Self { store, committer, reducer, request, fsm, event, entity_key } = *self;
+        let Self { store, committer, reducer, request, fsm, event, entity_key, dropped: dropped_count } = *self;
         let (from, version) = match &current {
             Some(s) => (s.state.as_str(), Some(s.version)),
             None => (reducer.engine.initial_state(), None),
@@ -200,11 +211,14 @@ impl Step<'_> {
             Ok(StepResult::Moved { transition, to, intents }) => (transition, to, intents),
         };
         let new_version = version.map_or(1, |v| v + 1);
-        let (outbox, published) = reducer.outbox(request, entity_key, intents);
-        let payload = json!({
+        let (outbox, published, dropped) = reducer.outbox(request, entity_key, intents);
+        let mut payload = json!({
             "fsm": fsm, "entity_key": entity_key, "from_state": from, "to_state": to,
             "transition": transition, "version": new_version, "intents": published,
         });
+        if !dropped.is_empty() {
+            payload["dropped_intents"] = json!(dropped);
+        }
         let reply = request.reply_ok(new_uuid_v7(), payload, now_utc());
         let commit = TransitionCommit {
             envelope_id: request.envelope_id,
@@ -216,7 +230,14 @@ impl Step<'_> {
             reply: serde_json::to_value(&reply).unwrap_or(Json::Null),
         };
         match committer.commit(commit).await {
-            Ok(CommitOutcome::Committed { .. }) => Attempt::Done(Box::new(reply)),
+            Ok(CommitOutcome::Committed { .. }) => {
+                if !dropped.is_empty() {
+                    dropped_count.fetch_add(dropped.len() as u64, Ordering::Relaxed);
+                    tracing::warn!(envelope_id = %request.envelope_id, fsm, dropped = ?dropped,
+                        "intents dropped: no orchestrator routes them and no published_events entry declares them");
+                }
+                Attempt::Done(Box::new(reply))
+            }
             Ok(CommitOutcome::Duplicate) => Attempt::Done(Box::new(recorded_reply(store, request, context).await)),
             Err(e) if lost_race(&e) => Attempt::LostRace,
             Err(e) => Attempt::Done(Box::new(fail(request, spi_reply_error(&e, context)))),
@@ -225,12 +246,22 @@ impl Step<'_> {
 }
 
 impl ReducerNode {
-    /// The intent envelopes of a step as outbox messages, and the intent types published.
-    fn outbox(&self, event: &Envelope, entity_key: &str, intents: &[Intent]) -> (Vec<OutboundMessage>, Vec<String>) {
+    /// The intent envelopes of a step as outbox messages, the intent types published, and the
+    /// intent types dropped (no topic takes them).
+    fn outbox(
+        &self,
+        event: &Envelope,
+        entity_key: &str,
+        intents: &[Intent],
+    ) -> (Vec<OutboundMessage>, Vec<String>, Vec<String>) {
         let mut outbox = Vec::new();
         let mut published = Vec::new();
+        let mut dropped = Vec::new();
         for intent in intents.iter().filter(|i| i.phase != IntentPhase::Persist) {
-            let Some(topic) = self.intent_topics.get(&intent.intent_type) else { continue };
+            let Some(topic) = self.intent_topics.get(&intent.intent_type) else {
+                dropped.push(intent.intent_type.clone());
+                continue;
+            };
             let payload = json!({
                 "entity_key": entity_key, "fsm": intent.fsm, "from_state": intent.from_state,
                 "to_state": intent.to_state, "phase": intent.phase, "config": intent.config,
@@ -245,7 +276,7 @@ impl ReducerNode {
             outbox.push(to_message(topic, Some(entity_key.to_owned()), &envelope));
             published.push(intent.intent_type.clone());
         }
-        (outbox, published)
+        (outbox, published, dropped)
     }
 }
 

@@ -140,7 +140,9 @@ impl RuntimeHost {
             reply
         } else if prefix == INTENT_PREFIX {
             self.orchestrator.start(self, &request).await
-        } else if self.dispatcher.records_replies(&request.operation) {
+        } else if self.dispatcher.is_compute(&request) {
+            self.compute(&request).await
+        } else if self.dispatcher.records_replies(&request) {
             super::effects::dispatch_recorded(self, &request).await
         } else {
             self.dispatcher.dispatch(&request).await
@@ -153,6 +155,21 @@ impl RuntimeHost {
         if let Some(error) = &reply.error {
             tracing::warn!(envelope_id = %request.envelope_id, operation = %request.operation,
                 code = %error.code, "{}", error.message);
+        }
+        reply
+    }
+
+    /// Runs a compute node and publishes what it emitted before answering: a success reply means
+    /// the events are on the bus. When they cannot be published, the reply is a retryable error
+    /// (the bus redelivers the request; the events' ids are the same on every attempt).
+    async fn compute(&self, request: &Envelope) -> Envelope {
+        let (reply, events) = self.dispatcher.dispatch_compute(request).await;
+        for message in events {
+            if let Err(e) = self.bus.publish(message).await {
+                let context =
+                    format!("envelope {}: publishing what `{}` emitted", request.envelope_id, request.operation);
+                return super::wire::fail(request, super::wire::spi_reply_error(&e, &context));
+            }
         }
         reply
     }
@@ -264,6 +281,8 @@ impl RuntimeHost {
                 timeouts: stack.stats.timeouts.load(Relaxed),
             });
         }
-        self.metrics.render(&Gauges { outbox_backlog, stacks, rows })
+        let unbound = self.dispatcher.unbound().clone();
+        let dropped_intents = self.reducers.dropped_intents();
+        self.metrics.render(&Gauges { outbox_backlog, stacks, rows, unbound, dropped_intents })
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use onex_core::contract::{BusKind, ContractSet, NodeKind, RuntimeConfig, StoreKind};
+use onex_core::contract::{BusKind, ContractSet, RuntimeConfig, StoreKind};
 use onex_core::error::{Classified, ErrorCode};
 use onex_spi::{EventBus, RunsToTake, SecretStore, SpiError, StateStore};
 use tokio::sync::watch;
@@ -180,14 +180,12 @@ pub async fn start_with_bus(setup: HostSetup, bus: Arc<dyn EventBus>) -> Result<
     Ok(RunningHost { host, stop, consumer, relay, sweeper, resumed })
 }
 
-/// The request topic and every topic a reducer or orchestrator consumes (`consumed_events` and
-/// upstream's `event_bus.subscribe_topics`).
+/// The request topic and every topic a node consumes (`consumed_events` and upstream's
+/// `event_bus.subscribe_topics`): the envelopes on them are routed by their operation.
 fn consumed_topics(contracts: &ContractSet, config: &RuntimeConfig) -> Vec<String> {
     let mut topics = BTreeSet::from([config.bus.request_topic.clone()]);
     for (_, node) in contracts.nodes.values() {
-        if matches!(node.node_type, NodeKind::Reducer | NodeKind::Orchestrator) {
-            topics.extend(node.subscribe_topics().into_iter().map(str::to_owned));
-        }
+        topics.extend(node.subscribe_topics().into_iter().map(str::to_owned));
     }
     topics.into_iter().collect()
 }
