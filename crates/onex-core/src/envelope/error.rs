@@ -36,7 +36,7 @@ pub enum EnvelopeError {
         operation: String,
     },
     /// A request that does not say which operation it asks for.
-    #[error("{}: {field} is missing; a request names its operation (read as {dialect})", envelope_name(envelope_id))]
+    #[error("{}: missing field {field}: a request names its operation (read as {dialect})", envelope_name(envelope_id))]
     MissingOperation {
         /// The envelope concerned, when it gave its id.
         envelope_id: Option<Uuid>,

@@ -71,7 +71,7 @@ fn a_request_without_an_operation_is_refused_naming_the_field() {
     let err = decode(json!({"payload": {}, "correlation_id": Uuid::from_u128(5)})).unwrap_err();
     assert_eq!(err.error_code(), codes::ENVELOPE_INVALID);
     let text = err.to_string();
-    assert!(text.contains("envelope without an envelope_id") && text.contains("`operation` is missing"), "{text}");
+    assert!(text.contains("envelope without an envelope_id") && text.contains("missing field `operation`"), "{text}");
     assert!(text.contains("a Python runtime request"), "{text}");
     let err = decode(json!({"envelope_id": Uuid::from_u128(6), "envelope_timestamp": "2026-07-24T12:00:00Z",
         "payload": {"n": 1}}))

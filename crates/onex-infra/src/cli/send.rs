@@ -284,7 +284,7 @@ mod tests {
         assert_eq!((p.body.as_slice(), p.operation.as_str(), p.envelope_id), (python.as_bytes(), "echo.ping", None));
         let err = prepare(&args(&["--envelope", "-"]).unwrap(), &mut r#"{"payload": {}}"#.as_bytes()).unwrap_err();
         assert!(
-            err.starts_with("--envelope (stdin): envelope without an envelope_id: `operation` is missing"),
+            err.starts_with("--envelope (stdin): envelope without an envelope_id: missing field `operation`"),
             "{err}"
         );
         let err = prepare(&args(&["--envelope", "/nonexistent/e.json"]).unwrap(), &mut "".as_bytes()).unwrap_err();
