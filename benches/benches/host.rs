@@ -236,7 +236,7 @@ fn latency(fx: &mut Fixture) {
         bus.publish(messages[0].clone()).await.unwrap();
         let reply = next_reply(replies).await;
         bus.acknowledge(REPLY_GROUP, &reply).await.unwrap();
-        let envelope = Envelope::from_json(&reply.payload, usize::MAX).unwrap();
+        let envelope = Envelope::decode(&reply.payload, usize::MAX, onex_infra::ids::minted()).unwrap();
         assert_eq!(envelope.success, Some(true), "local.echo failed: {:?}", envelope.error);
 
         let mut via_bus = Vec::with_capacity(M);

@@ -1,5 +1,6 @@
-//! The admin HTTP API (axum): liveness and readiness, Prometheus metrics, envelope ingress,
-//! and lookups of reducer state and workflow runs.
+//! The admin HTTP API (axum): liveness and readiness, Prometheus metrics, envelope ingress (any
+//! dialect in, the reply in the request's, the request's ids in `onex-envelope-id` /
+//! `onex-correlation-id`), and lookups of reducer state and workflow runs.
 //!
 //! The server starts before the host so that `/health/live` answers during start-up;
 //! everything else answers 503 until [`AdminState::set_host`] is called.
@@ -9,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use onex_core::envelope::{Envelope, ReplyError};
@@ -18,6 +19,7 @@ use serde_json::{Value as Json, json};
 
 use crate::error::codes;
 use crate::host::RuntimeHost;
+use crate::host::wire::{HEADER_CORRELATION_ID, HEADER_ENVELOPE_ID};
 
 /// What the handlers share: the host, once it is started.
 #[derive(Debug, Clone, Default)]
@@ -120,7 +122,7 @@ async fn ingest(State(state): State<AdminState>, body: Body) -> Response {
             return failure(status, &error);
         }
     };
-    let request = match Envelope::from_json(&bytes, cap) {
+    let request = match Envelope::decode(&bytes, cap, crate::ids::minted()) {
         Ok(request) => request,
         Err(e) => {
             let error = ReplyError::new(e.error_code(), e.to_string());
@@ -133,13 +135,29 @@ async fn ingest(State(state): State<AdminState>, body: Body) -> Response {
             return failure(status, &error);
         }
     };
+    let (envelope_id, correlation_id) = (request.envelope_id, request.correlation_id);
     let reply = host.handle(request).await;
     let status = match (&reply.success, &reply.error) {
         (Some(true), _) => StatusCode::OK,
         (_, Some(error)) => status_of(error.category),
         (_, None) => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    json_response(status, &serde_json::to_value(&reply).unwrap_or(Json::Null))
+    // The reply in its request's dialect; the headers name the request (its id may have been
+    // minted here) whatever the dialect has room for, and the trace it ran in.
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], reply.encode()).into_response();
+    let headers = response.headers_mut();
+    let ids = [(HEADER_ENVELOPE_ID, envelope_id), (HEADER_CORRELATION_ID, correlation_id)];
+    for (name, id) in ids {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_str(&id.to_string()).unwrap_or(HeaderValue::from_static("")),
+        );
+    }
+    // A client's own traceparent text is echoed only if it is a valid header value.
+    if let Some(value) = reply.metadata.traceparent.as_deref().and_then(|t| HeaderValue::from_str(t).ok()) {
+        headers.insert(HeaderName::from_static("traceparent"), value);
+    }
+    response
 }
 
 async fn entity_state(State(state): State<AdminState>, Path((fsm, key)): Path<(String, String)>) -> Response {

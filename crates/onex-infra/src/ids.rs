@@ -2,6 +2,7 @@
 //! for values that core takes as parameters.
 
 use chrono::{DateTime, Utc};
+use onex_core::envelope::Minted;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -27,6 +28,11 @@ pub fn new_uuid_v7() -> Uuid {
     random[..8].copy_from_slice(&a.to_le_bytes());
     random[8..].copy_from_slice(&b.to_le_bytes()[..2]);
     Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
+}
+
+/// A fresh envelope id and the current time, for what a request leaves out.
+pub fn minted() -> Minted {
+    Minted { envelope_id: new_uuid_v7(), timestamp: now_utc() }
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);

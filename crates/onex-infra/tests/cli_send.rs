@@ -23,7 +23,8 @@ struct Received {
 
 impl Received {
     fn envelope(&self) -> Envelope {
-        Envelope::from_json(&self.body, usize::MAX).unwrap_or_else(|e| panic!("request body is not an envelope: {e}"))
+        Envelope::decode(&self.body, usize::MAX, onex_infra::ids::minted())
+            .unwrap_or_else(|e| panic!("request body is not an envelope: {e}"))
     }
 }
 

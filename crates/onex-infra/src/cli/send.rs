@@ -1,6 +1,8 @@
 //! `send`: post one envelope to a running host's admin HTTP API and print the reply envelope.
 //!
-//! Exit 0 when the reply says `"success": true`, 1 when the host answered with a failed reply,
+//! The envelope may be of any dialect the host reads (`--envelope`); the reply printed is in the
+//! same dialect. Exit 0 when the reply says it succeeded (`"success": true`, or the Python
+//! runtime's `"status": "success"`), 1 when the host answered with a failed reply,
 //! 2 for usage and transport errors (bad flags, unreadable input, nothing listening, timeout,
 //! an answer that is not a reply envelope).
 
@@ -47,12 +49,13 @@ pub struct SendArgs {
     pub timeout_ms: u64,
 }
 
-/// The request to post: the JSON bytes and, for messages, its operation and id.
+/// The request to post: the JSON bytes and, for messages, its operation and id (none when the
+/// host is to mint it).
 #[derive(Debug)]
 struct Prepared {
     body: Vec<u8>,
     operation: String,
-    envelope_id: Uuid,
+    envelope_id: Option<Uuid>,
 }
 
 /// Builds the request body from the flags; `stdin` is read for `--payload -` or `--envelope -`.
@@ -65,9 +68,12 @@ fn prepare(args: &SendArgs, stdin: &mut dyn Read) -> Result<Prepared, String> {
     }
     if let Some(source) = &args.envelope {
         let (name, bytes) = read_input(source, stdin)?;
-        // Checked here for a clear message, then sent byte for byte.
-        let envelope = Envelope::from_json(&bytes, usize::MAX).map_err(|e| format!("--envelope {name}: {e}"))?;
-        return Ok(Prepared { body: bytes, operation: envelope.operation, envelope_id: envelope.envelope_id });
+        // Checked here for a clear message (any dialect), then sent byte for byte; an id it
+        // leaves out is minted by the host, not here.
+        let minted = crate::ids::minted();
+        let envelope = Envelope::decode(&bytes, usize::MAX, minted).map_err(|e| format!("--envelope {name}: {e}"))?;
+        let envelope_id = (envelope.envelope_id != minted.envelope_id).then_some(envelope.envelope_id);
+        return Ok(Prepared { body: bytes, operation: envelope.operation, envelope_id });
     }
     let operation = args.operation.clone().unwrap_or_default();
     let payload = match args.payload.as_deref() {
@@ -91,7 +97,7 @@ fn prepare(args: &SendArgs, stdin: &mut dyn Read) -> Result<Prepared, String> {
         other => other.to_string(),
     })?;
     let body = serde_json::to_vec(&envelope).map_err(|e| format!("cannot encode the envelope: {e}"))?;
-    Ok(Prepared { body, operation: envelope.operation, envelope_id: envelope.envelope_id })
+    Ok(Prepared { body, operation: envelope.operation, envelope_id: Some(envelope.envelope_id) })
 }
 
 /// The bytes of `source` (a file, or stdin for `-`) and a name for messages.
@@ -115,12 +121,35 @@ enum Answer {
     NotAReply(String),
 }
 
-/// Judges a response of any status by its body: a JSON object with a boolean `success` is a
-/// reply envelope; anything else is described (its first 200 characters).
+/// Whether a reply (of any dialect) says it succeeded: its boolean `success`, or the Python
+/// runtime's `status` (`success` / `error`).
+fn reply_success(reply: &Value) -> Option<bool> {
+    reply.get("success").and_then(Value::as_bool).or_else(|| match reply.get("status").and_then(Value::as_str) {
+        Some("success") => Some(true),
+        Some("error") => Some(false),
+        _ => None,
+    })
+}
+
+/// The `[code] message` of a failed reply: this runtime's `{code, message}` or upstream's string.
+fn reply_failure(reply: &Value) -> String {
+    match reply.get("error") {
+        Some(Value::String(text)) => text.clone(),
+        Some(error) => {
+            let code = error.get("code").and_then(Value::as_str).unwrap_or("no error code");
+            let message = error.get("message").and_then(Value::as_str).unwrap_or("");
+            format!("[{code}] {message}")
+        }
+        None => "[no error code]".to_owned(),
+    }
+}
+
+/// Judges a response of any status by its body: a JSON object that says whether it succeeded is
+/// a reply envelope; anything else is described (its first 200 characters).
 fn judge(addr: &str, status: u16, body: &[u8]) -> Answer {
     let snippet = |text: &str| text.chars().take(200).collect::<String>();
     match serde_json::from_slice::<Value>(body) {
-        Ok(reply) => match reply.get("success").and_then(Value::as_bool) {
+        Ok(reply) => match reply_success(&reply) {
             Some(success) => Answer::Reply { reply, success },
             None => Answer::NotAReply(format!(
                 "{addr} answered HTTP {status} without a reply envelope: {}",
@@ -161,7 +190,7 @@ pub(super) fn run(args: SendArgs) -> ExitCode {
         Err(e) => return exit_2(&format!("cannot start the async runtime: {e}")),
     };
     let addr = args.addr.as_str();
-    tracing::debug!(addr, operation = %prepared.operation, envelope_id = %prepared.envelope_id, "posting envelope");
+    tracing::debug!(addr, operation = %prepared.operation, envelope_id = ?prepared.envelope_id, "posting envelope");
     let timeout = Duration::from_millis(args.timeout_ms);
     let (status, body) = match runtime.block_on(post_json(addr, ENVELOPES_PATH, prepared.body, timeout)) {
         Ok(answer) => answer,
@@ -176,9 +205,8 @@ pub(super) fn run(args: SendArgs) -> ExitCode {
             if success {
                 return ExitCode::SUCCESS;
             }
-            let code = reply.pointer("/error/code").and_then(Value::as_str).unwrap_or("no error code");
-            let message = reply.pointer("/error/message").and_then(Value::as_str).unwrap_or("");
-            let _ = writeln!(std::io::stderr(), "{} failed (HTTP {status}): [{code}] {message}", prepared.operation);
+            let failure = reply_failure(&reply);
+            let _ = writeln!(std::io::stderr(), "{} failed (HTTP {status}): {failure}", prepared.operation);
             ExitCode::FAILURE
         }
     }
@@ -251,6 +279,14 @@ mod tests {
         let bad = text.replace("local.echo", "nodot");
         let err = prepare(&args(&["--envelope", "-"]).unwrap(), &mut bad.as_bytes()).unwrap_err();
         assert!(err.starts_with("--envelope (stdin): envelope ") && err.contains("`nodot`"), "{err}");
+        let python = r#"{"operation": "echo.ping", "payload": {"message": "hello"}}"#;
+        let p = prepare(&args(&["--envelope", "-"]).unwrap(), &mut python.as_bytes()).unwrap();
+        assert_eq!((p.body.as_slice(), p.operation.as_str(), p.envelope_id), (python.as_bytes(), "echo.ping", None));
+        let err = prepare(&args(&["--envelope", "-"]).unwrap(), &mut r#"{"payload": {}}"#.as_bytes()).unwrap_err();
+        assert!(
+            err.starts_with("--envelope (stdin): envelope without an envelope_id: missing field `operation`"),
+            "{err}"
+        );
         let err = prepare(&args(&["--envelope", "/nonexistent/e.json"]).unwrap(), &mut "".as_bytes()).unwrap_err();
         assert!(err.starts_with("--envelope /nonexistent/e.json: cannot read: "), "{err}");
     }
@@ -271,8 +307,15 @@ mod tests {
     fn the_reply_decides_between_success_failure_and_not_a_reply() {
         let ok = br#"{"success":true,"payload":{}}"#;
         assert!(matches!(judge("h:1", 200, ok), Answer::Reply { success: true, .. }));
-        let failed = br#"{"success":false,"error":{"code":"X","category":"validation","message":"m"}}"#;
+        let failed = br#"{"success":false,"error":{"code":"X","category":"validation","message":"m"}}"#.as_slice();
         assert!(matches!(judge("h:1", 422, failed), Answer::Reply { success: false, .. }));
+        let python = br#"{"status":"success","payload":{},"correlation_id":"59bc39d5-5a92-49fe-827c-e5e6cbe4dd5a"}"#;
+        assert!(matches!(judge("h:1", 200, python), Answer::Reply { success: true, .. }));
+        let python_failed = br#"{"success":false,"status":"error","error":"[X] m"}"#;
+        let Answer::Reply { reply, success: false } = judge("h:1", 404, python_failed) else { panic!() };
+        assert_eq!(reply_failure(&reply), "[X] m");
+        let Answer::Reply { reply, .. } = judge("h:1", 422, failed) else { panic!() };
+        assert_eq!(reply_failure(&reply), "[X] m");
         let Answer::NotAReply(m) = judge("h:1", 404, br#"{"detail":"no route"}"#) else { panic!() };
         assert_eq!(m, r#"h:1 answered HTTP 404 without a reply envelope: {"detail":"no route"}"#);
         let Answer::NotAReply(m) = judge("h:1", 502, b"Bad Gateway") else { panic!() };

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use super::RuntimeHost;
 use super::consumer::ConsumerConfig;
 use super::outbox::HEADER_OUTBOX_ID;
-use super::wire::{HEADER_ERROR_CODE, HEADER_ERROR_MESSAGE, to_message};
+use super::wire::{HEADER_ERROR_CODE, HEADER_ERROR_MESSAGE, minted_for, to_message};
 use crate::resilience::random_unit;
 
 /// Header of a dead letter: how many times the message was tried.
@@ -115,7 +115,7 @@ async fn decide(
     message: &InboundMessage,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Outcome, Stopped> {
-    let request = match Envelope::from_json(&message.payload, host.limits.max_envelope_bytes) {
+    let request = match Envelope::decode(&message.payload, host.limits.max_envelope_bytes, minted_for(message)) {
         Ok(request) => request,
         Err(e) => {
             let code = e.error_code();
