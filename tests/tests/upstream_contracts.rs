@@ -86,3 +86,44 @@ fn an_included_fragment_is_part_of_its_contract_not_a_document() {
     assert!(text.contains(&format!("{fragment}:2:3: error[ONEX_CORE_040_UNKNOWN_OPERATION]")), "{text}");
     assert!(text.contains("validated 2 contract files: 1 errors, 0 warnings"), "{text}");
 }
+
+/// A runtime config of this host's own (in-memory bus, no handlers), so the upstream contracts
+/// run without the Kafka and database settings of the upstream one.
+fn own_runtime_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("runtime.yaml");
+    std::fs::write(&path, "runtime_name: upstream-host\nhandlers:\n  local: {enabled: true}\n").unwrap();
+    path
+}
+
+#[test]
+fn run_serves_the_upstream_contracts_and_reports_unbound_handlers_or_refuses_with_the_flag() {
+    use onex_e2e::host::{HostOptions, HostProcess};
+    let dir = scratch_dir("upstream-run");
+    let config = own_runtime_config(&dir);
+    let mut options = HostOptions::new(&upstream_dir().join("contracts"), &dir.join("data"));
+    options.extra_args = vec!["--config".into(), config.display().to_string()];
+
+    let host = HostProcess::start(&options);
+    let (status, ready) = host.get_json("/health/ready");
+    assert_eq!(status, 200, "{ready}");
+    let unbound = ready["unbound_handlers"].as_object().expect("unbound_handlers in the body");
+    assert!(unbound.contains_key("HandlerLinearDbErrorReporter"), "{ready}");
+    assert_eq!(
+        host.metric(
+            "onex_unbound_handler{handler=\"HandlerLinearDbErrorReporter\",node=\"node_db_error_linear_effect\"}"
+        ),
+        Some(1.0)
+    );
+    assert!(host.logs().contains("HandlerLinearDbErrorReporter (node_db_error_linear_effect)"), "{}", host.logs());
+    drop(host);
+
+    options.extra_args.push("--require-all-handlers".into());
+    let failure = HostProcess::try_start(&options).err().expect("refuses to start");
+    assert_eq!(failure.status.and_then(|s| s.code()), Some(1), "{}", failure.logs);
+    assert!(
+        failure.logs.contains("ONEX_INFRA_044_HANDLERS_UNBOUND")
+            && failure.logs.contains("HandlerLinearDbErrorReporter"),
+        "{}",
+        failure.logs
+    );
+}

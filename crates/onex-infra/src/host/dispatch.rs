@@ -150,6 +150,16 @@ impl Dispatcher {
         for node in nodes {
             this.route_node(node, config, registry, &aliases);
         }
+        // Handlers routed by event model (not by operation) are bound too: report those nobody
+        // registered, whatever the node's kind.
+        for (name, binders) in contracts.bound_handler_names() {
+            if registry.type_named(name).is_none() && !aliases.contains_key(name) {
+                let nodes = this.unbound.entry(name.to_owned()).or_default();
+                nodes.extend(binders.iter().map(|n| (*n).to_owned()));
+                nodes.sort();
+                nodes.dedup();
+            }
+        }
         Ok(this)
     }
 
@@ -226,6 +236,7 @@ impl Dispatcher {
             self.routes.entry(op).or_insert(route);
         }
         for names in self.unbound.values_mut() {
+            names.sort();
             names.dedup();
         }
     }
