@@ -118,7 +118,7 @@ fn run_serves_the_upstream_contracts_and_reports_unbound_handlers_or_refuses_wit
     drop(host);
 
     options.extra_args.push("--require-all-handlers".into());
-    let failure = HostProcess::try_start(&options).err().expect("refuses to start");
+    let Err(failure) = HostProcess::try_start(&options) else { panic!("--require-all-handlers must refuse to start") };
     assert_eq!(failure.status.and_then(|s| s.code()), Some(1), "{}", failure.logs);
     assert!(
         failure.logs.contains("ONEX_INFRA_044_HANDLERS_UNBOUND")
