@@ -49,13 +49,24 @@ struct Route {
     publishes: Option<Arc<BTreeMap<String, String>>>,
 }
 
+/// How the host serves an envelope the dispatcher routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    /// A compute node: its emitted events are published before the reply.
+    Compute,
+    /// An effect that is not idempotent: its reply is recorded and replayed to duplicates.
+    Recorded,
+    /// An effect called directly.
+    Direct,
+}
+
 /// Started handlers and the routes of every operation the effect and compute nodes declare.
 pub struct Dispatcher {
     handlers: BTreeMap<String, Arc<dyn Handler>>,
     /// Operation -> the first node (by name) serving it.
     routes: BTreeMap<String, Route>,
-    /// (node, operation) -> route, for envelopes whose `target_node` names one of several.
-    by_node: BTreeMap<(String, String), Route>,
+    /// node -> operation -> route, for envelopes whose `target_node` names one of several.
+    by_node: BTreeMap<String, BTreeMap<String, Route>>,
     /// Operations declared by a node whose handler is not running, and why.
     unavailable: BTreeMap<String, String>,
     /// Handler names and types contracts bind that nothing serves here -> the nodes binding them.
@@ -232,7 +243,7 @@ impl Dispatcher {
                 idempotency_header,
                 publishes: is_compute.then(|| Arc::clone(&publishes)),
             };
-            self.by_node.insert((node.name.clone(), op.clone()), route.clone());
+            self.by_node.entry(node.name.clone()).or_default().insert(op.clone(), route.clone());
             self.routes.entry(op).or_insert(route);
         }
         for names in self.unbound.values_mut() {
@@ -259,19 +270,19 @@ impl Dispatcher {
 
     /// The route of `request`: the node its `target_node` names, else the first serving it.
     fn route(&self, request: &Envelope) -> Option<&Route> {
-        let targeted =
-            request.target_node.as_ref().and_then(|node| self.by_node.get(&(node.clone(), request.operation.clone())));
+        let targeted = request.target_node.as_ref().and_then(|node| self.by_node.get(node)?.get(&request.operation));
         targeted.or_else(|| self.routes.get(&request.operation))
     }
 
-    /// Whether the replies of `request`'s operation are recorded (it is not idempotent).
-    pub fn records_replies(&self, request: &Envelope) -> bool {
-        self.route(request).is_some_and(|r| r.recorded)
-    }
-
-    /// Whether `request` goes to a compute node (whose emitted events the host publishes).
-    pub fn is_compute(&self, request: &Envelope) -> bool {
-        self.route(request).is_some_and(|r| r.publishes.is_some())
+    /// How `request` is served: by a compute node, by an effect whose replies are recorded (it
+    /// is not idempotent), or by an effect called directly (also when nothing serves it: the
+    /// call answers OPERATION_NOT_FOUND).
+    pub fn kind_of(&self, request: &Envelope) -> RouteKind {
+        match self.route(request) {
+            Some(r) if r.publishes.is_some() => RouteKind::Compute,
+            Some(r) if r.recorded => RouteKind::Recorded,
+            _ => RouteKind::Direct,
+        }
     }
 
     /// Runs `request` through a compute node's stack: the reply, and the events it emitted as

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::commit::GroupCommitter;
+use super::dispatch::RouteKind;
 use super::metrics::{Gauges, Metrics, StackGauges};
 use super::{Dispatcher, Orchestrator, Reducers};
 use onex_core::resilience::BreakerState;
@@ -140,12 +141,12 @@ impl RuntimeHost {
             reply
         } else if prefix == INTENT_PREFIX {
             self.orchestrator.start(self, &request).await
-        } else if self.dispatcher.is_compute(&request) {
-            self.compute(&request).await
-        } else if self.dispatcher.records_replies(&request) {
-            super::effects::dispatch_recorded(self, &request).await
         } else {
-            self.dispatcher.dispatch(&request).await
+            match self.dispatcher.kind_of(&request) {
+                RouteKind::Compute => self.compute(&request).await,
+                RouteKind::Recorded => super::effects::dispatch_recorded(self, &request).await,
+                RouteKind::Direct => self.dispatcher.dispatch(&request).await,
+            }
         };
         let success = reply.success == Some(true);
         match self.metrics.operation(&request.operation) {
