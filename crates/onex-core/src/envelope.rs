@@ -160,7 +160,8 @@ impl Envelope {
         }
         let envelope: Envelope = serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Json {
             line: e.line(),
-            column: e.column(),
+            // serde_json says column 0 for an end of input right at a line's start.
+            column: e.column().max(1),
             message: e.to_string(),
         })?;
         envelope.validate()?;
@@ -254,5 +255,17 @@ mod tests {
         assert!(err.to_string().contains("00000000-0000-0000-0000-000000000003"), "{err}");
         req.operation = "db.".into();
         assert!(req.validate().is_err());
+    }
+
+    #[test]
+    fn a_json_error_column_is_one_based_even_at_the_end_of_input() {
+        // Found by the fuzz target `envelope_from_json`: the empty input (minimal already).
+        let column = |bytes: &[u8]| match Envelope::from_json(bytes, 1024) {
+            Err(EnvelopeError::Json { line, column, .. }) => (line, column),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(column(b""), (1, 1));
+        assert_eq!(column(b"{\n"), (2, 1));
+        assert_eq!(column(b"{\"a\""), (1, 4));
     }
 }
