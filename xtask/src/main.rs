@@ -27,7 +27,7 @@ Commands:
                 server (target: ratio >= 1.0 at 8 and 64 clients); prints p50/p99 latency
   check-layers  Check crate layering rules against `cargo metadata`
   ci            Run fmt, clippy, tests, layer check, contract validation and a short fuzz
-                run (15 s per target)
+                run (13 s per target)
   fuzz [--seconds N] [--runs N] [--target NAME] [-- LIBFUZZER_FLAGS...]
                 Build the cargo-fuzz targets of fuzz/ (cargo-fuzz installed into
                 ~/.cache/onex/cargo-root if missing; nightly) and run each for N seconds
