@@ -268,4 +268,19 @@ mod tests {
         assert_eq!(column(b"{\n"), (2, 1));
         assert_eq!(column(b"{\"a\""), (1, 4));
     }
+
+    #[test]
+    fn a_payload_number_keeps_its_value_through_a_re_encoding() {
+        // Found by the fuzz target `envelope_from_json` (minimised): without serde_json's
+        // float_roundtrip the first decode rounded this to 8.88888888888889e43, which encodes
+        // and decodes again as 8.888888888888889e43.
+        let digits = "88888888888888888888888888888888888888888888";
+        let json = format!(
+            "{{\"envelope_id\":\"0192f1a4-7b3c-7d2e-8f00-000000000005\",\"correlation_id\":\"0192f1a4-7b3c-7d2e-8f00-000000000001\",\"operation\":\"t.t\",\"payload\":{{\"\":{{\"\":{digits}}}}},\"timestamp\":\"2026-11-22T00:00:00Z\"}}"
+        );
+        let decoded = Envelope::from_json(json.as_bytes(), 1 << 20).unwrap();
+        assert_eq!(decoded.payload[""][""].as_f64(), Some(digits.parse::<f64>().unwrap()), "correctly rounded");
+        let again = Envelope::from_json(&serde_json::to_vec(&decoded).unwrap(), 1 << 20).unwrap();
+        assert_eq!(again, decoded);
+    }
 }
