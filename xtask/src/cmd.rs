@@ -1,7 +1,7 @@
 //! Helpers for locating the workspace and running external commands.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -13,6 +13,28 @@ pub fn workspace_root() -> PathBuf {
 /// The cargo executable to use: `$CARGO` when run through cargo, else `cargo`.
 pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+/// The cargo root the project's tools are installed into (`cargo install --root`):
+/// `$XDG_CACHE_HOME/onex/cargo-root`, else `$HOME/.cache/onex/cargo-root` (outside the repo, so
+/// fresh clones reuse it).
+pub fn cargo_root() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join("onex").join("cargo-root")
+}
+
+/// The executable `name` in [`cargo_root`]'s `bin`, else on `PATH`.
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    let cached = cargo_root().join("bin").join(name);
+    if cached.is_file() {
+        return Some(cached);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
 }
 
 /// Renders a command line for messages, e.g. `cargo fmt --all`
@@ -78,15 +100,18 @@ impl Interrupted {
 /// does not reach it otherwise).
 pub fn run_interruptible(dir: &Path, program: &str, args: &[&str], interrupted: &Interrupted) -> Result<(), String> {
     let line = display(program, args);
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .spawn()
-        .map_err(|e| format!("failed to start `{line}`: {e}"))?;
+    let status = wait_interruptible(Command::new(program).args(args).current_dir(dir), &line, interrupted)?;
+    if status.success() { Ok(()) } else { Err(format!("`{line}` failed ({status})")) }
+}
+
+/// Starts `command` (`line` names it in errors) and waits for it, killing it when
+/// `interrupted` is set; returns its exit status, or an error once interrupted.
+pub fn wait_interruptible(command: &mut Command, line: &str, interrupted: &Interrupted) -> Result<ExitStatus, String> {
+    let mut child = command.spawn().map_err(|e| format!("failed to start `{line}`: {e}"))?;
     loop {
         if let Some(status) = child.try_wait().map_err(|e| format!("waiting for `{line}`: {e}"))? {
             interrupted.check()?;
-            return if status.success() { Ok(()) } else { Err(format!("`{line}` failed ({status})")) };
+            return Ok(status);
         }
         if interrupted.is_set() {
             // Already gone is fine: the next `try_wait` reports its status.
@@ -98,3 +123,15 @@ pub fn run_interruptible(dir: &Path, program: &str, args: &[&str], interrupted: 
 
 /// How often [`run_interruptible`] looks at its child and the flag.
 const POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tool_cache_is_outside_the_repo() {
+        let root = cargo_root();
+        assert!(root.ends_with("onex/cargo-root"), "{}", root.display());
+        assert!(!root.starts_with(env!("CARGO_MANIFEST_DIR")));
+    }
+}

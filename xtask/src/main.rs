@@ -7,6 +7,7 @@ mod bench_host;
 mod bench_pg;
 mod ci;
 mod cmd;
+mod fuzz;
 mod host_process;
 mod layers;
 mod services;
@@ -25,7 +26,13 @@ Commands:
                 PostgreSQL (1, 8, 64 clients over HTTP) against `pgbench -N` on the same
                 server (target: ratio >= 1.0 at 8 and 64 clients); prints p50/p99 latency
   check-layers  Check crate layering rules against `cargo metadata`
-  ci            Run fmt, clippy, tests, layer check and contract validation
+  ci            Run fmt, clippy, tests, layer check, contract validation and a short fuzz
+                run (13 s per target)
+  fuzz [--seconds N] [--runs N] [--target NAME] [-- LIBFUZZER_FLAGS...]
+                Build the cargo-fuzz targets of fuzz/ (cargo-fuzz installed into
+                ~/.cache/onex/cargo-root if missing; nightly) and run each for N seconds
+                (default 60) or N executions, corpus in target/fuzz-corpus/<target>;
+                prints executions, execs/s and corpus size, fails naming a crash's input
   services up|down|status
                 Start the services integration tests need (PostgreSQL, RustyVault;
                 installed if missing), stop only what `up` started, or tell whether
@@ -44,6 +51,7 @@ fn main() -> ExitCode {
         ["bench-pg"] => report(bench_pg::run(&cmd::workspace_root())),
         ["check-layers"] => report(layers::run(&cmd::workspace_root())),
         ["ci"] => report(ci::run(&cmd::workspace_root())),
+        ["fuzz", rest @ ..] => report(fuzz::main(&cmd::workspace_root(), rest)),
         ["services", action] => report(services::run(&cmd::workspace_root(), action)),
         _ => {
             eprintln!("error: unknown command `{}`\n\n{USAGE}", args.join(" "));

@@ -23,7 +23,7 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Every Rust file of the project, with its text.
 fn project_sources(root: &Path) -> Vec<(PathBuf, String)> {
-    ["crates", "xtask/src", "tests", "benches"]
+    ["crates", "xtask/src", "tests", "benches", "fuzz"]
         .iter()
         .flat_map(|d| rust_files(&root.join(d)))
         .map(|p| {
@@ -96,6 +96,42 @@ mod tests {
             p.components().any(|c| c.as_os_str() == "src") && text.lines().count() > 500
         });
         assert!(bad.is_empty(), "split these into modules with one job each (> 500 lines): {bad:?}");
+    }
+
+    #[test]
+    fn every_loader_and_the_envelope_decoder_have_a_fuzz_target_ci_runs() {
+        let root = workspace_root();
+        let document = std::fs::read_to_string(root.join("crates/onex-core/src/contract/document.rs")).unwrap();
+        // A loader: `pub fn <name>(source: &str, bytes: &[u8])`.
+        let loaders: Vec<&str> = document
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub fn "))
+            .filter(|l| l.contains("(source: &str, bytes: &[u8])"))
+            .filter_map(|l| l.split('(').next())
+            .collect();
+        assert!(loaders.len() >= 6, "found too few loaders in document.rs: {loaders:?}");
+        let targets: Vec<&str> = crate::fuzz::TARGETS.iter().map(|(name, _)| *name).collect();
+        let wanted = loaders.iter().copied().chain(["yaml_parse", "envelope_decode"]);
+        let missing: Vec<&str> = wanted.filter(|name| !targets.contains(name)).collect();
+        assert!(
+            missing.is_empty(),
+            "give these a fuzz target (fuzz/fuzz_targets/) listed in xtask's fuzz::TARGETS: {missing:?}"
+        );
+
+        let manifest = std::fs::read_to_string(root.join("fuzz/Cargo.toml")).unwrap();
+        let files: Vec<String> = rust_files(&root.join("fuzz/fuzz_targets"))
+            .iter()
+            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .collect();
+        for name in &targets {
+            assert!(
+                files.iter().any(|f| f == name),
+                "fuzz::TARGETS names `{name}` but fuzz/fuzz_targets/{name}.rs is missing"
+            );
+            assert!(manifest.contains(&format!("name = \"{name}\"")), "fuzz/Cargo.toml has no [[bin]] `{name}`");
+        }
+        let unlisted: Vec<&String> = files.iter().filter(|f| !targets.contains(&f.as_str())).collect();
+        assert!(unlisted.is_empty(), "list these fuzz targets in xtask's fuzz::TARGETS, so CI runs them: {unlisted:?}");
     }
 
     #[test]

@@ -117,9 +117,10 @@ pub enum TreeErrorKind {
     TooLarge,
 }
 
+/// A collection being built; `inner` is the height of its tallest child so far.
 enum Frame {
-    Seq { pos: Pos, anchor: usize, items: Vec<Node> },
-    Map { pos: Pos, anchor: usize, entries: Vec<(Node, Node)>, key: Option<Node> },
+    Seq { pos: Pos, anchor: usize, items: Vec<Node>, inner: usize },
+    Map { pos: Pos, anchor: usize, entries: Vec<(Node, Node)>, key: Option<Node>, inner: usize },
 }
 
 fn pos_of(marker: &granit_parser::Marker) -> Pos {
@@ -149,7 +150,9 @@ pub fn parse(src: &str) -> Result<Node, TreeError> {
     options.emit_comments = false;
     let mut parser = Parser::new_from_str_with_options(src, options);
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    // Anchored nodes with their height (collections nested in them, themselves included), so an
+    // alias cannot nest deeper than MAX_DEPTH where it is used.
+    let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
     let mut root: Option<Node> = None;
     let mut documents = 0usize;
     let mut nodes = 0usize;
@@ -163,7 +166,8 @@ pub fn parse(src: &str) -> Result<Node, TreeError> {
             _ => err(pos_of(e.marker()), TreeErrorKind::Syntax, e.info()),
         })?;
         let pos = pos_of(&span.start);
-        let completed: Option<(Node, usize)> = match event {
+        // (node, anchor id, height)
+        let completed: Option<(Node, usize, usize)> = match event {
             Event::DocumentStart(..) => {
                 documents += 1;
                 if documents > 1 {
@@ -178,54 +182,69 @@ pub fn parse(src: &str) -> Result<Node, TreeError> {
             Event::Scalar(text, _, anchor, tag)
                 if tag.as_deref().is_some_and(|t| t.handle() == "!" && t.suffix() == "include") =>
             {
-                Some((Node { pos, value: Value::Include(text.into_owned()) }, anchor))
+                Some((Node { pos, value: Value::Include(text.into_owned()) }, anchor, 0))
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let is_str_tag = tag.as_deref().is_some_and(|t| t.is_yaml_core_schema_tag("str"));
                 let plain = style == ScalarStyle::Plain && !is_str_tag;
-                Some((Node { pos, value: Value::Scalar { text: text.into_owned(), plain } }, anchor))
+                Some((Node { pos, value: Value::Scalar { text: text.into_owned(), plain } }, anchor, 0))
             }
             Event::SequenceStart(_, anchor, _) | Event::MappingStart(_, anchor, _) => {
                 if stack.len() >= MAX_DEPTH {
                     return Err(err(pos, TreeErrorKind::TooDeep, format!("nesting deeper than {MAX_DEPTH} levels")));
                 }
                 stack.push(if matches!(event, Event::SequenceStart(..)) {
-                    Frame::Seq { pos, anchor, items: Vec::new() }
+                    Frame::Seq { pos, anchor, items: Vec::new(), inner: 0 }
                 } else {
-                    Frame::Map { pos, anchor, entries: Vec::new(), key: None }
+                    Frame::Map { pos, anchor, entries: Vec::new(), key: None, inner: 0 }
                 });
                 None
             }
             Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
-                Some(Frame::Seq { pos, anchor, items }) => Some((Node { pos, value: Value::Seq(items) }, anchor)),
-                Some(Frame::Map { pos, anchor, entries, .. }) => {
-                    Some((Node { pos, value: Value::Map(entries) }, anchor))
+                Some(Frame::Seq { pos, anchor, items, inner }) => {
+                    Some((Node { pos, value: Value::Seq(items) }, anchor, inner + 1))
+                }
+                Some(Frame::Map { pos, anchor, entries, inner, .. }) => {
+                    Some((Node { pos, value: Value::Map(entries) }, anchor, inner + 1))
                 }
                 None => return Err(err(pos, TreeErrorKind::Syntax, "unbalanced collection end".into())),
             },
             Event::Alias(id) => match anchors.get(&id) {
-                Some(node) => {
+                Some((node, height)) => {
+                    if stack.len() + height > MAX_DEPTH {
+                        return Err(err(
+                            pos,
+                            TreeErrorKind::TooDeep,
+                            format!("nesting deeper than {MAX_DEPTH} levels (through an alias)"),
+                        ));
+                    }
                     nodes += count_nodes(node);
-                    Some((Node { pos, value: node.value.clone() }, 0))
+                    Some((Node { pos, value: node.value.clone() }, 0, *height))
                 }
                 None => return Err(err(pos, TreeErrorKind::Syntax, "alias to an unknown anchor".into())),
             },
             _ => None,
         };
-        let Some((node, anchor)) = completed else { continue };
+        let Some((node, anchor, height)) = completed else { continue };
         nodes += 1;
         if nodes > MAX_NODES {
             return Err(err(pos, TreeErrorKind::TooLarge, format!("document expands to more than {MAX_NODES} nodes")));
         }
         if anchor != 0 {
-            anchors.insert(anchor, node.clone());
+            anchors.insert(anchor, (node.clone(), height));
         }
         match stack.last_mut() {
-            Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
-                Some(k) => entries.push((k, node)),
-                None => *key = Some(node),
-            },
+            Some(Frame::Seq { items, inner, .. }) => {
+                *inner = (*inner).max(height);
+                items.push(node);
+            }
+            Some(Frame::Map { entries, key, inner, .. }) => {
+                *inner = (*inner).max(height);
+                match key.take() {
+                    Some(k) => entries.push((k, node)),
+                    None => *key = Some(node),
+                }
+            }
             None => root = Some(node),
         }
     }
@@ -266,6 +285,29 @@ mod tests {
         let e = parse(&deep).unwrap_err();
         assert_eq!(e.kind, TreeErrorKind::TooDeep);
         assert_eq!(e.pos.line, 1);
+    }
+
+    #[test]
+    fn an_alias_cannot_nest_deeper_than_the_bound() {
+        // Broke the depth invariant of the fuzz target `yaml_parse` (the input was written by
+        // hand after reading the alias path, then minimised by libFuzzer): a tree 31 deep
+        // anchored, used under 35 levels, made a tree 66 deep; chained aliases of that kind
+        // reached 11,000 levels in 25 KB.
+        let min = format!("a: &a {}{}\nb: {}*a{}\n", "[".repeat(31), "]".repeat(31), "[".repeat(34), "]".repeat(34));
+        let e = parse(&min).unwrap_err();
+        assert_eq!((e.kind, e.pos.line), (TreeErrorKind::TooDeep, 2), "{e:?}");
+        // Up to the bound, aliases work: 1 (root map) + 32 + 31 = 64.
+        let fits = format!("a: &a {}{}\nb: {}*a{}\n", "[".repeat(31), "]".repeat(31), "[".repeat(32), "]".repeat(32));
+        assert!(parse(&fits).is_ok());
+        // The height of an anchored mapping counts its deepest value, not its first.
+        let nested = format!(
+            "a: &a {{x: 1, y: {}{}}}\nb: {}*a{}\n",
+            "[".repeat(30),
+            "]".repeat(30),
+            "[".repeat(33),
+            "]".repeat(33)
+        );
+        assert_eq!(parse(&nested).unwrap_err().kind, TreeErrorKind::TooDeep);
     }
 
     #[test]

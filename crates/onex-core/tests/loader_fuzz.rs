@@ -384,3 +384,18 @@ proptest! {
         load_all(&mutate(contract.1, &mutations))?;
     }
 }
+
+#[test]
+fn nested_complex_keys_load_in_linear_time() {
+    // The fuzz target `load_node_contract` timed out on these 90 bytes (spaces and YAML
+    // complex-key marks): the text of keys nested in keys grew exponentially with depth. It
+    // must now be refused like any non-contract, promptly (the test run's own timeout is the
+    // bound; nothing here measures time).
+    let hostile = "  ? ?   ? ?  ? ? ? ? ?   ? ?  ? ? ?   ? ?   ? ?  ? ? ? ? ?   ? ?  ? ? ?       ? ?    ? ?  ";
+    for loaded in [
+        onex_core::contract::load_node_contract("hostile.yaml", hostile.as_bytes()).map(|_| ()),
+        onex_core::contract::load_document("hostile.yaml", hostile.as_bytes()).map(|_| ()),
+    ] {
+        assert!(loaded.is_err());
+    }
+}

@@ -24,25 +24,9 @@ const BINARY: &str = "rvault";
 /// The file under the data dir holding the unseal key and root token (mode 0600).
 const INIT_FILE: &str = "init.json";
 
-/// The cargo root `rvault` is installed into: `$XDG_CACHE_HOME/onex/cargo-root`, else
-/// `$HOME/.cache/onex/cargo-root` (outside the repo, so fresh clones reuse it).
-pub(super) fn cargo_root() -> PathBuf {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    cache.join("onex").join("cargo-root")
-}
-
-/// `rvault` in the cached cargo root, else on `PATH`.
+/// `rvault` in the cached cargo root ([`cmd::cargo_root`]), else on `PATH`.
 pub(super) fn binary() -> Option<PathBuf> {
-    let cached = cargo_root().join("bin").join(BINARY);
-    if cached.is_file() {
-        return Some(cached);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(BINARY)).find(|p| p.is_file())
+    cmd::find_tool(BINARY)
 }
 
 pub(super) fn installed() -> bool {
@@ -65,11 +49,11 @@ pub(crate) fn ensure_openssl_headers() -> Result<(), String> {
     Ok(())
 }
 
-/// `cargo install rusty_vault --locked` into [`cargo_root`] (its OpenSSL build needs the
+/// `cargo install rusty_vault --locked` into [`cmd::cargo_root`] (its OpenSSL build needs the
 /// system's headers, installed first when missing).
 pub(super) fn install() -> Result<(), String> {
     ensure_openssl_headers()?;
-    let root = cargo_root();
+    let root = cmd::cargo_root();
     let root_text = root.to_string_lossy().into_owned();
     println!("services: `cargo install {CRATE} --locked --root {root_text}` (5-15 min on 2 cores; progress follows)");
     let started = Instant::now();
@@ -243,12 +227,5 @@ mod tests {
         assert!(has_secret_mount(&json!({"secret/": {"type": "kv"}})));
         assert!(has_secret_mount(&json!({"data": {"secret/": {"type": "kv"}}})));
         assert!(!has_secret_mount(&json!({"sys/": {"type": "system"}})));
-    }
-
-    #[test]
-    fn the_cache_is_outside_the_repo() {
-        let root = cargo_root();
-        assert!(root.ends_with("onex/cargo-root"), "{}", root.display());
-        assert!(!root.starts_with(env!("CARGO_MANIFEST_DIR")));
     }
 }

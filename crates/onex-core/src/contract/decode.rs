@@ -119,9 +119,11 @@ pub fn parse_source<'b>(cx: &mut Cx, bytes: &'b [u8]) -> Option<(Node, &'b str)>
         Ok(text) => text,
         Err(e) => {
             // Everything before the bad byte is UTF-8; columns count characters, like `Pos`.
+            // Lines end where YAML ends them (`\n`, `\r\n` or a lone `\r`), so the position
+            // is the one the parser would give.
             let valid = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
-            let line = valid.matches('\n').count() + 1;
-            let column = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            let line = valid.matches(['\n', '\r']).count() - valid.matches("\r\n").count() + 1;
+            let column = valid.rsplit(['\n', '\r']).next().map_or(0, |l| l.chars().count()) + 1;
             cx.error(
                 codes::CONTRACT_NOT_UTF8,
                 Pos::new(line, column),
@@ -268,18 +270,9 @@ pub fn to_json(node: &Node) -> Json {
             }
         }
         Value::Seq(items) => Json::Array(items.iter().map(to_json).collect()),
-        Value::Map(entries) => Json::Object(
-            entries
-                .iter()
-                .map(|(k, v)| {
-                    let key = match &k.value {
-                        Value::Scalar { text, .. } => text.clone(),
-                        _ => to_json(k).to_string(),
-                    };
-                    (key, to_json(v))
-                })
-                .collect(),
-        ),
+        Value::Map(entries) => {
+            Json::Object(entries.iter().map(|(k, v)| (super::fields::key_text(k), to_json(v))).collect())
+        }
     }
 }
 
@@ -332,5 +325,23 @@ mod tests {
         assert_eq!(msgs.len(), 2, "{msgs:?}");
         assert!(msgs[0].starts_with("t.yaml:3:4: error[ONEX_CORE_017_CONTRACT_INVALID_VALUE] c:"), "{}", msgs[0]);
         assert!(msgs[1].contains("d: expected a non-negative integer, found string"), "{}", msgs[1]);
+    }
+
+    #[test]
+    fn a_bad_utf8_byte_is_located_on_yaml_s_lines() {
+        // Found by the fuzz target `load_node_contract` (minimised): a lone `\r` ends a line for
+        // the YAML parser, so it must for the UTF-8 check too.
+        let at = |bytes: &[u8]| {
+            let mut cx = Cx::new("t.yaml");
+            assert!(parse_source(&mut cx, bytes).is_none());
+            let (_, diagnostics) = cx.into_parts::<()>(None);
+            assert_eq!(diagnostics[0].code, codes::CONTRACT_NOT_UTF8);
+            (diagnostics[0].pos.line, diagnostics[0].pos.column)
+        };
+        assert_eq!(at(b"\r\xff"), (2, 1));
+        assert_eq!(at(b"a: 1\r\nb: \xff"), (2, 4));
+        assert_eq!(at(b"a\rb\nc\r\r\xc3\xa9t\xff"), (5, 3));
+        assert_eq!(at(b"\xc3\xa9\xff"), (1, 2));
+        assert_eq!(yaml::parse("a\rb: [").unwrap_err().pos.line, 2, "the parser's own line count");
     }
 }

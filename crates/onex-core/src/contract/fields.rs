@@ -2,7 +2,7 @@
 //! rest are unknown fields (with a "did you mean"); upstream keys we accept but do not act on
 //! are warnings; missing required keys are reported once, and not beside a near-miss typo.
 
-use super::decode::{Cx, Decode, join, to_json, wrong_type};
+use super::decode::{Cx, Decode, join, wrong_type};
 use crate::error::codes;
 use crate::yaml::{Node, Pos, Value};
 
@@ -198,11 +198,13 @@ pub fn value_of<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
     }
 }
 
-/// The text of a mapping key (JSON for the rare non-scalar key).
+/// The text of a mapping key. A key that is itself a mapping or sequence (YAML's `? ` complex
+/// keys) is named by its kind and place, not written out: written out, keys nested in keys
+/// escape each other's quotes and grow exponentially with depth (found by fuzzing).
 pub fn key_text(k: &Node) -> String {
     match &k.value {
-        Value::Scalar { text, .. } => text.clone(),
-        _ => to_json(k).to_string(),
+        Value::Scalar { text, .. } | Value::Include(text) => text.clone(),
+        _ => format!("<{} key at {}:{}>", k.type_name(), k.pos.line, k.pos.column),
     }
 }
 
@@ -232,6 +234,17 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::decode::to_json;
+
+    #[test]
+    fn nested_complex_keys_are_named_not_written_out() {
+        // Fuzzing found this: 90 bytes of `?` marks whose key texts grew to megabytes.
+        let hostile = "  ? ? ? ? ? ? ? ? ? ? ? ? ? ? ? ? ? ? ? ? ? ? ? ? ? ? ? ? ? ? ? ? ?\n";
+        let node = crate::yaml::parse(hostile).unwrap();
+        let json = to_json(&node).to_string();
+        assert!(json.len() < 200, "{} bytes: {json}", json.len());
+        assert!(json.contains("<mapping key at 1:"), "{json}");
+    }
 
     #[test]
     fn suggestions_are_close_matches_only() {

@@ -54,7 +54,8 @@ fn envelope_name(id: &Option<Uuid>) -> String {
 impl EnvelopeError {
     /// The error of a `serde_json` failure, with its position.
     pub(super) fn json(e: &serde_json::Error) -> Self {
-        Self::Json { line: e.line(), column: e.column(), message: e.to_string() }
+        // serde_json says column 0 for an end of input right at a line's start.
+        Self::Json { line: e.line(), column: e.column().max(1), message: e.to_string() }
     }
 
     /// A JSON error with no position (`message` says what was expected).

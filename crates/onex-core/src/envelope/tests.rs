@@ -150,3 +150,29 @@ fn a_stored_reply_parses_back_whole_and_answers_in_the_duplicates_dialect() {
     let native = back.as_reply_to(&Envelope::request(Uuid::from_u128(1), "local.echo", json!({}), at(6)));
     assert_eq!((native.dialect, native.envelope_version), (Dialect::Native, None));
 }
+
+#[test]
+fn a_json_error_column_is_one_based_even_at_the_end_of_input() {
+    // Found by the fuzz target `envelope_decode`: the empty input (minimal already).
+    let column = |bytes: &[u8]| match Envelope::decode(bytes, 1024, minted()) {
+        Err(EnvelopeError::Json { line, column, .. }) => (line, column),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(column(b""), (1, 1));
+    assert_eq!(column(b"{\n"), (2, 1));
+}
+
+#[test]
+fn a_payload_number_keeps_its_value_through_a_re_encoding() {
+    // Found by the fuzz target `envelope_decode` (minimised): without serde_json's
+    // float_roundtrip the first decode rounded this to 8.88888888888889e43, which encodes and
+    // decodes again as 8.888888888888889e43.
+    let digits = "88888888888888888888888888888888888888888888";
+    let json = format!(
+        "{{\"envelope_id\":\"0192f1a4-7b3c-7d2e-8f00-000000000005\",\"correlation_id\":\"0192f1a4-7b3c-7d2e-8f00-000000000001\",\"operation\":\"t.t\",\"payload\":{{\"\":{{\"\":{digits}}}}},\"timestamp\":\"2026-11-22T00:00:00Z\"}}"
+    );
+    let decoded = Envelope::decode(json.as_bytes(), 1 << 20, minted()).unwrap();
+    assert_eq!(decoded.payload[""][""].as_f64(), Some(digits.parse::<f64>().unwrap()), "correctly rounded");
+    let again = Envelope::decode(&decoded.encode(), 1 << 20, minted()).unwrap();
+    assert_eq!(again, decoded);
+}

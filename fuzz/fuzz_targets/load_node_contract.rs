@@ -1,0 +1,17 @@
+//! `load_node_contract`: never panics; a success carries only warnings, a refusal at least one error, every
+//! diagnostic inside the input and in source order; when `check_document` decodes the bytes as
+//! this kind without an error, `load_node_contract` returns the same value and warnings.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use onex_core::contract::{ContractDocument, load_node_contract};
+use onex_fuzz::{SOURCE, assert_agrees_with_check, assert_loaded};
+
+fuzz_target!(|bytes: &[u8]| {
+    let loaded = load_node_contract(SOURCE, bytes);
+    assert_loaded(bytes, &loaded);
+    assert_agrees_with_check(bytes, &loaded, |document| match document {
+        ContractDocument::Node(value) => Some(*value),
+        _ => None,
+    });
+});
