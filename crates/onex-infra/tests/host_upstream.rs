@@ -5,9 +5,6 @@
 //! topic); every handler no one registered is reported, and the rest of the host still runs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/host.rs"]
-mod host_support;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -129,7 +126,9 @@ async fn a_custom_handler_bound_by_upstream_name_serves_its_node_over_http_and_t
     let ready: Json = serde_json::from_slice(&to_bytes(ready.into_body(), 1 << 20).await.unwrap()).unwrap();
     assert!(ready["unbound_handlers"]["HandlerLedgerProjection"].is_array(), "{ready}");
 
-    // Over the bus: on the node's own subscribe topic, with the reply on the reply topic.
+    // Over the bus: on the node's own subscribe topic, with the reply on the reply topic (read by
+    // a group subscribed before the request, as a client would be).
+    let mut replies = memory.subscribe("client", std::slice::from_ref(&reply_topic)).await.unwrap();
     let correlation = new_uuid_v7().to_string();
     let body = json!({"operation": "report_error", "payload": {"error_code": "40001"}, "correlation_id": correlation});
     let message = OutboundMessage {
@@ -139,8 +138,9 @@ async fn a_custom_handler_bound_by_upstream_name_serves_its_node_over_http_and_t
         headers: Default::default(),
     };
     memory.publish(message).await.unwrap();
-    let replies = host_support::read_topic(&memory, &reply_topic, 1, Duration::from_secs(10)).await;
-    let reply: Json = serde_json::from_slice(&replies[0].payload).unwrap();
+    let poll = std::future::poll_fn(|cx| replies.as_mut().poll_next(cx));
+    let message = tokio::time::timeout(Duration::from_secs(10), poll).await.expect("a reply in time").unwrap().unwrap();
+    let reply: Json = serde_json::from_slice(&message.payload).unwrap();
     assert_eq!(reply["status"], "success", "{reply}");
     assert_eq!(reply["correlation_id"], correlation.as_str());
     assert_eq!(reply["payload"]["issue_id"], "DB-40001");
