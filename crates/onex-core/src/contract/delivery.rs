@@ -5,7 +5,7 @@
 
 use super::decode::{Cx, Decode, join};
 use super::fields::Fields;
-use super::node::{BackoffStrategy, RetryPolicy};
+use super::resilience::{BackoffStrategy, RetryPolicy};
 use crate::error::codes;
 use crate::resilience::RetrySchedule;
 use crate::yaml::Node;

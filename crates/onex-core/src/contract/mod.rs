@@ -10,6 +10,7 @@ mod fsm;
 mod handler_contract;
 mod include;
 mod node;
+mod resilience;
 mod routing;
 mod runtime;
 mod runtime_upstream;
@@ -28,10 +29,8 @@ pub use document::{
 pub use fsm::{ActionDef, ConditionDef, FromState, FsmContract, StateDef, TransitionDef};
 pub use handler_contract::HandlerContract;
 pub use include::{IncludeSource, MAX_INCLUDE_DEPTH, NoIncludes};
-pub use node::{
-    BackoffStrategy, CircuitBreakerPolicy, EventSpec, IoOperation, NodeContract, NodeKind, OperationBinding,
-    RateLimitPolicy, Resilience, RetryPolicy,
-};
+pub use node::{EventSpec, IoOperation, NodeContract, NodeKind, OperationBinding};
+pub use resilience::{BackoffStrategy, CircuitBreakerPolicy, RateLimitPolicy, Resilience, RetryPolicy};
 pub use routing::{EventBusTopics, HandlerRoute, HandlerRouting, NamedRef};
 pub use runtime::{
     BusConfig, BusKind, HandlerConfig, OVERRIDES, RuntimeConfig, SecretRef, StateStoreConfig, StoreKind,
