@@ -20,7 +20,7 @@ fuzz_target!(|bytes: &[u8]| {
                 nodes += 1;
                 assert!(extent.contains(node.pos), "node outside the input: {:?} at {:?}", node.value, node.pos);
                 match &node.value {
-                    Value::Scalar { .. } => {}
+                    Value::Scalar { .. } | Value::Include(_) => {}
                     Value::Seq(items) => {
                         deepest = deepest.max(depth + 1);
                         pending.extend(items.iter().map(|n| (n, depth + 1)));
