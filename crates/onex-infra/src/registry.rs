@@ -85,9 +85,11 @@ impl HandlerRegistry for Registry {
 
     fn provides(&self, operation: &str) -> bool {
         let Some((ty, _)) = operation.split_once('.') else { return false };
-        let descriptor = self.factories.get(ty).map(|(d, _)| d.clone()).or_else(|| self.declared.get(ty).cloned());
-        let descriptor = descriptor.or_else(|| self.computes.get(ty).map(|c| c.describe()));
-        descriptor.is_some_and(|d| d.operations.iter().any(|o| o.operation == operation))
+        let lists = |d: &HandlerDescriptor| d.operations.iter().any(|o| o.operation == operation);
+        match self.factories.get(ty).map(|(d, _)| d).or_else(|| self.declared.get(ty)) {
+            Some(descriptor) => lists(descriptor),
+            None => self.computes.get(ty).is_some_and(|c| lists(&c.describe())),
+        }
     }
 
     fn descriptors(&self) -> Vec<HandlerDescriptor> {

@@ -3,9 +3,12 @@
 //! published only then; a message for a topic nobody here consumes is marked once published.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/host.rs"]
+mod host_support;
+
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use onex_core::envelope::Envelope;
 use onex_infra::contracts::load_bundled_contracts;
@@ -48,14 +51,6 @@ async fn commit_and_die(data_dir: &Path, messages: Vec<onex_spi::OutboundMessage
     store.pool().close().await;
 }
 
-async fn eventually(what: &str, mut probe: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !probe().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_intent_committed_before_a_crash_is_delivered_by_the_next_start() {
     let dir = std::env::temp_dir().join(format!("onex-outbox-crash-{}", new_uuid_v7()));
@@ -74,14 +69,10 @@ async fn an_intent_committed_before_a_crash_is_delivered_by_the_next_start() {
 
     let running = start_host(&dir).await;
     let host = Arc::clone(running.host());
-    eventually("the intent's workflow run to exist", async || {
-        host.store().run(intent.envelope_id).await.unwrap().is_some()
-    })
-    .await;
-    eventually("both outbox entries to be marked published", async || {
-        host.store().outbox_backlog().await.unwrap() == 0
-    })
-    .await;
+    let run_exists = || async { host.store().run(intent.envelope_id).await.unwrap().map(|_| ()) };
+    host_support::eventually("the intent's workflow run to exist", Duration::from_secs(10), run_exists).await;
+    let published = || async { (host.store().outbox_backlog().await.unwrap() == 0).then_some(()) };
+    host_support::eventually("both outbox entries to be marked published", Duration::from_secs(10), published).await;
     running.shutdown(Duration::from_secs(5)).await;
 
     // A second start publishes nothing again: the run exists once, nothing is pending.

@@ -157,13 +157,12 @@ impl ContractSet {
         set
     }
 
-    /// Whether a handler bound by `name` can be served: registered under that name, or named
-    /// by a handler contract as doing the job of a registered handler type.
-    fn name_served(&self, catalogue: &dyn HandlerCatalogue, name: &str) -> bool {
-        catalogue.has_name(name) || self.handler_aliases().get(name).is_some_and(|ty| catalogue.has_type(ty))
-    }
-
     fn check_operations(&self, catalogue: &dyn HandlerCatalogue, reports: &mut Reports) {
+        // A handler bound by name is served when registered under that name, or when a handler
+        // contract names it as doing the job of a registered handler type.
+        let aliases = self.handler_aliases();
+        let name_served =
+            |name: &str| catalogue.has_name(name) || aliases.get(name).is_some_and(|ty| catalogue.has_type(ty));
         let mut served_by: HashMap<&str, &str> = HashMap::new();
         for (source, node) in self.nodes.values().filter(|(_, n)| n.node_type == NodeKind::Effect) {
             for (operation, pos) in node.operations() {
@@ -200,7 +199,7 @@ impl ContractSet {
                         );
                         reports.of(source, node).warn(codes::HANDLER_UNBOUND, pos, "io_operations", message);
                     }
-                    OperationBinding::Named(name) if !self.name_served(catalogue, name) => {
+                    OperationBinding::Named(name) if !name_served(name) => {
                         let message = format!(
                             "`{operation}` is bound to handler `{name}`, which is not registered: register a handler \
                              under that name; until then the node's operation answers OPERATION_NOT_FOUND"

@@ -290,7 +290,8 @@ impl Dispatcher {
     /// declare fails the call, naming it: nothing is dropped silently).
     pub async fn dispatch_compute(&self, request: &Envelope) -> (Envelope, Vec<OutboundMessage>) {
         let reply = self.dispatch(request).await;
-        let Some(publishes) = self.route(request).and_then(|r| r.publishes.clone()) else { return (reply, Vec::new()) };
+        let Some(route) = self.route(request) else { return (reply, Vec::new()) };
+        let Some(publishes) = &route.publishes else { return (reply, Vec::new()) };
         if reply.success != Some(true) {
             return (reply, Vec::new());
         }
@@ -310,7 +311,7 @@ impl Dispatcher {
             envelope.correlation_id = request.correlation_id;
             envelope.causation_id = Some(request.envelope_id);
             envelope.metadata.traceparent.clone_from(&request.metadata.traceparent);
-            envelope.source_node = self.route(request).map(|r| r.node.to_string());
+            envelope.source_node = Some(route.node.to_string());
             messages.push(to_message(topic, request.metadata.headers.get("partition_key").cloned(), &envelope));
         }
         (Envelope { payload: result, ..reply }, messages)
