@@ -54,6 +54,36 @@ io_operations:
 }
 
 #[test]
+fn payload_type_match_binds_event_models_and_types_to_handlers_by_name() {
+    let ContractDocument::Node(node) = document(
+        "\
+name: node_routing_orchestrator
+contract_version: {major: 1, minor: 0, patch: 0}
+node_type: ORCHESTRATOR_GENERIC
+handler_routing:
+  routing_strategy: payload_type_match
+  handlers:
+    - event_model: {name: ModelRoutingCommand, module: m.routing_command}
+      event_type: router.route-request
+      handler: {name: HandlerRoutingInitiate, module: m.initiate}
+    - payload_type: postgres.upsert_contract
+      handler: {name: HandlerPostgresContractUpsert}
+",
+    ) else {
+        panic!("a node")
+    };
+    assert_eq!(node.routed_messages(), ["ModelRoutingCommand", "router.route-request", "postgres.upsert_contract"]);
+    assert!(node.operations().is_empty(), "routed models are not operations");
+    for (key, handler) in [
+        ("ModelRoutingCommand", "HandlerRoutingInitiate"),
+        ("router.route-request", "HandlerRoutingInitiate"),
+        ("postgres.upsert_contract", "HandlerPostgresContractUpsert"),
+    ] {
+        assert_eq!(node.binding(key), OperationBinding::Named(handler), "{key}");
+    }
+}
+
+#[test]
 fn an_unbound_operation_and_an_unknown_key_are_warnings_naming_them() {
     let (doc, found) = check_document(
         "w.yaml",

@@ -3,6 +3,8 @@
 //! `HandlerLinearDbErrorReporter` serves `node_db_error_linear_effect`'s `report_error`, over
 //! HTTP (the Python runtime's minimal request) and over the bus (the node's own subscribe
 //! topic); every handler no one registered is reported, and the rest of the host still runs.
+//! Events are routed by their model and type too (`payload_type_match`), to an orchestrator's
+//! handler registered under its upstream name.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
@@ -74,14 +76,11 @@ fn upstream_contracts() -> std::path::PathBuf {
     dir
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_custom_handler_bound_by_upstream_name_serves_its_node_over_http_and_the_bus() {
-    let mut registry = Registry::with_builtin_handlers().unwrap();
-    registry.register(Arc::new(ReporterFactory)).unwrap();
-    registry.register_name("HandlerLinearDbErrorReporter", "linear_reporter").unwrap();
+/// The host on the upstream contracts and runtime config, with `registry`; the in-memory bus
+/// (returned, with the reply topic) stands in for the Kafka the config asks for.
+async fn start_upstream_host(registry: Registry) -> (onex_infra::host::RunningHost, InMemoryEventBus, String) {
     let report = load_contracts(&[upstream_contracts()], &registry);
     let contracts = report.set.unwrap_or_else(|| panic!("{:#?}", report.diagnostics));
-    // The upstream runtime config (Kafka) is the host's; the in-memory bus stands in for Kafka.
     let mut config = contracts.runtime.clone().unwrap().1;
     assert_eq!(config.bus.kind, BusKind::Kafka);
     config.bus.kind = BusKind::InMemory;
@@ -95,6 +94,43 @@ async fn a_custom_handler_bound_by_upstream_name_serves_its_node_over_http_and_t
     let memory = InMemoryEventBus::new(config.bus.partitions, config.bus.capacity);
     let setup = HostSetup { config, contracts, registry, data_dir, secrets: Arc::new(EnvSecretStore) };
     let running = start_with_bus(setup, Arc::new(memory.clone())).await.unwrap();
+    (running, memory, reply_topic)
+}
+
+/// Posts `body` to `/v1/envelopes` and returns the status and the JSON reply.
+async fn post(app: &axum::Router, body: &Json) -> (u16, Json) {
+    let request =
+        Request::post("/v1/envelopes").header("content-type", "application/json").body(Body::from(body.to_string()));
+    let response = app.clone().oneshot(request.unwrap()).await.unwrap();
+    let status = response.status().as_u16();
+    (status, serde_json::from_slice(&to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap())
+}
+
+/// Publishes `body` on `topic` and returns the next reply the subscribed `replies` reads.
+async fn over_the_bus(
+    memory: &InMemoryEventBus,
+    replies: &mut onex_spi::MessageStream,
+    topic: &str,
+    body: &Json,
+) -> Json {
+    let message = OutboundMessage {
+        topic: topic.into(),
+        key: None,
+        payload: body.to_string().into_bytes(),
+        headers: Default::default(),
+    };
+    memory.publish(message).await.unwrap();
+    let poll = std::future::poll_fn(|cx| replies.as_mut().poll_next(cx));
+    let message = tokio::time::timeout(Duration::from_secs(10), poll).await.expect("a reply in time").unwrap().unwrap();
+    serde_json::from_slice(&message.payload).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_handler_bound_by_upstream_name_serves_its_node_over_http_and_the_bus() {
+    let mut registry = Registry::with_builtin_handlers().unwrap();
+    registry.register(Arc::new(ReporterFactory)).unwrap();
+    registry.register_name("HandlerLinearDbErrorReporter", "linear_reporter").unwrap();
+    let (running, memory, reply_topic) = start_upstream_host(registry).await;
     let host = running.host();
 
     // Every upstream handler class no one registered is reported, with the nodes binding it;
@@ -112,11 +148,8 @@ async fn a_custom_handler_bound_by_upstream_name_serves_its_node_over_http_and_t
     let app = router(admin.clone());
     let correlation = new_uuid_v7().to_string();
     let body = json!({"operation": "report_error", "payload": {"error_code": "23505"}, "correlation_id": correlation});
-    let request =
-        Request::post("/v1/envelopes").header("content-type", "application/json").body(Body::from(body.to_string()));
-    let response = app.clone().oneshot(request.unwrap()).await.unwrap();
-    assert_eq!(response.status(), 200);
-    let reply: Json = serde_json::from_slice(&to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
+    let (status, reply) = post(&app, &body).await;
+    assert_eq!(status, 200);
     assert_eq!(
         reply,
         json!({"status": "success", "correlation_id": correlation,
@@ -131,16 +164,7 @@ async fn a_custom_handler_bound_by_upstream_name_serves_its_node_over_http_and_t
     let mut replies = memory.subscribe("client", std::slice::from_ref(&reply_topic)).await.unwrap();
     let correlation = new_uuid_v7().to_string();
     let body = json!({"operation": "report_error", "payload": {"error_code": "40001"}, "correlation_id": correlation});
-    let message = OutboundMessage {
-        topic: "onex.evt.omnibase-infra.db-error.v1".into(),
-        key: None,
-        payload: body.to_string().into_bytes(),
-        headers: Default::default(),
-    };
-    memory.publish(message).await.unwrap();
-    let poll = std::future::poll_fn(|cx| replies.as_mut().poll_next(cx));
-    let message = tokio::time::timeout(Duration::from_secs(10), poll).await.expect("a reply in time").unwrap().unwrap();
-    let reply: Json = serde_json::from_slice(&message.payload).unwrap();
+    let reply = over_the_bus(&memory, &mut replies, "onex.evt.omnibase-infra.db-error.v1", &body).await;
     assert_eq!(reply["status"], "success", "{reply}");
     assert_eq!(reply["correlation_id"], correlation.as_str());
     assert_eq!(reply["payload"]["issue_id"], "DB-40001");
@@ -150,5 +174,106 @@ async fn a_custom_handler_bound_by_upstream_name_serves_its_node_over_http_and_t
     let error = host.handle(request).await.error.unwrap();
     assert_eq!(error.code, "ONEX_CORE_052_OPERATION_NOT_FOUND");
     assert!(error.message.contains("HandlerValidationLedgerAppend"), "{}", error.message);
+    running.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A migrated orchestrator handler (`HandlerRoutingInitiate` upstream): answers a routing
+/// command with the model it selected, and says which model and event type reached it.
+struct RoutingInitiate;
+
+#[async_trait]
+impl Handler for RoutingInitiate {
+    fn describe(&self) -> HandlerDescriptor {
+        RoutingInitiateFactory.descriptor()
+    }
+    async fn initialize(&self) -> SpiResult<()> {
+        Ok(())
+    }
+    async fn execute(&self, request: &Envelope) -> SpiResult<Json> {
+        let event = request.event.as_deref();
+        Ok(json!({
+            "selected_model": request.payload["candidates"][0],
+            "payload_type": event.and_then(|e| e.payload_type.clone()),
+            "event_type": event.and_then(|e| e.event_type.clone()),
+        }))
+    }
+    async fn health(&self) -> Health {
+        Health::Healthy
+    }
+    async fn shutdown(&self) -> SpiResult<()> {
+        Ok(())
+    }
+}
+
+struct RoutingInitiateFactory;
+
+impl HandlerFactory for RoutingInitiateFactory {
+    fn descriptor(&self) -> HandlerDescriptor {
+        HandlerDescriptor { handler_type: "routing_initiate".into(), operations: Vec::new() }
+    }
+    fn create(&self, _: HandlerInit) -> SpiResult<Arc<dyn Handler>> {
+        Ok(Arc::new(RoutingInitiate))
+    }
+}
+
+/// A `ModelEventEnvelope` as upstream serialises it, with `payload_type` / `event_type` as given.
+fn event_envelope(payload_type: Option<&str>, event_type: Option<&str>, correlation: &str) -> Json {
+    let mut envelope: Json = serde_json::from_slice(
+        &std::fs::read(upstream_contracts().join("../envelopes/upstream_event_envelope.json")).unwrap(),
+    )
+    .unwrap();
+    envelope["envelope_id"] = json!(new_uuid_v7().to_string());
+    envelope["correlation_id"] = json!(correlation);
+    envelope["payload_type"] = json!(payload_type);
+    envelope["event_type"] = json!(event_type);
+    envelope["payload"] = json!({"candidates": ["model-a", "model-b"]});
+    envelope
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_type_match_routes_an_event_by_its_model_or_type_to_the_handler_named_for_it() {
+    let mut registry = Registry::with_builtin_handlers().unwrap();
+    registry.register(Arc::new(RoutingInitiateFactory)).unwrap();
+    registry.register_name("HandlerRoutingInitiate", "routing_initiate").unwrap();
+    let (running, memory, reply_topic) = start_upstream_host(registry).await;
+    let host = running.host();
+    assert!(!host.dispatcher().unbound().contains_key("HandlerRoutingInitiate"));
+
+    // Over HTTP, routed by the payload's model (`node_routing_orchestrator` routes the model
+    // `ModelRoutingCommand` to `HandlerRoutingInitiate`); the reply is a ModelEventEnvelope.
+    let admin = AdminState::default();
+    admin.set_host(Arc::clone(host));
+    let app = router(admin);
+    let correlation = new_uuid_v7().to_string();
+    let (status, reply) = post(&app, &event_envelope(Some("ModelRoutingCommand"), None, &correlation)).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["correlation_id"], correlation.as_str());
+    assert!(reply["envelope_timestamp"].is_string(), "an event envelope's reply is one too: {reply}");
+    assert_eq!(reply["success"], true, "{reply}");
+    assert_eq!(
+        reply["payload"],
+        json!({"selected_model": "model-a", "payload_type": "ModelRoutingCommand", "event_type": null})
+    );
+
+    // Over the bus on the node's command topic, routed by the event type the route names.
+    let mut replies = memory.subscribe("client", std::slice::from_ref(&reply_topic)).await.unwrap();
+    let correlation = new_uuid_v7().to_string();
+    let body = event_envelope(None, Some("router.route-request"), &correlation);
+    let reply = over_the_bus(&memory, &mut replies, "onex.cmd.router.route-request.v1", &body).await;
+    assert_eq!(reply["correlation_id"], correlation.as_str());
+    assert_eq!(reply["success"], true, "{reply}");
+    assert_eq!(reply["payload"]["event_type"], "router.route-request");
+
+    // A model whose handler nobody registered (`HandlerHealthComplete`) is refused, naming it;
+    // a model no route names is refused, naming the model.
+    let (status, reply) = post(&app, &event_envelope(Some("ModelHealthSnapshot"), None, &correlation)).await;
+    assert_eq!(status, 404, "{reply}");
+    let error = reply["error"].as_str().unwrap();
+    assert!(error.contains("ONEX_CORE_052_OPERATION_NOT_FOUND") && error.contains("HandlerHealthComplete"), "{reply}");
+    let (status, reply) =
+        post(&app, &event_envelope(Some("ModelNobodyRoutes"), Some("nobody.routes"), &correlation)).await;
+    assert_eq!(status, 404, "{reply}");
+    let error = reply["error"].as_str().unwrap();
+    assert!(error.contains("`ModelNobodyRoutes`") && error.contains("`nobody.routes`"), "{reply}");
     running.shutdown(Duration::from_secs(5)).await;
 }

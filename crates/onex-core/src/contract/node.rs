@@ -220,7 +220,22 @@ impl NodeContract {
         out
     }
 
-    /// How `operation` reaches a handler.
+    /// The event models and event types the node's `handler_routing` routes to named handlers
+    /// (`payload_type_match`), each once: an envelope whose `payload_type` or `event_type` is
+    /// one of them is served by that route's handler.
+    pub fn routed_messages(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for route in self.handler_routing.iter().flat_map(|r| &r.handlers) {
+            for key in [&route.event_model, &route.event_type].into_iter().filter_map(|k| k.as_deref()) {
+                if !out.contains(&key) {
+                    out.push(key);
+                }
+            }
+        }
+        out
+    }
+
+    /// How `operation` (or a routed event model or type) reaches a handler.
     pub fn binding<'a>(&'a self, operation: &'a str) -> OperationBinding<'a> {
         if let Some(name) = self.handler_routing.as_ref().and_then(|r| r.handler_for(operation)) {
             OperationBinding::Named(name)

@@ -84,8 +84,11 @@ impl Decode for NamedRef {
 pub struct HandlerRoute {
     /// The operation it serves (`operation_match`).
     pub operation: Option<String>,
-    /// The event model it serves (`payload_type_match`).
+    /// The event model it serves (`payload_type_match`): the payload's model class name, which
+    /// a `ModelEventEnvelope` carries as `payload_type`.
     pub event_model: Option<String>,
+    /// The event type it serves (`payload_type_match`), which tells apart routes of one model.
+    pub event_type: Option<String>,
     /// The handler, by name: bound to a handler registered under that name.
     pub handler: NamedRef,
     /// The built-in handler type this entry names (`db`, `http`; handler contracts).
@@ -98,12 +101,20 @@ pub struct HandlerRoute {
     pub pos: Pos,
 }
 
+impl HandlerRoute {
+    /// What the route matches: its operation, event model and event type, those written.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        [&self.operation, &self.event_model, &self.event_type].into_iter().filter_map(|k| k.as_deref())
+    }
+}
+
 impl Decode for HandlerRoute {
     fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
         let mut f = Fields::new(cx, node, path)?;
         let operation = f.opt(cx, "operation");
         let event_model: Option<NamedRef> = f.opt(cx, "event_model");
         let payload_type: Option<String> = f.opt(cx, "payload_type");
+        let event_type = f.opt(cx, "event_type");
         let handler = f.req(cx, "handler");
         let handler_type = f.opt(cx, "handler_type");
         let supported_operations = f.or(cx, "supported_operations", Vec::new());
@@ -115,7 +126,6 @@ impl Decode for HandlerRoute {
             "input_model",
             "output_model",
             "message_category",
-            "event_type",
             "backend",
             "version",
         ]);
@@ -123,6 +133,7 @@ impl Decode for HandlerRoute {
         Some(Self {
             operation,
             event_model: event_model.map(|m| m.name).or(payload_type),
+            event_type,
             handler: handler?,
             handler_type,
             supported_operations,
@@ -144,9 +155,10 @@ pub struct HandlerRouting {
 }
 
 impl HandlerRouting {
-    /// The handler name serving `operation`, if a route names it.
-    pub fn handler_for(&self, operation: &str) -> Option<&str> {
-        self.handlers.iter().find(|r| r.operation.as_deref() == Some(operation)).map(|r| r.handler.name.as_str())
+    /// The handler name serving `key` (an operation, an event model or an event type), if a
+    /// route names it.
+    pub fn handler_for(&self, key: &str) -> Option<&str> {
+        self.handlers.iter().find(|r| r.keys().any(|k| k == key)).map(|r| r.handler.name.as_str())
     }
 
     /// Every handler name the routes bind, each once, in declaration order.

@@ -78,7 +78,10 @@ fn a_request_without_an_operation_is_refused_naming_the_field() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("envelope 00000000-0000-0000-0000-000000000006"), "{err}");
-    assert!(err.contains("`payload.operation` (or `event_type`)") && err.contains("ModelEventEnvelope"), "{err}");
+    assert!(
+        err.contains("`payload.operation` (or `event_type`, or `payload_type`)") && err.contains("ModelEventEnvelope"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -105,7 +108,7 @@ fn upstream_operations_are_free_text_and_naive_timestamps_are_utc() {
 }
 
 #[test]
-fn an_event_names_its_operation_by_payload_then_type_and_top_level_trace_ids_win() {
+fn an_event_names_its_operation_by_payload_then_type_then_model_and_top_level_trace_ids_win() {
     let base = json!({"envelope_timestamp": "2026-07-24T12:00:00Z", "event_type": "user.created",
         "trace_id": "0af76519-16cd-43dd-8448-eb211c80319c", "span_id": "b7ad6b71-6920-3331-8000-000000000000",
         "metadata": {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7"}});
@@ -113,9 +116,13 @@ fn an_event_names_its_operation_by_payload_then_type_and_top_level_trace_ids_win
     assert_eq!(e.operation, "user.created");
     assert_eq!(e.metadata.traceparent.as_deref(), Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"));
     assert_eq!(e.metadata.trace_id.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"), "both are kept");
-    let mut with_op = base;
+    let mut with_op = base.clone();
     with_op["payload"] = json!({"operation": "local.echo"});
     assert_eq!(decode(with_op).unwrap().operation, "local.echo");
+    let mut by_model = base;
+    by_model["event_type"] = json!(null);
+    by_model["payload_type"] = json!("ModelRoutingCommand");
+    assert_eq!(decode(by_model).unwrap().operation, "ModelRoutingCommand", "an event names at least its model");
 }
 
 #[test]

@@ -83,10 +83,14 @@ impl Wire {
         let is_response = self.is_response.unwrap_or(dialect == Dialect::PythonRuntime && self.status.is_some());
         let payload = self.payload.unwrap_or(Value::Null);
         let operation = match dialect {
-            // The operation of an event is its payload's `operation`, else its type.
-            Dialect::UpstreamEvent => {
-                payload.get("operation").and_then(Value::as_str).map(str::to_owned).or(self.event_type.clone())
-            }
+            // The operation of an event is its payload's `operation`, else its type, else its
+            // payload's model (the dispatcher routes events by the last two as well).
+            Dialect::UpstreamEvent => payload
+                .get("operation")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| self.event_type.clone())
+                .or_else(|| self.payload_type.clone()),
             _ => self.operation,
         };
         let operation = match operation {
@@ -94,7 +98,7 @@ impl Wire {
             None if is_response => String::new(),
             None => {
                 let field = match dialect {
-                    Dialect::UpstreamEvent => "`payload.operation` (or `event_type`)",
+                    Dialect::UpstreamEvent => "`payload.operation` (or `event_type`, or `payload_type`)",
                     _ => "`operation`",
                 };
                 return Err(EnvelopeError::MissingOperation { envelope_id: self.envelope_id, dialect, field });

@@ -100,18 +100,35 @@ fn bound_type(
     }
 }
 
-/// Operations a node serves: its declared ones, and for a compute node the event types it
-/// consumes (a compute node is called by the event it computes on).
-fn served_operations(node: &NodeContract) -> Vec<String> {
-    let mut ops: Vec<String> = node.operations().into_iter().map(|(op, _)| op.to_owned()).collect();
-    if node.node_type == NodeKind::Compute {
-        for event in &node.consumed_events {
-            if !ops.contains(&event.event_type) {
-                ops.push(event.event_type.clone());
-            }
+/// What a node serves here, each once: for an effect or compute node its declared operations
+/// (and for a compute node the event types it consumes: it is called by the event it computes
+/// on); for a reducer or orchestrator, which run their own logic, only the operations its
+/// `handler_routing` binds by name; and for every node the event models and types its
+/// `handler_routing` routes (`payload_type_match`).
+fn served_keys(node: &NodeContract) -> Vec<String> {
+    let mut keys: Vec<String> = match node.node_type {
+        NodeKind::Effect | NodeKind::Compute => node.operations().into_iter().map(|(op, _)| op.to_owned()).collect(),
+        NodeKind::Reducer | NodeKind::Orchestrator => {
+            let routes = node.handler_routing.iter().flat_map(|r| &r.handlers);
+            routes.filter_map(|r| r.operation.clone()).collect()
+        }
+    };
+    let consumed =
+        node.consumed_events.iter().filter(|_| node.node_type == NodeKind::Compute).map(|e| e.event_type.as_str());
+    for key in consumed.chain(node.routed_messages()) {
+        if !keys.iter().any(|k| k == key) {
+            keys.push(key.to_owned());
         }
     }
-    ops
+    keys
+}
+
+/// The keys `request` is routed by, in order: its operation, then (a `ModelEventEnvelope`) its
+/// `payload_type` and `event_type`.
+fn routing_keys(request: &Envelope) -> impl Iterator<Item = &str> {
+    let event = request.event.as_deref();
+    let by_message = event.into_iter().flat_map(|e| [e.payload_type.as_deref(), e.event_type.as_deref()]).flatten();
+    std::iter::once(request.operation.as_str()).chain(by_message)
 }
 
 impl Dispatcher {
@@ -127,12 +144,11 @@ impl Dispatcher {
         data_dir: &Path,
     ) -> Result<Self, DispatchError> {
         let aliases = contracts.handler_aliases();
-        let serving = |n: &&(String, NodeContract)| matches!(n.1.node_type, NodeKind::Effect | NodeKind::Compute);
-        let nodes: Vec<&NodeContract> = contracts.nodes.values().filter(serving).map(|(_, n)| n).collect();
+        let nodes: Vec<&NodeContract> = contracts.nodes.values().map(|(_, n)| n).collect();
         let mut wanted: BTreeMap<String, Json> =
             config.handlers.iter().filter(|(_, c)| c.enabled).map(|(ty, c)| (ty.clone(), c.config.clone())).collect();
-        for node in nodes.iter().filter(|n| n.node_type == NodeKind::Effect) {
-            for op in served_operations(node) {
+        for node in nodes.iter().filter(|n| n.node_type != NodeKind::Compute) {
+            for op in served_keys(node) {
                 if let Ok(ty) = bound_type(node, &op, registry, &aliases)
                     && !config.handlers.contains_key(&ty)
                     && registry.factory(&ty).is_some()
@@ -186,7 +202,7 @@ impl Dispatcher {
         let contract = Arc::new(node.clone());
         let publishes: Arc<BTreeMap<String, String>> =
             Arc::new(node.published_events.iter().map(|e| (e.event_type.clone(), e.topic.clone())).collect());
-        for op in served_operations(node) {
+        for op in served_keys(node) {
             let ty = match bound_type(node, &op, registry, aliases) {
                 Ok(ty) => ty,
                 Err(name) => {
@@ -268,10 +284,13 @@ impl Dispatcher {
         &self.unbound
     }
 
-    /// The route of `request`: the node its `target_node` names, else the first serving it.
+    /// The route of `request`, by the first of its [`routing_keys`] that is served: the node
+    /// its `target_node` names, else the first node serving it.
     fn route(&self, request: &Envelope) -> Option<&Route> {
-        let targeted = request.target_node.as_ref().and_then(|node| self.by_node.get(node)?.get(&request.operation));
-        targeted.or_else(|| self.routes.get(&request.operation))
+        routing_keys(request).find_map(|key| {
+            let targeted = request.target_node.as_ref().and_then(|node| self.by_node.get(node)?.get(key));
+            targeted.or_else(|| self.routes.get(key))
+        })
     }
 
     /// How `request` is served: by a compute node, by an effect whose replies are recorded (it
@@ -321,11 +340,15 @@ impl Dispatcher {
     /// an error that names the envelope and operation.
     pub async fn dispatch(&self, request: &Envelope) -> Envelope {
         let Some(route) = self.route(request) else {
-            let message = match self.unavailable.get(&request.operation) {
-                Some(why) => {
-                    format!("envelope {}: `{}` cannot be served: {why}", request.envelope_id, request.operation)
-                }
-                None => format!("envelope {}: no node declares operation `{}`", request.envelope_id, request.operation),
+            let unavailable = routing_keys(request).find_map(|key| Some((key, self.unavailable.get(key)?)));
+            let message = match unavailable {
+                Some((key, why)) => format!("envelope {}: `{key}` cannot be served: {why}", request.envelope_id),
+                None => format!(
+                    "envelope {}: no node declares operation `{}`{}",
+                    request.envelope_id,
+                    request.operation,
+                    not_routed(request)
+                ),
             };
             return fail(request, ReplyError::new(codes::OPERATION_NOT_FOUND, message));
         };
@@ -369,6 +392,13 @@ fn emitted_id(request: Uuid, index: usize) -> Uuid {
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// What an OPERATION_NOT_FOUND message adds for a `ModelEventEnvelope`: the event model and
+/// type it was looked up by too.
+fn not_routed(request: &Envelope) -> String {
+    let keys: Vec<String> = routing_keys(request).skip(1).map(|k| format!("`{k}`")).collect();
+    if keys.is_empty() { String::new() } else { format!(", nor routes event {}", keys.join(" or ")) }
 }
 
 /// Sets `payload.headers[header]` to the envelope id unless the request sets it itself.
