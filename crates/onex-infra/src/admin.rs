@@ -13,13 +13,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use onex_core::envelope::{Envelope, ReplyError};
+use onex_core::envelope::{Envelope, ReplyError, bus_headers};
 use onex_core::error::{Classified, ErrorCategory, codes as core_codes};
 use serde_json::{Value as Json, json};
 
 use crate::error::codes;
 use crate::host::RuntimeHost;
-use crate::host::wire::{HEADER_CORRELATION_ID, HEADER_ENVELOPE_ID};
 
 /// What the handlers share: the host, once it is started.
 #[derive(Debug, Clone, Default)]
@@ -146,7 +145,7 @@ async fn ingest(State(state): State<AdminState>, body: Body) -> Response {
     // minted here) whatever the dialect has room for, and the trace it ran in.
     let mut response = (status, [(header::CONTENT_TYPE, "application/json")], reply.encode()).into_response();
     let headers = response.headers_mut();
-    let ids = [(HEADER_ENVELOPE_ID, envelope_id), (HEADER_CORRELATION_ID, correlation_id)];
+    let ids = [(bus_headers::ENVELOPE_ID, envelope_id), (bus_headers::CORRELATION_ID, correlation_id)];
     for (name, id) in ids {
         headers.insert(
             HeaderName::from_static(name),

@@ -32,7 +32,7 @@ pub fn new_uuid_v7() -> Uuid {
 
 /// A fresh envelope id and the current time, for what a request leaves out.
 pub fn minted() -> Minted {
-    Minted { envelope_id: new_uuid_v7(), timestamp: now_utc() }
+    Minted { envelope_id: new_uuid_v7(), timestamp: now_utc(), correlation_id: None }
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);

@@ -17,10 +17,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::Request;
+use onex_core::envelope::bus_headers;
 use onex_infra::admin::{AdminState, router};
 use onex_infra::bus::InMemoryEventBus;
 use onex_infra::contracts::load_bundled_contracts;
-use onex_infra::host::wire::{HEADER_ENVELOPE_ID, HEADER_MESSAGE_ID};
 use onex_infra::host::{HostSetup, RunningHost, start_with_bus};
 use onex_infra::ids::new_uuid_v7;
 use onex_infra::registry::Registry;
@@ -76,7 +76,7 @@ impl Answer {
     /// The id of the request this answers: the response header over HTTP, the reply's causation
     /// header on the bus.
     fn request_id(&self) -> Uuid {
-        let name = if self.via == "http" { HEADER_ENVELOPE_ID } else { "onex-causation-id" };
+        let name = if self.via == "http" { bus_headers::ENVELOPE_ID } else { "onex-causation-id" };
         self.header(name).unwrap_or_else(|| panic!("{}: no {name} in {:?}", self.via, self.headers)).parse().unwrap()
     }
 }
@@ -116,7 +116,7 @@ impl Fixture {
             Some(id) => (id, BTreeMap::new()),
             None => {
                 let id = new_uuid_v7();
-                (id, BTreeMap::from([(HEADER_MESSAGE_ID.to_owned(), id.to_string())]))
+                (id, BTreeMap::from([(bus_headers::python::MESSAGE_ID.to_owned(), id.to_string())]))
             }
         };
         let bus = self.publish(request, headers, bus_id).await;

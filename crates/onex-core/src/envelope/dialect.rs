@@ -57,13 +57,16 @@ impl fmt::Display for Dialect {
 }
 
 /// Values the host mints for a request that leaves them out (core generates no ids and reads no
-/// clock). A missing correlation id is the envelope id.
+/// clock). A missing correlation id is `correlation_id` when known (a bus message's header), else
+/// the envelope id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Minted {
     /// The envelope id, if the request has none.
     pub envelope_id: Uuid,
     /// The timestamp, if the request has none.
     pub timestamp: DateTime<Utc>,
+    /// The correlation id, if the request has none (else the envelope id).
+    pub correlation_id: Option<Uuid>,
 }
 
 /// The presence of the fields that tell the dialects apart.

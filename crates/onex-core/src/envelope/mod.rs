@@ -5,6 +5,7 @@
 //! shape of its request ([`Envelope::encode`]). Upstream fields are kept and passed on.
 //! Identifiers and timestamps are passed in: core generates no UUIDs and reads no clock.
 
+pub mod bus_headers;
 mod dialect;
 mod error;
 mod event;

@@ -25,7 +25,7 @@ fn now() -> DateTime<Utc> {
 }
 
 fn minted() -> Minted {
-    Minted { envelope_id: id(0xAAAA), timestamp: now() }
+    Minted { envelope_id: id(0xAAAA), timestamp: now(), correlation_id: None }
 }
 
 fn read(bytes: &[u8]) -> Envelope {

@@ -10,7 +10,7 @@ fn at(secs: i64) -> DateTime<Utc> {
 }
 
 fn minted() -> Minted {
-    Minted { envelope_id: Uuid::from_u128(0xAAAA), timestamp: at(99) }
+    Minted { envelope_id: Uuid::from_u128(0xAAAA), timestamp: at(99), correlation_id: None }
 }
 
 fn decode(value: serde_json::Value) -> Result<Envelope, EnvelopeError> {

@@ -130,7 +130,7 @@ impl Wire {
         let envelope_id = self.envelope_id.unwrap_or(minted.envelope_id);
         let envelope = Envelope {
             envelope_id,
-            correlation_id: self.correlation_id.unwrap_or(envelope_id),
+            correlation_id: self.correlation_id.or(minted.correlation_id).unwrap_or(envelope_id),
             causation_id: self.causation_id,
             operation,
             handler_type: self.handler_type,

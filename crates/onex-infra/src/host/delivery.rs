@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use onex_core::contract::DeliveryConfig;
-use onex_core::envelope::Envelope;
+use onex_core::envelope::{Envelope, bus_headers};
 use onex_core::error::{Classified, ErrorCategory};
 use onex_core::resilience::{RetryDecision, RetrySchedule};
 use onex_spi::{InboundMessage, OutboundMessage, SpiResult};
@@ -194,6 +194,9 @@ fn dead_letter(
     headers.insert(HEADER_ERROR_CODE.to_owned(), code.to_owned());
     headers.insert(HEADER_ERROR_MESSAGE.to_owned(), text.to_owned());
     headers.insert(HEADER_ATTEMPTS.to_owned(), attempts.to_string());
+    // The Python runtime's names for the same: attempts made, of the budget.
+    headers.insert(bus_headers::python::RETRY_COUNT.to_owned(), attempts.to_string());
+    headers.insert(bus_headers::python::MAX_RETRIES.to_owned(), config.delivery.max_attempts.to_string());
     headers.insert("onex-source-topic".to_owned(), message.topic.clone());
     headers.insert("onex-source-partition".to_owned(), message.partition.to_string());
     headers.insert("onex-source-offset".to_owned(), message.offset.to_string());
