@@ -1,5 +1,5 @@
 //! `cargo xtask services up|down|status`: the external services the integration tests need
-//! (PostgreSQL, RustyVault), used if already running, else started or installed on this machine.
+//! (PostgreSQL, RustyVault, a Kafka-protocol broker), used if already running, else started or installed on this machine.
 //!
 //! `up` writes `target/onex-services.env` (`KEY=value` lines telling the tests where each
 //! service is) and `target/onex-services.state` (what `up` started, with details such as a
@@ -7,7 +7,9 @@
 
 mod http;
 mod postgres;
+mod process;
 mod rvault;
+mod tansu;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -68,6 +70,16 @@ const SERVICES: &[Service] = &[
         start: rvault::start,
         stop: rvault::stop,
         prepare: rvault::prepare,
+    },
+    Service {
+        name: "tansu",
+        addr: tansu::ADDR,
+        env_keys: &["ONEX_KAFKA_BOOTSTRAP", "ONEX_TANSU_BIN"],
+        installed: tansu::installed,
+        install: tansu::install,
+        start: tansu::start,
+        stop: tansu::stop,
+        prepare: tansu::prepare,
     },
 ];
 

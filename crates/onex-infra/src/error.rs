@@ -39,6 +39,16 @@ pub mod codes {
         BUS_CLOSED = ("ONEX_INFRA_030_BUS_CLOSED", Unavailable);
         /// A bus kind this build cannot use.
         BUS_UNSUPPORTED = ("ONEX_INFRA_031_BUS_UNSUPPORTED", Validation);
+        /// The Kafka brokers cannot be reached, or a publish or commit failed for a reason that
+        /// may pass (broker down, leader moving, queue full past the timeout).
+        KAFKA_UNAVAILABLE = ("ONEX_INFRA_032_KAFKA_UNAVAILABLE", Unavailable);
+        /// The Kafka bus's settings are invalid (`bus.kafka` properties, topics, partitions).
+        KAFKA_CONFIG = ("ONEX_INFRA_033_KAFKA_CONFIG", Validation);
+        /// The broker refused a message or request for good (too large, unknown topic,
+        /// authorization).
+        KAFKA_REJECTED = ("ONEX_INFRA_034_KAFKA_REJECTED", Validation);
+        /// The brokers refused the bus's credentials or its access to a topic or group.
+        KAFKA_DENIED = ("ONEX_INFRA_035_KAFKA_DENIED", Auth);
         /// A workflow the host cannot plan.
         WORKFLOW_UNPLANNABLE = ("ONEX_INFRA_040_WORKFLOW_UNPLANNABLE", Validation);
         /// The host is shutting down and takes no new envelopes.

@@ -49,6 +49,32 @@ pub struct InboundMessage {
     pub headers: BTreeMap<String, String>,
 }
 
+/// What a bus reports of itself for `/metrics`, beyond what the host counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BusFigures {
+    /// Consumer group rebalances this process's members took part in.
+    pub rebalances: u64,
+    /// Publishes that failed (after the bus's own retries).
+    pub produce_errors: u64,
+    /// Errors the consumers met and recovered from (brokers down, leaders moving).
+    pub consume_errors: u64,
+    /// Messages behind the partition's end, per consumed partition, as last reported.
+    pub lag: Vec<PartitionLag>,
+}
+
+/// How far a consumer group is behind on one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// The consumer group.
+    pub group: String,
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// Messages between the group's position and the partition's end.
+    pub lag: u64,
+}
+
 /// A stream of consumed messages.
 pub type MessageStream = Pin<Box<dyn Stream<Item = SpiResult<InboundMessage>> + Send>>;
 
@@ -75,6 +101,11 @@ pub trait EventBus: Send + Sync + 'static {
 
     /// Whether the bus is connected.
     async fn health(&self) -> Health;
+
+    /// Figures for `/metrics` (rebalances, produce errors, lag); none unless the bus keeps any.
+    fn figures(&self) -> BusFigures {
+        BusFigures::default()
+    }
 
     /// Commits what is acknowledged and disconnects.
     async fn close(&self) -> Result<(), SpiError>;

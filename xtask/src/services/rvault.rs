@@ -3,16 +3,15 @@
 //! then initialised (one key share), unsealed and given a KV v1 engine at `secret/`.
 
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread::sleep;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use super::http::request;
-use super::{Details, Files, Pairs, detail, run_with_env};
+use super::{Details, Files, Pairs, detail, process, run_with_env};
 use crate::cmd;
 
 /// Where it answers (a fixed port off Vault's 8200, so a developer's own Vault is left alone).
@@ -73,59 +72,18 @@ pub(super) fn config_hcl(dir: &Path) -> String {
 /// Starts `rvault server` in the background on a fresh temp dir; records its pid and dir.
 pub(super) fn start(files: &Files) -> Result<Pairs, String> {
     let bin = binary().ok_or("rvault is not installed")?;
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
-    let dir = std::env::temp_dir().join(format!("onex-rvault-{}-{nanos}", std::process::id()));
+    let dir = process::temp_dir("rvault")?;
     std::fs::create_dir_all(dir.join("data")).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let config = dir.join("config.hcl");
     std::fs::write(&config, config_hcl(&dir)).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
-    let log_path = files.target.join("onex-rvault.log");
-    std::fs::create_dir_all(&files.target).map_err(|e| format!("cannot create {}: {e}", files.target.display()))?;
-    let log = std::fs::File::create(&log_path).map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-    let log_err = log.try_clone().map_err(|e| format!("cannot reopen {}: {e}", log_path.display()))?;
-    let child = Command::new(&bin)
-        .arg("server")
-        .arg("--config")
-        .arg(&config)
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err)
-        // Its own process group: a Ctrl-C meant for `cargo xtask` does not stop it.
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-    println!("services: started {} (pid {}), log in {}", bin.display(), child.id(), log_path.display());
-    Ok(vec![("pid".to_owned(), child.id().to_string()), ("dir".to_owned(), dir.to_string_lossy().into_owned())])
-}
-
-/// Whether `pid` is a live `rvault` process (a recycled pid of another program is not).
-fn is_rvault(pid: &str) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|cmdline| cmdline.split(|b| *b == 0).next().is_some_and(|argv0| argv0.ends_with(BINARY.as_bytes())))
+    let config_arg = config.to_string_lossy().into_owned();
+    let pid = process::spawn(files, &bin, &["server", "--config", &config_arg], &dir, "onex-rvault.log")?;
+    Ok(vec![("pid".to_owned(), pid.to_string()), ("dir".to_owned(), dir.to_string_lossy().into_owned())])
 }
 
 /// Stops the `rvault` that `start` started (by its pid) and removes its data dir.
 pub(super) fn stop(_files: &Files, details: &Details) -> Result<(), String> {
-    let pid = detail(details, "pid").ok_or("no rvault pid recorded")?;
-    if pid.parse::<u32>().is_err() {
-        return Err(format!("recorded rvault pid `{pid}` is not a number"));
-    }
-    if is_rvault(pid) {
-        run_with_env("kill", &["-TERM", pid], &[])?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while is_rvault(pid) && Instant::now() < deadline {
-            sleep(Duration::from_millis(100));
-        }
-        if is_rvault(pid) {
-            run_with_env("kill", &["-KILL", pid], &[])?;
-        }
-    }
-    if let Some(dir) = detail(details, "dir") {
-        std::fs::remove_dir_all(dir)
-            .or_else(|e| if Path::new(dir).exists() { Err(e) } else { Ok(()) })
-            .map_err(|e| format!("cannot remove {dir}: {e}"))?;
-    }
-    Ok(())
+    process::stop(detail(details, "pid"), BINARY, detail(details, "dir"))
 }
 
 /// The unseal key and root token from `/v1/sys/init`'s reply.

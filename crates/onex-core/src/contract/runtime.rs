@@ -53,10 +53,15 @@ pub struct BusConfig {
     pub reply_topic: String,
     /// Topic dead letters go to.
     pub dlq_topic: String,
-    /// Partitions per topic (in-memory bus).
+    /// Partitions per topic (the in-memory bus's; on Kafka, of the topics the host creates).
     pub partitions: u32,
     /// Messages buffered per partition before publishers wait (in-memory bus).
     pub capacity: u32,
+    /// Replication factor of the topics the host creates on Kafka.
+    pub replication_factor: u32,
+    /// librdkafka properties passed through as written (`security.protocol`, `sasl.*`,
+    /// `session.timeout.ms`, ...); values may be `${env:…}` / `${vault:…}` references.
+    pub kafka: BTreeMap<String, String>,
 }
 
 impl Decode for BusConfig {
@@ -71,7 +76,12 @@ impl Decode for BusConfig {
             dlq_topic: f.or(cx, "dlq_topic", "onex.dlq.runtime.envelope.v1".to_owned()),
             partitions: f.or(cx, "partitions", 8),
             capacity: f.or(cx, "capacity", 1024),
+            replication_factor: f.or(cx, "replication_factor", 1),
+            kafka: f.or(cx, "kafka", BTreeMap::new()),
         };
+        if let Some(properties) = f.node("kafka") {
+            check_secrets(cx, properties, &join(path, "kafka"));
+        }
         let topic_positions = [f.pos_of("request_topic"), f.pos_of("reply_topic"), f.pos_of("dlq_topic")];
         f.finish(cx);
         let topics =

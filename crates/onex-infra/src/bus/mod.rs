@@ -5,6 +5,8 @@
 //! groups sharing partitions, commits that only cover acknowledged messages), so the host code
 //! is the same whichever bus the runtime config picks.
 
+pub mod kafka;
 pub mod memory;
 
+pub use kafka::{KafkaEventBus, KafkaSettings};
 pub use memory::{InMemoryEventBus, partition_for_key};

@@ -68,6 +68,8 @@ pub struct Gauges {
     pub unbound: std::collections::BTreeMap<String, Vec<String>>,
     /// Intents committed steps emitted that no topic takes.
     pub dropped_intents: u64,
+    /// What the bus reports of itself (Kafka: rebalances, produce errors, lag per partition).
+    pub bus: onex_spi::BusFigures,
 }
 
 /// What one resilience stack reports.
@@ -271,6 +273,24 @@ impl Metrics {
                 "Intents a reducer step emitted that no orchestrator routes and no published_events declares.",
                 gauges.dropped_intents as f64,
             ),
+            (
+                "onex_bus_rebalances_total",
+                "counter",
+                "Consumer group rebalances this host's group members took part in.",
+                gauges.bus.rebalances as f64,
+            ),
+            (
+                "onex_bus_produce_errors_total",
+                "counter",
+                "Publishes the bus failed after its own retries.",
+                gauges.bus.produce_errors as f64,
+            ),
+            (
+                "onex_bus_consume_errors_total",
+                "counter",
+                "Errors the bus consumers met and recovered from (brokers down, leaders moving).",
+                gauges.bus.consume_errors as f64,
+            ),
         ];
         for (name, kind, help, value) in scalars {
             header(&mut out, name, kind, help);
@@ -291,6 +311,17 @@ impl Metrics {
                     escape(node)
                 );
             }
+        }
+        header(&mut out, "onex_bus_consumer_lag", "gauge", "Messages behind the end of a consumed partition.");
+        for lag in &gauges.bus.lag {
+            let _ = writeln!(
+                out,
+                "onex_bus_consumer_lag{{group=\"{}\",topic=\"{}\",partition=\"{}\"}} {}",
+                escape(&lag.group),
+                escape(&lag.topic),
+                lag.partition,
+                lag.lag
+            );
         }
         out
     }
@@ -349,6 +380,12 @@ mod tests {
             rows,
             unbound: Default::default(),
             dropped_intents: 0,
+            bus: onex_spi::BusFigures {
+                rebalances: 2,
+                produce_errors: 0,
+                consume_errors: 1,
+                lag: vec![onex_spi::PartitionLag { group: "g".into(), topic: "t".into(), partition: 3, lag: 12 }],
+            },
         });
         let labels = "node=\"local_node\",operation=\"local.echo\"";
         for line in [
@@ -368,6 +405,9 @@ mod tests {
             "onex_store_rows{table=\"workflow_journal\"} 9".to_owned(),
             "onex_store_pruned_total{table=\"processed\"} 4".to_owned(),
             "onex_store_pruned_total{table=\"workflow_runs\"} 1".to_owned(),
+            "onex_bus_rebalances_total 2".to_owned(),
+            "onex_bus_consume_errors_total 1".to_owned(),
+            "onex_bus_consumer_lag{group=\"g\",topic=\"t\",partition=\"3\"} 12".to_owned(),
         ] {
             assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
         }

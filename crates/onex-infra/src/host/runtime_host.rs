@@ -284,6 +284,7 @@ impl RuntimeHost {
         }
         let unbound = self.dispatcher.unbound().clone();
         let dropped_intents = self.reducers.dropped_intents();
-        self.metrics.render(&Gauges { outbox_backlog, stacks, rows, unbound, dropped_intents })
+        let bus = self.bus.figures();
+        self.metrics.render(&Gauges { outbox_backlog, stacks, rows, unbound, dropped_intents, bus })
     }
 }

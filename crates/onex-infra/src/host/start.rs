@@ -19,7 +19,7 @@ use super::outbox::OutboxRelay;
 use super::runtime_host::{Claims, Limits};
 use super::sweeper::sweep;
 use super::{DispatchError, Dispatcher, Orchestrator, Reducers, RuntimeHost};
-use crate::bus::InMemoryEventBus;
+use crate::bus::{InMemoryEventBus, KafkaEventBus, KafkaSettings};
 use crate::error::codes;
 use crate::ids::new_uuid_v7;
 use crate::registry::Registry;
@@ -60,9 +60,9 @@ pub enum HostError {
     /// The state store cannot be opened.
     #[error("state store: {0}")]
     Store(#[source] SpiError),
-    /// The configured bus cannot be used.
+    /// The configured bus cannot be used (its settings, or its brokers cannot be reached).
     #[error("event bus: {0}")]
-    Bus(String),
+    Bus(#[source] SpiError),
     /// A handler failed to start.
     #[error(transparent)]
     Handler(#[from] DispatchError),
@@ -76,11 +76,19 @@ impl Classified for HostError {
         match self {
             Self::DataDir { .. } => codes::IO,
             Self::Store(_) => codes::STORE_UNAVAILABLE,
-            Self::Bus(_) => codes::BUS_UNSUPPORTED,
+            Self::Bus(e) => bus_error_code(e),
             Self::Handler(_) => codes::HANDLER_START,
             Self::Workflow(_) => codes::WORKFLOW_UNPLANNABLE,
         }
     }
+}
+
+/// The catalogued code of a bus that cannot be opened: its own, else unavailable.
+fn bus_error_code(error: &SpiError) -> ErrorCode {
+    [codes::KAFKA_CONFIG, codes::KAFKA_DENIED, codes::KAFKA_REJECTED]
+        .into_iter()
+        .find(|c| c.as_str() == error.code())
+        .unwrap_or(codes::KAFKA_UNAVAILABLE)
 }
 
 /// A started host and the tasks serving it.
@@ -117,12 +125,32 @@ pub async fn start(setup: HostSetup) -> Result<RunningHost, HostError> {
     let bus: Arc<dyn EventBus> = match setup.config.bus.kind {
         BusKind::InMemory => Arc::new(InMemoryEventBus::new(setup.config.bus.partitions, setup.config.bus.capacity)),
         BusKind::Kafka => {
-            return Err(HostError::Bus(
-                "bus.kind `kafka` is not available in this build yet; use `inmemory` (the embedded default)".into(),
-            ));
+            let settings = KafkaSettings::resolve(&setup.config.bus, &*setup.secrets).await.map_err(HostError::Bus)?;
+            let topics = host_topics(&setup.config, &setup.contracts);
+            Arc::new(KafkaEventBus::connect(settings, &topics).await.map_err(HostError::Bus)?)
         }
     };
+    if setup.config.bus.kind == BusKind::Kafka && setup.config.state_store.kind == StoreKind::Sqlite {
+        tracing::warn!(
+            "bus.kind is kafka with the SQLite state store: only this one host may use that store; \
+             run several hosts in one group on `state_store.kind: postgres`"
+        );
+    }
     start_with_bus(setup, bus).await
+}
+
+/// Every topic the host consumes or publishes to: its request, reply and dead-letter topics and
+/// each node's subscribe and publish topics, each once.
+pub fn host_topics(config: &RuntimeConfig, contracts: &ContractSet) -> Vec<String> {
+    let bus = &config.bus;
+    let own = [&bus.request_topic, &bus.reply_topic, &bus.dlq_topic].into_iter().map(String::as_str);
+    let nodes = contracts.nodes.values().flat_map(|(_, n)| {
+        let mut topics = n.subscribe_topics();
+        topics.extend(n.publish_topics());
+        topics
+    });
+    let unique: BTreeSet<&str> = own.chain(nodes).collect();
+    unique.into_iter().map(str::to_owned).collect()
 }
 
 /// [`start`] on a bus the caller built (embedding the host, tests); `config.bus.kind` is not

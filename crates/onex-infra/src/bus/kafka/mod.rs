@@ -1,0 +1,173 @@
+//! The Kafka event bus, on rdkafka (librdkafka built from its bundled sources).
+//!
+//! - **Publishing**: one idempotent producer (`acks=all`); a publish resolves on its delivery
+//!   report, so a message the host counts as published is on the brokers. The key is the
+//!   entity key, and the partitioner is the one the Java client and aiokafka use.
+//! - **Consuming**: each `subscribe` is a group member of its own ([`member`]), with cooperative
+//!   rebalancing. A member's offsets are stored by hand: the position stored for a partition is
+//!   the end of its contiguous acknowledged prefix ([`offsets`]). librdkafka commits stored
+//!   positions on a timer; a revocation commits the lost partitions' prefix before they go.
+//! - **Topics** the host uses are created at start when missing ([`topics`]).
+//! - **Settings** ([`settings`]): what delivery depends on is fixed; anything else librdkafka
+//!   knows passes through `bus.kafka`, secrets resolved.
+
+mod errors;
+mod member;
+mod metrics;
+mod offsets;
+mod settings;
+mod topics;
+
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use onex_spi::{
+    BusFigures, Delivery, EventBus, Health, InboundMessage, MessageStream, OutboundMessage, SpiError, SpiResult,
+    async_trait,
+};
+use rdkafka::consumer::Consumer;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+
+use self::errors::to_spi;
+use self::member::{Member, MemberContext, MemberStream};
+use self::metrics::KafkaMetrics;
+pub use self::settings::KafkaSettings;
+use crate::error::codes;
+
+/// How long a health probe waits for the brokers' metadata.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long `close` waits for messages still queued in the producer.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The Kafka bus: one producer, and a consumer per group member.
+pub struct KafkaEventBus {
+    settings: Arc<KafkaSettings>,
+    producer: FutureProducer,
+    /// The members `subscribe` made, for acknowledgements; a dropped stream's member goes away.
+    members: Mutex<Vec<Weak<Member>>>,
+    metrics: Arc<KafkaMetrics>,
+}
+
+impl std::fmt::Debug for KafkaEventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaEventBus").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl KafkaEventBus {
+    /// Connects the producer and creates each of `topics` that is missing.
+    pub async fn connect(settings: KafkaSettings, topics: &[String]) -> SpiResult<Self> {
+        let producer: FutureProducer =
+            settings.producer().create().map_err(|e| to_spi(e, "creating the Kafka producer"))?;
+        topics::ensure(&settings, topics).await?;
+        Ok(Self {
+            settings: Arc::new(settings),
+            producer,
+            members: Mutex::new(Vec::new()),
+            metrics: Arc::new(KafkaMetrics::default()),
+        })
+    }
+
+    /// The live members, dropping the ones whose stream is gone.
+    fn members(&self) -> Vec<Arc<Member>> {
+        let mut members = self.members.lock().unwrap_or_else(PoisonError::into_inner);
+        members.retain(|m| m.strong_count() > 0);
+        members.iter().filter_map(Weak::upgrade).collect()
+    }
+}
+
+#[async_trait]
+impl EventBus for KafkaEventBus {
+    async fn publish(&self, message: OutboundMessage) -> SpiResult<Delivery> {
+        let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
+        for (key, value) in &message.headers {
+            headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
+        }
+        let mut record = FutureRecord::to(&message.topic).payload(&message.payload).headers(headers);
+        if let Some(key) = &message.key {
+            record = record.key(key);
+        }
+        // `Never`: a full queue is waited out (backpressure); librdkafka retries a message until
+        // its `message.timeout.ms`, then the delivery report says why it failed.
+        match self.producer.send(record, Timeout::Never).await {
+            Ok(delivered) => Ok(Delivery {
+                partition: u32::try_from(delivered.partition).unwrap_or_default(),
+                offset: u64::try_from(delivered.offset).unwrap_or_default(),
+            }),
+            Err((e, _)) => {
+                self.metrics.produce_error();
+                Err(to_spi(e, &format!("publishing to `{}`", message.topic)))
+            }
+        }
+    }
+
+    async fn subscribe(&self, group: &str, topics: &[String]) -> SpiResult<MessageStream> {
+        if topics.is_empty() {
+            return Err(SpiError::new(codes::KAFKA_CONFIG, format!("group `{group}` subscribed to no topic")));
+        }
+        let context = MemberContext::new(group, Arc::clone(&self.metrics));
+        let consumer: rdkafka::consumer::StreamConsumer<MemberContext> = self
+            .settings
+            .consumer(group)
+            .create_with_context(context)
+            .map_err(|e| to_spi(e, &format!("creating a consumer of group `{group}`")))?;
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&names).map_err(|e| to_spi(e, &format!("subscribing group `{group}`")))?;
+        let member = Arc::new(Member { consumer });
+        self.members.lock().unwrap_or_else(PoisonError::into_inner).push(Arc::downgrade(&member));
+        Ok(Box::pin(MemberStream::new(member)))
+    }
+
+    async fn acknowledge(&self, group: &str, message: &InboundMessage) -> SpiResult<()> {
+        let partition = (message.topic.clone(), i32::try_from(message.partition).unwrap_or(i32::MAX));
+        let offset = i64::try_from(message.offset).unwrap_or(i64::MAX);
+        let owner = self.members().into_iter().find(|m| m.group() == group && m.holds(&partition));
+        match owner {
+            Some(member) => member.acknowledge(&partition, offset),
+            // Revoked meanwhile: the partition's next owner is given the message again.
+            None => Ok(()),
+        }
+    }
+
+    fn is_durable(&self) -> bool {
+        true
+    }
+
+    async fn health(&self) -> Health {
+        let producer = self.producer.clone();
+        let probe =
+            tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, HEALTH_TIMEOUT).map(|_| ()));
+        match probe.await {
+            Ok(Ok(())) => Health::Healthy,
+            Ok(Err(e)) => Health::Unhealthy(format!("the Kafka brokers do not answer: {e}")),
+            Err(e) => Health::Unhealthy(format!("the Kafka health probe failed: {e}")),
+        }
+    }
+
+    fn figures(&self) -> BusFigures {
+        self.metrics.figures()
+    }
+
+    async fn close(&self) -> Result<(), SpiError> {
+        let mut failures = Vec::new();
+        for member in self.members() {
+            if let Err(e) = member.commit_now() {
+                failures.push(e.to_string());
+            }
+        }
+        let producer = self.producer.clone();
+        let flushed = tokio::task::spawn_blocking(move || producer.flush(Timeout::After(FLUSH_TIMEOUT))).await;
+        match flushed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failures.push(format!("flushing the producer: {e}")),
+            Err(e) => failures.push(format!("flushing the producer: {e}")),
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(SpiError::new(codes::KAFKA_UNAVAILABLE, format!("closing the Kafka bus: {}", failures.join("; "))))
+        }
+    }
+}

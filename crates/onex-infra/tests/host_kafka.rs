@@ -1,0 +1,89 @@
+//! The host on Kafka (the tansu broker `cargo xtask services up` starts), started as `run`
+//! starts it from `bus.kind: kafka`: it creates its topics, consumes requests, publishes replies
+//! with this runtime's and the Python runtime's headers, dead-letters failures, and reports the
+//! bus in `/metrics`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use onex_core::contract::BusKind;
+use onex_core::envelope::{Envelope, bus_headers};
+use onex_infra::bus::{KafkaEventBus, KafkaSettings};
+use onex_infra::contracts::load_bundled_contracts;
+use onex_infra::host::wire::{HEADER_ERROR_CODE, to_message};
+use onex_infra::host::{HostSetup, start};
+use onex_infra::ids::{new_uuid_v7, now_utc};
+use onex_infra::registry::Registry;
+use onex_infra::secrets::EnvSecretStore;
+use onex_spi::{EventBus, InboundMessage, MessageStream};
+use serde_json::json;
+
+async fn next(stream: &mut MessageStream) -> InboundMessage {
+    let poll = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx));
+    tokio::time::timeout(Duration::from_secs(60), poll).await.expect("a message in time").unwrap().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_serves_requests_from_kafka_with_exact_replies_and_dead_letters() {
+    const REQUESTS: usize = 1_000;
+    let registry = Registry::with_builtin_handlers().unwrap();
+    let set = load_bundled_contracts(&registry).set.unwrap();
+    let mut config = set.runtime.clone().unwrap().1;
+    // Topics and group of this run only: the broker outlives the test.
+    let run = new_uuid_v7().simple().to_string();
+    config.bus.kind = BusKind::Kafka;
+    config.bus.bootstrap_servers = Some(common::service_url("ONEX_KAFKA_BOOTSTRAP", "127.0.0.1:9092"));
+    config.bus.request_topic = format!("onex.cmd.test-{run}.envelope.v1");
+    config.bus.reply_topic = format!("onex.evt.test-{run}.reply.v1");
+    config.bus.dlq_topic = format!("onex.dlq.test-{run}.envelope.v1");
+    config.bus.group_id = format!("host-{run}");
+    config.bus.partitions = 4;
+    let (request_topic, reply_topic, dlq_topic) =
+        (config.bus.request_topic.clone(), config.bus.reply_topic.clone(), config.bus.dlq_topic.clone());
+    let client_settings = KafkaSettings::resolve(&config.bus, &EnvSecretStore).await.unwrap();
+    let data_dir = std::env::temp_dir().join(format!("onex-host-kafka-{run}"));
+    let setup = HostSetup { config, contracts: set, registry, data_dir, secrets: Arc::new(EnvSecretStore) };
+    let running = start(setup).await.unwrap();
+    assert!(running.host().is_ready().await, "ready once the brokers answer");
+
+    // A client of its own: publishes requests, reads replies and dead letters.
+    let client = KafkaEventBus::connect(client_settings, &[]).await.unwrap();
+    let mut replies = client.subscribe(&format!("replies-{run}"), std::slice::from_ref(&reply_topic)).await.unwrap();
+    let mut dead = client.subscribe(&format!("dlq-{run}"), std::slice::from_ref(&dlq_topic)).await.unwrap();
+    let mut sent = BTreeMap::new();
+    for n in 0..REQUESTS {
+        let request = Envelope::request(new_uuid_v7(), "local.echo", json!({"n": n}), now_utc());
+        client.publish(to_message(&request_topic, Some(format!("entity-{}", n % 16)), &request)).await.unwrap();
+        sent.insert(request.envelope_id, n);
+    }
+    let mut answered = BTreeSet::new();
+    while answered.len() < REQUESTS {
+        let message = next(&mut replies).await;
+        let reply: Envelope = serde_json::from_slice(&message.payload).unwrap();
+        let request = reply.causation_id.expect("a reply names its request");
+        assert_eq!(reply.payload, json!({"n": sent[&request]}));
+        assert_eq!(message.headers.get(bus_headers::python::MESSAGE_ID), Some(&reply.envelope_id.to_string()));
+        assert_eq!(
+            message.headers.get(bus_headers::python::CONTENT_TYPE).map(String::as_str),
+            Some("application/json")
+        );
+        assert!(answered.insert(request), "request {request} answered twice");
+        client.acknowledge(&format!("replies-{run}"), &message).await.unwrap();
+    }
+
+    let failing =
+        Envelope::request(new_uuid_v7(), "local.fail", json!({"code": "ONEX_CORE_081_OPERATION_FAILED"}), now_utc());
+    client.publish(to_message(&request_topic, None, &failing)).await.unwrap();
+    let letter = next(&mut dead).await;
+    assert_eq!(letter.headers.get(HEADER_ERROR_CODE).map(String::as_str), Some("ONEX_CORE_081_OPERATION_FAILED"));
+    assert_eq!(serde_json::from_slice::<Envelope>(&letter.payload).unwrap(), failing, "the original is kept");
+
+    let metrics = running.host().render_metrics().await;
+    let rebalances = metrics.lines().find_map(|l| l.strip_prefix("onex_bus_rebalances_total ")).unwrap();
+    assert!(rebalances.parse::<f64>().unwrap() >= 1.0, "the host's members joined its group:\n{metrics}");
+    running.shutdown(Duration::from_secs(10)).await;
+}

@@ -1,0 +1,90 @@
+//! tansu (a Kafka-protocol broker) as the tests' Kafka: installed with `cargo install` into a
+//! cache outside the repo (skipped when cached), started on loopback with its SQLite storage
+//! engine in a temp dir, so a broker restart keeps what it acknowledged. It creates no topic on
+//! first use: the host and the tests create theirs.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::{Details, Files, Pairs, detail, process, run_with_env};
+use crate::cmd;
+
+/// Where it answers (Kafka's usual port, loopback only).
+pub(super) const ADDR: &str = "127.0.0.1:9092";
+/// The crate `cargo install` builds `tansu` from, at the version the tests were written against.
+const CRATE: &str = "tansu";
+const VERSION: &str = "0.6.0";
+/// The binary's name.
+const BINARY: &str = "tansu";
+/// The storage file, relative to the data dir (tansu reads `sqlite://` paths relative to its
+/// working directory).
+const STORAGE: &str = "sqlite://tansu.db";
+
+/// `tansu` in the cached cargo root ([`cmd::cargo_root`]), else on `PATH`.
+fn binary() -> Option<PathBuf> {
+    cmd::find_tool(BINARY)
+}
+
+pub(super) fn installed() -> bool {
+    binary().is_some()
+}
+
+/// `cargo install tansu --locked --features libsql` into [`cmd::cargo_root`].
+pub(super) fn install() -> Result<(), String> {
+    let root = cmd::cargo_root().to_string_lossy().into_owned();
+    println!(
+        "services: `cargo install {CRATE}@{VERSION} --locked --features libsql --root {root}` (20-30 min on 2 cores; cached afterwards)"
+    );
+    let started = Instant::now();
+    let spec = format!("{CRATE}@{VERSION}");
+    run_with_env(&cmd::cargo(), &["install", &spec, "--locked", "--features", "libsql", "--root", &root], &[])?;
+    println!("services: installed {BINARY} in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// The broker's arguments: listening and advertised on `addr`, storage in its working dir.
+pub(super) fn broker_args(addr: &str) -> Vec<String> {
+    let url = format!("tcp://{addr}");
+    ["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", STORAGE]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+/// Starts the broker in the background on a fresh temp dir; records its pid and dir.
+pub(super) fn start(files: &Files) -> Result<Pairs, String> {
+    let bin = binary().ok_or("tansu is not installed")?;
+    let dir = process::temp_dir("tansu")?;
+    let args = broker_args(ADDR);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let pid = process::spawn(files, &bin, &args, &dir, "onex-tansu.log")?;
+    Ok(vec![("pid".to_owned(), pid.to_string()), ("dir".to_owned(), dir.to_string_lossy().into_owned())])
+}
+
+/// Stops the broker `start` started (by its pid) and removes its data dir.
+pub(super) fn stop(_files: &Files, details: &Details) -> Result<(), String> {
+    process::stop(detail(details, "pid"), BINARY, detail(details, "dir"))
+}
+
+/// The env lines: where the broker is, and the binary (tests that stop and restart a broker run
+/// their own on another port).
+pub(super) fn prepare(_files: &Files, _details: &Details, _deadline: Instant) -> Result<Pairs, String> {
+    let bin = binary().ok_or("tansu is not installed")?;
+    Ok(vec![
+        ("ONEX_KAFKA_BOOTSTRAP".to_owned(), ADDR.to_owned()),
+        ("ONEX_TANSU_BIN".to_owned(), bin.to_string_lossy().into_owned()),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_broker_listens_on_loopback_and_keeps_its_data_in_sqlite() {
+        let args = broker_args(ADDR);
+        assert_eq!(args[0], "broker");
+        assert!(args.windows(2).any(|w| w == ["--listener-url", "tcp://127.0.0.1:9092"]), "{args:?}");
+        assert!(args.windows(2).any(|w| w == ["--advertised-listener-url", "tcp://127.0.0.1:9092"]), "{args:?}");
+        assert!(args.windows(2).any(|w| w == ["--storage-engine", "sqlite://tansu.db"]), "{args:?}");
+    }
+}
