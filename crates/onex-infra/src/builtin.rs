@@ -55,6 +55,7 @@ const BUILTIN: Table = &[
             ("delete", "HTTP DELETE", true),
         ],
     ),
+    ("kafka", &[("publish", "publish one record (topic, key, headers, value); where it landed", false)]),
     ("webhook", &[("deliver", "deliver a signed webhook, recording every attempt", false)]),
     (
         "stamp",

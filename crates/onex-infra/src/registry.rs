@@ -57,6 +57,7 @@ impl Registry {
         registry.register(Arc::new(crate::handlers::DbHandlerFactory))?;
         registry.register(Arc::new(crate::handlers::ConsulHandlerFactory))?;
         registry.register(Arc::new(crate::handlers::VaultHandlerFactory))?;
+        registry.register(Arc::new(crate::handlers::KafkaHandlerFactory))?;
         Ok(registry)
     }
 

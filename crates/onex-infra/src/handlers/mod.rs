@@ -3,6 +3,7 @@
 pub mod consul;
 pub mod db;
 pub mod http;
+pub mod kafka;
 pub mod local;
 pub mod payload;
 pub mod stamp;
@@ -12,6 +13,7 @@ pub mod webhook;
 pub use consul::{ConsulHandler, ConsulHandlerFactory};
 pub use db::{DbHandler, DbHandlerFactory};
 pub use http::{HttpHandler, HttpHandlerFactory};
+pub use kafka::{KafkaHandler, KafkaHandlerFactory};
 pub use local::{LocalHandler, LocalHandlerFactory};
 pub use stamp::{StampHandler, StampHandlerFactory};
 pub use vault::{VaultHandler, VaultHandlerFactory, VaultSecretStore};

@@ -8,7 +8,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use crate::error::codes;
 
 /// `error`, met while `context` (e.g. "publishing to `onex.cmd.x.v1`"), as an spi error.
-pub(super) fn to_spi(error: KafkaError, context: &str) -> SpiError {
+pub(crate) fn to_spi(error: KafkaError, context: &str) -> SpiError {
     let code = match error.rdkafka_error_code() {
         Some(
             RDKafkaErrorCode::MessageSizeTooLarge

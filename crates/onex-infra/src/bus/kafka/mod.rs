@@ -11,7 +11,7 @@
 //! - **Settings** ([`settings`]): what delivery depends on is fixed; anything else librdkafka
 //!   knows passes through `bus.kafka`, secrets resolved.
 
-mod errors;
+pub(crate) mod errors;
 mod member;
 mod metrics;
 mod offsets;

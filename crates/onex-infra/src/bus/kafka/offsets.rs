@@ -13,7 +13,8 @@ struct PartitionOffsets {
     pending: BTreeSet<i64>,
     /// One past the highest offset handed out.
     next: Option<i64>,
-    /// The position last stored for commit.
+    /// The position last stored for commit (at first, the first offset handed out: where the
+    /// group's committed position already was).
     stored: Option<i64>,
 }
 
@@ -53,6 +54,8 @@ impl OffsetBook {
     /// `offset` of `partition` was handed to the consumer.
     pub(super) fn delivered(&mut self, partition: &TopicPartition, offset: i64) {
         let entry = self.partitions.entry(partition.clone()).or_default();
+        // The first message of a partition is where the group's position already is.
+        entry.stored.get_or_insert(offset);
         entry.pending.insert(offset);
         entry.next = Some(entry.next.map_or(offset + 1, |n| n.max(offset + 1)));
     }

@@ -60,35 +60,44 @@ impl KafkaSettings {
         let bootstrap_servers = bus.bootstrap_servers.clone().ok_or_else(|| {
             SpiError::new(codes::KAFKA_CONFIG, "the kafka bus needs `bus.bootstrap_servers` (host:port, ...)")
         })?;
-        let mut properties: BTreeMap<String, String> =
+        let number = |what: &str, n: u32| {
+            i32::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
+                SpiError::new(codes::KAFKA_CONFIG, format!("`bus.{what}` must be between 1 and {}", i32::MAX))
+            })
+        };
+        let partitions = number("partitions", bus.partitions)?;
+        let replication_factor = number("replication_factor", bus.replication_factor)?;
+        let settings = Self::client(bootstrap_servers, &bus.kafka, "bus.kafka", secrets).await?;
+        Ok(Self { partitions, replication_factor, ..settings })
+    }
+
+    /// Settings of a client of the brokers at `bootstrap_servers` (the kafka handler's), with
+    /// the librdkafka `properties` written under `field`, resolved and checked like the bus's.
+    pub async fn client(
+        bootstrap_servers: String,
+        properties: &BTreeMap<String, String>,
+        field: &str,
+        secrets: &dyn SecretStore,
+    ) -> SpiResult<Self> {
+        let mut resolved: BTreeMap<String, String> =
             DEFAULTS.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        for (key, value) in &bus.kafka {
+        for (key, value) in properties {
             if let Some((_, fixed, why)) = FIXED.iter().find(|(k, _, _)| k == key) {
                 let set = if fixed.is_empty() { String::new() } else { format!(" (the host sets `{fixed}`)") };
-                let message = format!("`bus.kafka.{key}` cannot be set{set}: {why}");
+                let message = format!("`{field}.{key}` cannot be set{set}: {why}");
                 return Err(SpiError::new(codes::KAFKA_CONFIG, message));
             }
             let value = match SecretRef::parse(value) {
                 Some(reference) => secrets.resolve(&reference).await?.expose().to_owned(),
                 None => value.clone(),
             };
-            properties.insert(key.clone(), value);
+            resolved.insert(key.clone(), value);
         }
-        let number = |what: &str, n: u32| {
-            i32::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| {
-                SpiError::new(codes::KAFKA_CONFIG, format!("`bus.{what}` must be between 1 and {}", i32::MAX))
-            })
-        };
-        Ok(Self {
-            bootstrap_servers,
-            properties,
-            partitions: number("partitions", bus.partitions)?,
-            replication_factor: number("replication_factor", bus.replication_factor)?,
-        })
+        Ok(Self { bootstrap_servers, properties: resolved, partitions: 1, replication_factor: 1 })
     }
 
     /// A client config with the user's properties and the fixed ones of `role`.
-    fn client(&self, role: Role, group: Option<&str>) -> ClientConfig {
+    fn config(&self, role: Role, group: Option<&str>) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap_servers);
         for (key, value) in &self.properties {
@@ -116,18 +125,18 @@ impl KafkaSettings {
     }
 
     /// The producer's config.
-    pub(super) fn producer(&self) -> ClientConfig {
-        self.client(Role::Producer, None)
+    pub(crate) fn producer(&self) -> ClientConfig {
+        self.config(Role::Producer, None)
     }
 
     /// A consumer's config, as a member of `group`.
     pub(super) fn consumer(&self, group: &str) -> ClientConfig {
-        self.client(Role::Consumer, Some(group))
+        self.config(Role::Consumer, Some(group))
     }
 
     /// The admin client's config (topic creation).
     pub(super) fn admin(&self) -> ClientConfig {
-        self.client(Role::Admin, None)
+        self.config(Role::Admin, None)
     }
 }
 
