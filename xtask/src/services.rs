@@ -1,6 +1,8 @@
 //! `cargo xtask services up|down|status`: the external services the integration tests need
 //! (PostgreSQL, RustyVault, a Kafka-protocol broker), used if already running, else started or installed on this machine.
 //!
+//! `up` also makes the Python venv the tests run outside clients with (aiokafka).
+//!
 //! `up` writes `target/onex-services.env` (`KEY=value` lines telling the tests where each
 //! service is) and `target/onex-services.state` (what `up` started, with details such as a
 //! pid as `<service>.<key>` lines); `down` stops only that.
@@ -8,6 +10,7 @@
 mod http;
 mod postgres;
 mod process;
+mod python;
 mod rvault;
 mod tansu;
 
@@ -232,6 +235,8 @@ fn up(files: &Files) -> Result<(), String> {
         files.write(&files.env, &render_kv(&env))?;
         println!("services: {} ready on {}", service.name, service.addr);
     }
+    env.extend(python::ensure()?);
+    files.write(&files.env, &render_kv(&env))?;
     println!("services: wrote {}", files.env.display());
     Ok(())
 }

@@ -27,14 +27,12 @@ async fn next(stream: &mut MessageStream) -> InboundMessage {
     tokio::time::timeout(Duration::from_secs(60), poll).await.expect("a message in time").unwrap().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_host_serves_requests_from_kafka_with_exact_replies_and_dead_letters() {
-    const REQUESTS: usize = 1_000;
+/// The bundled contracts and runtime config on the broker `services up` started, with topics and
+/// a group of this run only (the broker outlives the test).
+fn kafka_setup(run: &str) -> HostSetup {
     let registry = Registry::with_builtin_handlers().unwrap();
     let set = load_bundled_contracts(&registry).set.unwrap();
     let mut config = set.runtime.clone().unwrap().1;
-    // Topics and group of this run only: the broker outlives the test.
-    let run = new_uuid_v7().simple().to_string();
     config.bus.kind = BusKind::Kafka;
     config.bus.bootstrap_servers = Some(common::service_url("ONEX_KAFKA_BOOTSTRAP", "127.0.0.1:9092"));
     config.bus.request_topic = format!("onex.cmd.test-{run}.envelope.v1");
@@ -42,14 +40,22 @@ async fn the_host_serves_requests_from_kafka_with_exact_replies_and_dead_letters
     config.bus.dlq_topic = format!("onex.dlq.test-{run}.envelope.v1");
     config.bus.group_id = format!("host-{run}");
     config.bus.partitions = 4;
+    let data_dir = std::env::temp_dir().join(format!("onex-host-kafka-{run}"));
+    HostSetup { config, contracts: set, registry, data_dir, secrets: Arc::new(EnvSecretStore) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_serves_requests_from_kafka_with_exact_replies_and_dead_letters() {
+    const REQUESTS: usize = 1_000;
+    let run = new_uuid_v7().simple().to_string();
+    let setup = kafka_setup(&run);
+    let config = setup.config.clone();
     let (request_topic, reply_topic, dlq_topic) =
         (config.bus.request_topic.clone(), config.bus.reply_topic.clone(), config.bus.dlq_topic.clone());
-    let client_settings = KafkaSettings::resolve(&config.bus, &EnvSecretStore).await.unwrap();
-    let data_dir = std::env::temp_dir().join(format!("onex-host-kafka-{run}"));
-    let setup = HostSetup { config, contracts: set, registry, data_dir, secrets: Arc::new(EnvSecretStore) };
     let running = start(setup).await.unwrap();
     assert!(running.host().is_ready().await, "ready once the brokers answer");
 
+    let client_settings = KafkaSettings::resolve(&config.bus, &EnvSecretStore).await.unwrap();
     // A client of its own: publishes requests, reads replies and dead letters.
     let client = KafkaEventBus::connect(client_settings, &[]).await.unwrap();
     let mut replies = client.subscribe(&format!("replies-{run}"), std::slice::from_ref(&reply_topic)).await.unwrap();
@@ -85,5 +91,48 @@ async fn the_host_serves_requests_from_kafka_with_exact_replies_and_dead_letters
     let metrics = running.host().render_metrics().await;
     let rebalances = metrics.lines().find_map(|l| l.strip_prefix("onex_bus_rebalances_total ")).unwrap();
     assert!(rebalances.parse::<f64>().unwrap() >= 1.0, "the host's members joined its group:\n{metrics}");
+    running.shutdown(Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_client_on_aiokafka_gets_replies_in_the_python_runtimes_shape() {
+    const REQUESTS: usize = 50;
+    let run = new_uuid_v7().simple().to_string();
+    let setup = kafka_setup(&run);
+    let (bootstrap, request_topic, reply_topic) = (
+        setup.config.bus.bootstrap_servers.clone().unwrap(),
+        setup.config.bus.request_topic.clone(),
+        setup.config.bus.reply_topic.clone(),
+    );
+    let running = start(setup).await.unwrap();
+    let python = common::service_url("ONEX_PYTHON", "python3");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/aiokafka_client.py");
+    let command = {
+        let (python, script) = (python.clone(), script.clone());
+        move || {
+            std::process::Command::new(&python)
+                .arg(&script)
+                .args([&bootstrap, &request_topic, &reply_topic, &REQUESTS.to_string()])
+                .output()
+        }
+    };
+    // The client gives up itself after 120 s without its replies.
+    let output = tokio::task::spawn_blocking(command).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{python} {}: {stderr} (is the venv made? `cargo xtask services up`)",
+        script.display()
+    );
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (sent, replies) = (result["sent"].as_object().unwrap(), result["replies"].as_object().unwrap());
+    assert_eq!((sent.len(), replies.len()), (REQUESTS, REQUESTS));
+    for (correlation_id, n) in sent {
+        let got = &replies[correlation_id];
+        // The Python runtime's reply to its minimal request, field by field.
+        assert_eq!(got["reply"], json!({"status": "success", "payload": {"n": n}, "correlation_id": correlation_id}));
+        assert_eq!(got["headers"]["correlation_id"], correlation_id.as_str(), "{got}");
+        assert!(got["headers"]["message_id"].as_str().is_some_and(|id| id.len() == 36), "{got}");
+    }
     running.shutdown(Duration::from_secs(10)).await;
 }
