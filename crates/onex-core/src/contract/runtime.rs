@@ -291,6 +291,10 @@ pub const OVERRIDES: &[(&str, &str)] = &[
     ("ONEX_BUS_BOOTSTRAP_SERVERS", "bus.bootstrap_servers"),
     ("ONEX_BUS_GROUP_ID", "bus.group_id"),
     ("ONEX_BUS_PARTITIONS", "bus.partitions"),
+    ("ONEX_BUS_REPLICATION_FACTOR", "bus.replication_factor"),
+    ("ONEX_BUS_REQUEST_TOPIC", "bus.request_topic"),
+    ("ONEX_BUS_REPLY_TOPIC", "bus.reply_topic"),
+    ("ONEX_BUS_DLQ_TOPIC", "bus.dlq_topic"),
     ("ONEX_STATE_STORE_KIND", "state_store.kind"),
     ("ONEX_STATE_STORE_PATH", "state_store.path"),
     ("ONEX_STATE_STORE_URL", "state_store.url"),
@@ -360,6 +364,19 @@ impl RuntimeConfig {
             "bus.bootstrap_servers" => self.bus.bootstrap_servers = Some(value.to_owned()),
             "bus.group_id" => self.bus.group_id = value.to_owned(),
             "bus.partitions" => put!(self.bus.partitions),
+            "bus.replication_factor" => put!(self.bus.replication_factor),
+            "bus.request_topic" | "bus.reply_topic" | "bus.dlq_topic" => {
+                if let Err(e) = value.parse::<crate::topic::TopicName>() {
+                    cx.error(codes::CONTRACT_INVALID_VALUE, pos, var, e.to_string());
+                    return;
+                }
+                let topic = match field {
+                    "bus.request_topic" => &mut self.bus.request_topic,
+                    "bus.reply_topic" => &mut self.bus.reply_topic,
+                    _ => &mut self.bus.dlq_topic,
+                };
+                *topic = value.to_owned();
+            }
             "state_store.kind" => put!(self.state_store.kind),
             "state_store.path" => self.state_store.path = value.to_owned(),
             "state_store.url" => self.state_store.url = Some(value.to_owned()),
@@ -397,6 +414,8 @@ mod tests {
             ("ONEX_BUS_PARTITIONS", "32"),
             ("ONEX_HANDLER_VAULT_ENABLED", "true"),
             ("ONEX_MAX_IN_FLIGHT", "lots"),
+            ("ONEX_BUS_REQUEST_TOPIC", "onex.cmd.team.envelope.v1"),
+            ("ONEX_BUS_DLQ_TOPIC", "not a topic!"),
             ("PATH", "/usr/bin"),
             ("ONEX_LOG_LEVEL", "debug"),
         ]);
@@ -404,9 +423,11 @@ mod tests {
         assert_eq!((config.bus.kind, config.bus.partitions), (BusKind::Kafka, 32));
         assert!(config.handlers["vault"].enabled);
         assert_eq!(config.max_in_flight, 1024, "a bad value leaves the setting alone");
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert_eq!(problems[0].code, codes::BAD_OVERRIDE);
-        assert_eq!(problems[0].field, "ONEX_MAX_IN_FLIGHT");
+        assert_eq!(config.bus.request_topic, "onex.cmd.team.envelope.v1");
+        assert_eq!(config.bus.dlq_topic, "onex.dlq.runtime.envelope.v1", "a bad topic leaves the setting alone");
+        let named: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(named, ["ONEX_MAX_IN_FLIGHT", "ONEX_BUS_DLQ_TOPIC"], "{problems:?}");
+        assert!(problems.iter().all(|p| p.code == codes::BAD_OVERRIDE));
     }
 
     #[test]

@@ -147,10 +147,14 @@ impl Dispatcher {
         let nodes: Vec<&NodeContract> = contracts.nodes.values().map(|(_, n)| n).collect();
         let mut wanted: BTreeMap<String, Json> =
             config.handlers.iter().filter(|(_, c)| c.enabled).map(|(ty, c)| (ty.clone(), c.config.clone())).collect();
+        // A custom handler a contract binds by name starts without a runtime-config entry (with
+        // no config); a built-in one is configured there, and is reported unavailable if not.
         for node in nodes.iter().filter(|n| n.node_type != NodeKind::Compute) {
             for op in served_keys(node) {
-                if let Ok(ty) = bound_type(node, &op, registry, &aliases)
+                if let OperationBinding::Named(_) = node.binding(&op)
+                    && let Ok(ty) = bound_type(node, &op, registry, &aliases)
                     && !config.handlers.contains_key(&ty)
+                    && crate::builtin::descriptor(&ty).is_none()
                     && registry.factory(&ty).is_some()
                 {
                     wanted.entry(ty).or_insert(Json::Null);

@@ -1,0 +1,193 @@
+//! Host processes on Kafka (a tansu broker of each test's own) with reducer state on
+//! PostgreSQL, under faults: 10,000 envelopes with exact replies and versions, a poison
+//! message dead-lettered after its budget while its partition moves on, a host SIGKILLed five
+//! times and restarted, three hosts in one group with one killed under load, and the broker
+//! stopped for ten seconds mid-run.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+
+mod kafka_support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use kafka_support::{Broker, Client, KafkaRun, TOGGLE, eventually};
+use onex_e2e::host::{HostOptions, HostProcess};
+use onex_e2e::postgres::Database;
+use onex_e2e::{contracts_with, scratch_dir};
+use serde_json::{Value as Json, json};
+
+/// `entities` toggles, `per_entity` events each (flip, flop, …), keyed by entity.
+fn toggles(entities: usize, per_entity: usize) -> Vec<(String, String, Json)> {
+    let mut out = Vec::with_capacity(entities * per_entity);
+    for n in 0..per_entity {
+        for entity in 0..entities {
+            let event = if n % 2 == 0 { "toggle.flip" } else { "toggle.flop" };
+            let key = format!("e-{entity}");
+            out.push((event.to_owned(), key.clone(), json!({"entity_key": key})));
+        }
+    }
+    out
+}
+
+/// Host options on `run`'s topics and `database`, with the toggle reducer.
+fn host_options(label: &str, run: &KafkaRun, database: &Database, max_attempts: u32) -> HostOptions {
+    let config = run.runtime_config(&database.url, max_attempts);
+    let contracts =
+        contracts_with(label, &[("reducers/toggle.yaml", TOGGLE), ("runtime/runtime_config.yaml", &config)]);
+    HostOptions::new(&contracts, &scratch_dir(label))
+}
+
+/// Every entity is at version `per_entity`, in state `off`, as `host` reports it.
+fn assert_versions(host: &HostProcess, entities: usize, per_entity: usize) {
+    for entity in 0..entities {
+        let (status, state) = host.get_json(&format!("/v1/state/toggle/e-{entity}"));
+        assert_eq!(status, 200, "{state}");
+        assert_eq!(state["version"], per_entity as u64, "e-{entity}: {state}");
+    }
+}
+
+/// No request got a failed reply or a dead letter, and every request answered more than once
+/// got the same reply envelope each time.
+fn assert_clean(client: &Client, requests: &[String]) {
+    let seen = client.seen.lock().unwrap();
+    assert!(seen.failed_replies.is_empty(), "failed: {:?}", seen.failed_replies.iter().take(5).collect::<Vec<_>>());
+    assert!(seen.dead.is_empty(), "dead letters: {:?}", seen.dead.iter().take(5).collect::<Vec<_>>());
+    let mut redelivered = 0;
+    for request in requests {
+        let ids: BTreeSet<&String> = seen.replies[request].iter().collect();
+        assert_eq!(ids.len(), 1, "request {request} got different replies: {ids:?}");
+        redelivered += usize::from(seen.replies[request].len() > 1);
+    }
+    eprintln!(
+        "{redelivered} of {} requests were answered more than once, each time with the same reply",
+        requests.len()
+    );
+}
+
+#[test]
+fn ten_thousand_envelopes_get_exact_replies_and_a_poison_message_is_dead_lettered_after_its_budget() {
+    let (entities, per_entity): (usize, usize) = std::env::var("ONEX_TEST_KAFKA_SIZE")
+        .ok()
+        .and_then(|s| Some((s.split_once('x')?.0.parse().ok()?, s.split_once('x')?.1.parse().ok()?)))
+        .unwrap_or((500, 20));
+    let database = Database::create("kafka-10k");
+    let broker = Broker::start("kafka-10k");
+    let run = KafkaRun::new("kafka-10k", 4, Some(&broker.addr));
+    let client = Client::connect(&run);
+    let host = HostProcess::start(&host_options("kafka-10k", &run, &database, 3));
+
+    // A poison message on e-0's partition first: tried 3 times, then dead-lettered; e-0's
+    // events behind it go on.
+    let poison = client.send("local.fail", "e-0", json!({"code": "ONEX_INFRA_032_KAFKA_UNAVAILABLE"}));
+    let started = Instant::now();
+    let requests = client.send_all(&toggles(entities, per_entity));
+    client.wait_for_outcomes(&requests, Duration::from_secs(300)).unwrap_or_else(|e| panic!("{e}\n{}", host.logs()));
+    eprintln!("{} envelopes through Kafka and one host took {:?}", requests.len(), started.elapsed());
+    client.wait_for_outcomes(std::slice::from_ref(&poison), Duration::from_secs(60)).unwrap();
+    {
+        let mut seen = client.seen.lock().unwrap();
+        assert_eq!(seen.dead.remove(&poison).as_deref(), Some("ONEX_INFRA_032_KAFKA_UNAVAILABLE"));
+        seen.failed_replies.remove(&poison);
+        assert_eq!(seen.replies.len(), entities * per_entity + 1, "exactly one reply each");
+        assert!(seen.replies.values().all(|ids| ids.len() == 1), "no request was answered twice");
+    }
+    assert_clean(&client, &requests);
+    assert_versions(&host, entities, per_entity);
+    assert_eq!(host.metric("onex_dlq_total"), Some(1.0));
+}
+
+#[test]
+fn a_host_killed_five_times_and_restarted_loses_nothing_and_applies_each_transition_once() {
+    const ENTITIES: usize = 250;
+    const PER_ENTITY: usize = 20;
+    let database = Database::create("kafka-kill");
+    let broker = Broker::start("kafka-kill");
+    let run = KafkaRun::new("kafka-kill", 4, Some(&broker.addr));
+    let client = std::sync::Arc::new(Client::connect(&run));
+    let options = host_options("kafka-kill", &run, &database, 5);
+    let mut host = HostProcess::start(&options);
+    let publisher = {
+        let client = std::sync::Arc::clone(&client);
+        std::thread::spawn(move || client.send_all(&toggles(ENTITIES, PER_ENTITY)))
+    };
+    let total = ENTITIES * PER_ENTITY;
+    // Kill points spread over the run, at a different place each run.
+    let jitter = (std::process::id() as usize * 7919) % (total / 10);
+    for kill in 0..5 {
+        let at = (kill + 1) * total / 7 + jitter;
+        eventually(&format!("{at} replies before kill {kill}"), Duration::from_secs(300), || {
+            client.seen.lock().unwrap().replies.len() >= at
+        });
+        host.signal("KILL");
+        assert!(host.wait_exit(Duration::from_secs(10)).is_some(), "the host did not die");
+        eprintln!("killed the host after {} replies", client.seen.lock().unwrap().replies.len());
+        host = HostProcess::start(&options);
+    }
+    let requests = publisher.join().unwrap();
+    client.wait_for_outcomes(&requests, Duration::from_secs(300)).unwrap_or_else(|e| panic!("{e}\n{}", host.logs()));
+    assert_clean(&client, &requests);
+    assert_versions(&host, ENTITIES, PER_ENTITY);
+}
+
+#[test]
+fn three_hosts_share_twelve_partitions_and_one_killed_under_load_loses_nothing() {
+    const ENTITIES: usize = 240;
+    const PER_ENTITY: usize = 20;
+    let database = Database::create("kafka-three");
+    let broker = Broker::start("kafka-three");
+    let run = KafkaRun::new("kafka-three", 12, Some(&broker.addr));
+    let client = Client::connect(&run);
+    let options = host_options("kafka-three", &run, &database, 5);
+    let mut hosts: Vec<HostProcess> = (0..3).map(|_| HostProcess::start(&options)).collect();
+    let requests = client.send_all(&toggles(ENTITIES, PER_ENTITY));
+    eventually("a third of the replies", Duration::from_secs(300), || {
+        client.seen.lock().unwrap().replies.len() >= requests.len() / 3
+    });
+    let killed = hosts.remove(1);
+    killed.signal("KILL");
+    drop(killed);
+    let at = Instant::now();
+    client
+        .wait_for_outcomes(&requests, Duration::from_secs(300))
+        .unwrap_or_else(|e| panic!("{e}\n{}", hosts[0].logs()));
+    eprintln!("the rest of the run after the kill took {:?}", at.elapsed());
+    assert_clean(&client, &requests);
+    assert_versions(&hosts[0], ENTITIES, PER_ENTITY);
+    let consumed: f64 = hosts.iter().map(|h| h.metric("onex_bus_consumed_total").unwrap_or(0.0)).sum();
+    assert!(
+        consumed > 0.0 && hosts.iter().all(|h| h.metric("onex_bus_consumed_total").unwrap_or(0.0) > 0.0),
+        "both surviving hosts consumed"
+    );
+}
+
+#[test]
+fn the_broker_stopped_for_ten_seconds_mid_run_is_ridden_out_without_losing_anything() {
+    const ENTITIES: usize = 100;
+    const PER_ENTITY: usize = 20;
+    let database = Database::create("kafka-broker");
+    let mut broker = Broker::start("kafka-broker");
+    let run = KafkaRun::new("kafka-broker", 4, Some(&broker.addr));
+    let client = std::sync::Arc::new(Client::connect(&run));
+    let host = HostProcess::start(&host_options("kafka-broker", &run, &database, 5));
+    let ready = || host.get("/health/ready").0;
+    assert_eq!(ready(), 200);
+
+    let publisher = {
+        let client = std::sync::Arc::clone(&client);
+        std::thread::spawn(move || client.send_all(&toggles(ENTITIES, PER_ENTITY)))
+    };
+    eventually("a third of the replies", Duration::from_secs(300), || {
+        client.seen.lock().unwrap().replies.len() >= ENTITIES * PER_ENTITY / 3
+    });
+    broker.kill();
+    eventually("/health/ready to say 503", Duration::from_secs(20), || ready() == 503);
+    // The outage itself: the broker stays down this long whatever the host does.
+    std::thread::sleep(Duration::from_secs(10));
+    broker.start_again();
+    eventually("/health/ready to say 200 again", Duration::from_secs(60), || ready() == 200);
+
+    let requests = publisher.join().unwrap();
+    client.wait_for_outcomes(&requests, Duration::from_secs(300)).unwrap_or_else(|e| panic!("{e}\n{}", host.logs()));
+    assert_clean(&client, &requests);
+    assert_versions(&host, ENTITIES, PER_ENTITY);
+}

@@ -1,0 +1,326 @@
+//! What the Kafka end-to-end tests share: a run's own topics and group on the broker `services
+//! up` started (or one of a test's own), a runtime config for host processes on them, and a
+//! client that publishes requests and collects every reply and dead letter.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use onex_core::contract::load_runtime_config;
+use onex_core::envelope::Envelope;
+use onex_infra::bus::{KafkaEventBus, KafkaSettings};
+use onex_infra::host::wire::to_message;
+use onex_infra::ids::{new_uuid_v7, now_utc};
+use onex_infra::secrets::EnvSecretStore;
+use onex_spi::{EventBus, MessageStream};
+use serde_json::Value as Json;
+use tokio::runtime::Runtime;
+
+/// A toggle reducer: two states, flip and flop alternate, so an event applied out of order or
+/// twice is refused (and dead-lettered) instead of passing unseen.
+pub const TOGGLE: &str = r#"
+name: test_toggle_reducer
+contract_version: "1.0.0"
+node_version: "1.0.0"
+node_type: REDUCER
+state_machine:
+  name: "toggle"
+  version: "1.0.0"
+  states:
+    - name: "off"
+      type: "initial"
+    - name: "on"
+      type: "normal"
+  transitions:
+    - from: "off"
+      to: "on"
+      event: "flip"
+    - from: "on"
+      to: "off"
+      event: "flop"
+"#;
+
+/// A tansu broker of a test's own (`ONEX_TANSU_BIN`, which `services up` names) on a free
+/// loopback port, with a fresh SQLite store: tests that load a broker heavily, or stop it, do
+/// not share one. Killed when dropped.
+pub struct Broker {
+    pub addr: String,
+    dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl Broker {
+    pub fn start(label: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // Its store on tmpfs when there is one: tansu syncs every write, and the tests stop the
+        // broker process, not the machine.
+        let shm = std::path::Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            let dir = shm.join(format!("onex-tansu-{label}-{}", new_uuid_v7().simple()));
+            std::fs::create_dir_all(&dir).unwrap();
+            dir
+        } else {
+            onex_e2e::scratch_dir(&format!("tansu-{label}"))
+        };
+        let mut broker = Self { addr: format!("127.0.0.1:{port}"), dir, child: None };
+        broker.start_again();
+        broker
+    }
+
+    /// Starts the broker (again) on the same port and store; waits until it answers.
+    pub fn start_again(&mut self) {
+        let bin = onex_e2e::service_setting("ONEX_TANSU_BIN", "tansu");
+        let url = format!("tcp://{}", self.addr);
+        let log = std::fs::File::create(self.dir.join("tansu.log")).unwrap();
+        let child = std::process::Command::new(&bin)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(&self.dir)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin} (is it installed? `cargo xtask services up`): {e}"));
+        self.child = Some(child);
+        onex_e2e::host::wait_for("the broker to answer", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(&self.addr).ok()
+        });
+    }
+
+    /// Kills the broker (its store stays).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One test run's names on a broker.
+#[derive(Debug, Clone)]
+pub struct KafkaRun {
+    pub bootstrap: String,
+    pub request_topic: String,
+    pub reply_topic: String,
+    pub dlq_topic: String,
+    pub group: String,
+    pub partitions: u32,
+}
+
+impl KafkaRun {
+    /// Fresh topics and group on `bootstrap` (else the broker `services up` started).
+    pub fn new(label: &str, partitions: u32, bootstrap: Option<&str>) -> Self {
+        let id = format!("{label}-{}", new_uuid_v7().simple());
+        let bootstrap = bootstrap
+            .map_or_else(|| onex_e2e::service_setting("ONEX_KAFKA_BOOTSTRAP", "127.0.0.1:9092"), str::to_owned);
+        Self {
+            bootstrap,
+            request_topic: format!("onex.cmd.{id}.envelope.v1"),
+            reply_topic: format!("onex.evt.{id}.reply.v1"),
+            dlq_topic: format!("onex.dlq.{id}.envelope.v1"),
+            group: format!("hosts-{id}"),
+            partitions,
+        }
+    }
+
+    /// A runtime config for hosts of this run: Kafka with a short session (a killed host's
+    /// partitions move within seconds), state on `store_url` (PostgreSQL).
+    pub fn runtime_config(&self, store_url: &str, max_attempts: u32) -> String {
+        format!(
+            r#"runtime_name: kafka-e2e
+bus:
+  kind: kafka
+  bootstrap_servers: {bootstrap}
+  group_id: {group}
+  request_topic: {request}
+  reply_topic: {reply}
+  dlq_topic: {dlq}
+  partitions: {partitions}
+  kafka:
+    session.timeout.ms: "6000"
+    heartbeat.interval.ms: "1000"
+    auto.commit.interval.ms: "1000"
+delivery:
+  max_attempts: {max_attempts}
+  backoff_ms: 20
+  max_backoff_ms: 200
+state_store:
+  kind: postgres
+  url: {store_url}
+  max_connections: 8
+handlers:
+  local:
+    enabled: true
+"#,
+            bootstrap = self.bootstrap,
+            group = self.group,
+            request = self.request_topic,
+            reply = self.reply_topic,
+            dlq = self.dlq_topic,
+            partitions = self.partitions,
+        )
+    }
+
+    fn bus_settings(&self) -> onex_core::contract::BusConfig {
+        let text = format!(
+            "bus:\n  kind: kafka\n  bootstrap_servers: {}\n  partitions: {}\n",
+            self.bootstrap, self.partitions
+        );
+        load_runtime_config("client.yaml", text.as_bytes()).unwrap_or_else(|e| panic!("{e}")).value.bus
+    }
+}
+
+/// What the client saw: per request id, the ids of the replies to it (more than one when a
+/// request was delivered again), and the dead letters' request ids with their error codes.
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub replies: BTreeMap<String, Vec<String>>,
+    pub failed_replies: BTreeSet<String>,
+    pub dead: BTreeMap<String, String>,
+}
+
+/// A Kafka client of the hosts: publishes requests, collects replies and dead letters.
+pub struct Client {
+    pub runtime: Runtime,
+    bus: Arc<KafkaEventBus>,
+    pub run: KafkaRun,
+    pub seen: Arc<Mutex<Seen>>,
+}
+
+impl Client {
+    /// Connects, creates the run's topics, and starts reading its reply and dead-letter topics.
+    pub fn connect(run: &KafkaRun) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let topics = [run.request_topic.clone(), run.reply_topic.clone(), run.dlq_topic.clone()];
+        let bus = runtime.block_on(async {
+            let settings = KafkaSettings::resolve(&run.bus_settings(), &EnvSecretStore).await.unwrap();
+            KafkaEventBus::connect(settings, &topics).await.unwrap_or_else(|e| panic!("{e}: is the broker up?"))
+        });
+        let bus = Arc::new(bus);
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        for (topic, dead) in [(&run.reply_topic, false), (&run.dlq_topic, true)] {
+            let group = format!("client-{}", new_uuid_v7().simple());
+            let stream = runtime.block_on(bus.subscribe(&group, std::slice::from_ref(topic))).unwrap();
+            runtime.spawn(collect(Arc::clone(&bus), group, stream, Arc::clone(&seen), dead));
+        }
+        Self { runtime, bus, run: run.clone(), seen }
+    }
+
+    /// Publishes one request for `operation` keyed by `key`; returns its envelope id.
+    pub fn send(&self, operation: &str, key: &str, payload: Json) -> String {
+        let request = Envelope::request(new_uuid_v7(), operation, payload, now_utc());
+        let message = to_message(&self.run.request_topic, Some(key.to_owned()), &request);
+        self.runtime.block_on(self.bus.publish(message)).unwrap();
+        request.envelope_id.to_string()
+    }
+
+    /// Publishes `requests` (operation, key, payload): one key's requests in order, keys 16 at a
+    /// time, never more than [`WINDOW`] ahead of the outcomes seen (tansu's SQLite engine reads a
+    /// partition's whole backlog on every fetch, so a large backlog stalls it); returns the
+    /// envelope ids in the order given.
+    pub fn send_all(&self, requests: &[(String, String, Json)]) -> Vec<String> {
+        let envelopes: Vec<(String, Envelope)> = requests
+            .iter()
+            .map(|(op, key, payload)| {
+                (key.clone(), Envelope::request(new_uuid_v7(), op.clone(), payload.clone(), now_utc()))
+            })
+            .collect();
+        let ids = envelopes.iter().map(|(_, e)| e.envelope_id.to_string()).collect();
+        let mut lanes: Vec<Vec<(String, Envelope)>> = vec![Vec::new(); 16];
+        for (key, envelope) in envelopes {
+            let lane = key.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b))) % lanes.len();
+            lanes[lane].push((key, envelope));
+        }
+        let sent = Arc::new(AtomicUsize::new(0));
+        self.runtime.block_on(async {
+            let tasks: Vec<_> = lanes
+                .into_iter()
+                .map(|lane| {
+                    let (bus, topic) = (Arc::clone(&self.bus), self.run.request_topic.clone());
+                    let (seen, sent, before) = (Arc::clone(&self.seen), Arc::clone(&sent), outcomes(&self.seen));
+                    tokio::spawn(async move {
+                        for (key, envelope) in lane {
+                            while sent.load(Ordering::Relaxed) >= outcomes(&seen) - before + WINDOW {
+                                tokio::time::sleep(Duration::from_millis(5)).await;
+                            }
+                            sent.fetch_add(1, Ordering::Relaxed);
+                            bus.publish(to_message(&topic, Some(key), &envelope)).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+        });
+        ids
+    }
+
+    /// Waits until every one of `requests` has a reply or a dead letter; after `within`, how
+    /// many are missing.
+    pub fn wait_for_outcomes(&self, requests: &[String], within: Duration) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let missing = {
+                let seen = self.seen.lock().unwrap();
+                requests.iter().filter(|r| !seen.replies.contains_key(*r) && !seen.dead.contains_key(*r)).count()
+            };
+            if missing == 0 {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!("{missing} of {} requests have no outcome after {within:?}", requests.len()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Requests published and not yet answered that [`Client::send_all`] allows.
+pub const WINDOW: usize = 400;
+
+/// Replies and dead letters seen so far.
+fn outcomes(seen: &Mutex<Seen>) -> usize {
+    let seen = seen.lock().unwrap();
+    seen.replies.len() + seen.dead.len()
+}
+
+async fn collect(
+    bus: Arc<KafkaEventBus>,
+    group: String,
+    mut stream: MessageStream,
+    seen: Arc<Mutex<Seen>>,
+    dead: bool,
+) {
+    while let Some(Ok(message)) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+        {
+            let mut seen = seen.lock().unwrap();
+            if dead {
+                let request: Envelope = serde_json::from_slice(&message.payload).unwrap();
+                let code = message.headers.get("onex-error-code").cloned().unwrap_or_default();
+                seen.dead.insert(request.envelope_id.to_string(), code);
+            } else {
+                let reply: Envelope = serde_json::from_slice(&message.payload).unwrap();
+                let request = reply.causation_id.map(|c| c.to_string()).unwrap_or_default();
+                if reply.success != Some(true) {
+                    seen.failed_replies.insert(request.clone());
+                }
+                seen.replies.entry(request).or_default().push(reply.envelope_id.to_string());
+            }
+        }
+        let _ = bus.acknowledge(&group, &message).await;
+    }
+}
+
+/// Holds until the `wait` closure, run every 50 ms, returns true or `within` passes.
+pub fn eventually(what: &str, within: Duration, mut probe: impl FnMut() -> bool) {
+    onex_e2e::host::wait_for(what, within, || probe().then_some(()));
+}
