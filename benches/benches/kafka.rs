@@ -126,12 +126,13 @@ async fn raw_pipe(names: &Names) -> (Duration, Vec<Duration>) {
             let reply = names.reply.clone();
             tokio::spawn(async move {
                 loop {
-                    let message = consumer.recv().await.unwrap();
-                    let record = FutureRecord::to(&reply)
-                        .payload(message.payload().unwrap_or_default())
-                        .key(message.key().unwrap_or_default());
-                    producer.send(record, Timeout::Never).await.unwrap();
-                    consumer.store_offset_from_message(&message).unwrap();
+                    // librdkafka reports errors it recovers from itself (a broker busy): go on.
+                    let Ok(message) = consumer.recv().await else { continue };
+                    let payload = message.payload().unwrap_or_default();
+                    let record = FutureRecord::to(&reply).payload(payload).key(message.key().unwrap_or_default());
+                    if producer.send(record, Timeout::Never).await.is_ok() {
+                        let _ = consumer.store_offset_from_message(&message);
+                    }
                 }
             })
         })

@@ -16,6 +16,14 @@ use onex_e2e::postgres::Database;
 use onex_e2e::{contracts_with, scratch_dir};
 use serde_json::{Value as Json, json};
 
+/// One test at a time: each loads a broker of its own and host processes onto two cores, and
+/// its waits are sized for the machine to itself.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// `entities` toggles, `per_entity` events each (flip, flop, …), keyed by entity.
 fn toggles(entities: usize, per_entity: usize) -> Vec<(String, String, Json)> {
     let mut out = Vec::with_capacity(entities * per_entity);
@@ -66,6 +74,7 @@ fn assert_clean(client: &Client, requests: &[String]) {
 
 #[test]
 fn ten_thousand_envelopes_get_exact_replies_and_a_poison_message_is_dead_lettered_after_its_budget() {
+    let _serial = one_at_a_time();
     let (entities, per_entity): (usize, usize) = std::env::var("ONEX_TEST_KAFKA_SIZE")
         .ok()
         .and_then(|s| Some((s.split_once('x')?.0.parse().ok()?, s.split_once('x')?.1.parse().ok()?)))
@@ -98,6 +107,7 @@ fn ten_thousand_envelopes_get_exact_replies_and_a_poison_message_is_dead_lettere
 
 #[test]
 fn a_host_killed_five_times_and_restarted_loses_nothing_and_applies_each_transition_once() {
+    let _serial = one_at_a_time();
     const ENTITIES: usize = 250;
     const PER_ENTITY: usize = 20;
     let database = Database::create("kafka-kill");
@@ -131,6 +141,7 @@ fn a_host_killed_five_times_and_restarted_loses_nothing_and_applies_each_transit
 
 #[test]
 fn three_hosts_share_twelve_partitions_and_one_killed_under_load_loses_nothing() {
+    let _serial = one_at_a_time();
     const ENTITIES: usize = 240;
     const PER_ENTITY: usize = 20;
     let database = Database::create("kafka-three");
@@ -162,6 +173,7 @@ fn three_hosts_share_twelve_partitions_and_one_killed_under_load_loses_nothing()
 
 #[test]
 fn the_broker_stopped_for_ten_seconds_mid_run_is_ridden_out_without_losing_anything() {
+    let _serial = one_at_a_time();
     const ENTITIES: usize = 100;
     const PER_ENTITY: usize = 20;
     let database = Database::create("kafka-broker");
