@@ -14,7 +14,11 @@ use uuid::Uuid;
 const MAX_BYTES: usize = 1 << 20;
 
 fn minted() -> Minted {
-    Minted { envelope_id: Uuid::from_u128(1), timestamp: DateTime::from_timestamp(0, 0).unwrap_or_default(), correlation_id: None }
+    Minted {
+        envelope_id: Uuid::from_u128(1),
+        timestamp: DateTime::from_timestamp(0, 0).unwrap_or_default(),
+        correlation_id: None,
+    }
 }
 
 fuzz_target!(|bytes: &[u8]| {
