@@ -120,8 +120,9 @@ impl Member {
             .map_err(|e| to_spi(e, &format!("storing {}/{}@{position}", partition.0, partition.1)))
     }
 
-    /// Commits every held partition's acknowledged prefix now (leaving the group, closing).
-    pub(super) fn commit_now(&self) -> SpiResult<()> {
+    /// Commits every held partition's acknowledged prefix (leaving the group, closing); `Sync`
+    /// waits for the brokers' answer.
+    pub(super) fn commit(&self, mode: CommitMode) -> SpiResult<()> {
         let positions = self.context().book().positions();
         let mut list = TopicPartitionList::new();
         for ((topic, partition), position) in positions {
@@ -131,7 +132,7 @@ impl Member {
         if list.count() == 0 {
             return Ok(());
         }
-        self.consumer.commit(&list, CommitMode::Sync).map_err(|e| to_spi(e, "committing offsets"))
+        self.consumer.commit(&list, mode).map_err(|e| to_spi(e, "committing offsets"))
     }
 
     /// The next message, recorded as handed out. Errors librdkafka recovers from itself (a
@@ -218,7 +219,9 @@ impl Drop for MemberStream {
     fn drop(&mut self) {
         // A future in flight holds no message yet: nothing of it is lost.
         self.next = None;
-        if let Err(e) = self.member.commit_now() {
+        // Not waited for (a drop must not block on a broker that is down): closing the
+        // consumer, when its last holder lets go, waits for it within librdkafka's timeouts.
+        if let Err(e) = self.member.commit(CommitMode::Async) {
             tracing::warn!(group = %self.member.group(), error = %e, "kafka bus: commit on leaving the group failed");
         }
         self.member.consumer.unsubscribe();

@@ -25,7 +25,7 @@ use onex_spi::{
     BusFigures, Delivery, EventBus, Health, InboundMessage, MessageStream, OutboundMessage, SpiError, SpiResult,
     async_trait,
 };
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
@@ -151,12 +151,13 @@ impl EventBus for KafkaEventBus {
     }
 
     async fn close(&self) -> Result<(), SpiError> {
-        let mut failures = Vec::new();
-        for member in self.members() {
-            if let Err(e) = member.commit_now() {
-                failures.push(e.to_string());
-            }
-        }
+        // Off the async threads: a synchronous commit waits for the brokers, and the caller's
+        // timeout must still be able to end the wait.
+        let members = self.members();
+        let commits = tokio::task::spawn_blocking(move || {
+            members.iter().filter_map(|m| m.commit(CommitMode::Sync).err()).map(|e| e.to_string()).collect::<Vec<_>>()
+        });
+        let mut failures = commits.await.unwrap_or_else(|e| vec![format!("committing offsets: {e}")]);
         let producer = self.producer.clone();
         let flushed = tokio::task::spawn_blocking(move || producer.flush(Timeout::After(FLUSH_TIMEOUT))).await;
         match flushed {
