@@ -59,7 +59,7 @@ pub struct BusConfig {
     pub capacity: u32,
     /// Replication factor of the topics the host creates on Kafka.
     pub replication_factor: u32,
-    /// librdkafka properties passed through as written (`security.protocol`, `sasl.*`,
+    /// Client properties of the Kafka bus, handed to the bus as written (`security.protocol`, `sasl.*`,
     /// `session.timeout.ms`, ...); values may be `${env:…}` / `${vault:…}` references.
     pub kafka: BTreeMap<String, String>,
 }
