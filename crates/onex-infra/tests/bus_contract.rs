@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::{Future, poll_fn};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use onex_core::contract::{BusConfig, load_runtime_config};
@@ -16,6 +16,7 @@ use onex_infra::bus::{InMemoryEventBus, KafkaEventBus, KafkaSettings};
 use onex_infra::ids::new_uuid_v7;
 use onex_infra::secrets::EnvSecretStore;
 use onex_spi::{EventBus, Health, InboundMessage, MessageStream, OutboundMessage};
+use tokio::sync::watch;
 use tokio::time::timeout;
 
 /// Every step finishes well within this (a Kafka group join takes seconds), or fails.
@@ -76,36 +77,30 @@ fn text(message: &InboundMessage) -> String {
     String::from_utf8(message.payload.clone()).unwrap()
 }
 
-/// Reads `stream` in the background, acknowledging each message, into the returned list.
+/// Where a test's readers put every message they receive, in arrival order.
+type Received = Arc<watch::Sender<Vec<InboundMessage>>>;
+
+/// Reads `stream` in the background, acknowledging each message, into `out`.
 fn reader(
     bus: &Arc<dyn EventBus>,
     group: &str,
     mut stream: MessageStream,
-) -> (Arc<Mutex<Vec<InboundMessage>>>, tokio::task::JoinHandle<()>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let (bus, group, out) = (Arc::clone(bus), group.to_owned(), Arc::clone(&seen));
-    let task = tokio::spawn(async move {
+    out: &Received,
+) -> tokio::task::JoinHandle<()> {
+    let (bus, group, out) = (Arc::clone(bus), group.to_owned(), Arc::clone(out));
+    tokio::spawn(async move {
         while let Some(Ok(message)) = poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
             bus.acknowledge(&group, &message).await.unwrap();
-            out.lock().unwrap().push(message);
-        }
-    });
-    (seen, task)
-}
-
-/// Waits until `seen` holds every payload of `expected`.
-async fn until_seen(seen: &[&Arc<Mutex<Vec<InboundMessage>>>], expected: &BTreeSet<String>) {
-    within(async {
-        loop {
-            let got: BTreeSet<String> =
-                seen.iter().flat_map(|s| s.lock().unwrap().iter().map(text).collect::<Vec<_>>()).collect();
-            if expected.is_subset(&got) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            out.send_modify(|got| got.push(message));
         }
     })
-    .await;
+}
+
+/// Waits until `received` holds every payload of `expected`.
+async fn until_seen(received: &Received, expected: &BTreeSet<String>) {
+    let mut changes = received.subscribe();
+    let all_there = |got: &Vec<InboundMessage>| expected.is_subset(&got.iter().map(text).collect());
+    within(changes.wait_for(all_there)).await.expect("the readers are gone");
 }
 
 async fn keyed_messages_keep_their_order_and_arrive_with_key_and_headers(backend: &impl Backend) {
@@ -165,26 +160,32 @@ async fn every_group_receives_every_message(backend: &impl Backend) {
     let topic = fresh("groups");
     let bus = backend.bus(std::slice::from_ref(&topic)).await;
     let (one, two) = (fresh("one"), fresh("two"));
-    let (seen_one, _a) = reader(&bus, &one, within(bus.subscribe(&one, std::slice::from_ref(&topic))).await.unwrap());
-    let (seen_two, _b) = reader(&bus, &two, within(bus.subscribe(&two, std::slice::from_ref(&topic))).await.unwrap());
+    let (received_one, received_two): (Received, Received) = (Arc::default(), Arc::default());
+    let _a =
+        reader(&bus, &one, within(bus.subscribe(&one, std::slice::from_ref(&topic))).await.unwrap(), &received_one);
+    let _b =
+        reader(&bus, &two, within(bus.subscribe(&two, std::slice::from_ref(&topic))).await.unwrap(), &received_two);
     let expected: BTreeSet<String> = (0..30).map(|n| n.to_string()).collect();
     for n in &expected {
         within(bus.publish(message(&topic, Some(&format!("k{}", n.len())), n))).await.unwrap();
     }
-    until_seen(&[&seen_one], &expected).await;
-    until_seen(&[&seen_two], &expected).await;
+    until_seen(&received_one, &expected).await;
+    until_seen(&received_two, &expected).await;
 }
 
 async fn members_share_the_partitions_and_take_over_those_of_a_member_that_leaves(backend: &impl Backend) {
     let (topic, group) = (fresh("share"), fresh("g"));
     let bus = backend.bus(std::slice::from_ref(&topic)).await;
-    let (seen_a, _a) = reader(&bus, &group, within(bus.subscribe(&group, std::slice::from_ref(&topic))).await.unwrap());
-    let (seen_b, b) = reader(&bus, &group, within(bus.subscribe(&group, std::slice::from_ref(&topic))).await.unwrap());
+    // Both members read into one list; once B is gone, what arrives is A's.
+    let received: Received = Arc::default();
+    let _a =
+        reader(&bus, &group, within(bus.subscribe(&group, std::slice::from_ref(&topic))).await.unwrap(), &received);
+    let b = reader(&bus, &group, within(bus.subscribe(&group, std::slice::from_ref(&topic))).await.unwrap(), &received);
     let first: BTreeSet<String> = (0..40).map(|n| format!("first-{n}")).collect();
     for (n, payload) in first.iter().enumerate() {
         within(bus.publish(message(&topic, Some(&format!("entity-{n}")), payload))).await.unwrap();
     }
-    until_seen(&[&seen_a, &seen_b], &first).await;
+    until_seen(&received, &first).await;
 
     // B leaves; whatever it held, A now reads all of the topic.
     b.abort();
@@ -193,9 +194,9 @@ async fn members_share_the_partitions_and_take_over_those_of_a_member_that_leave
     for (n, payload) in second.iter().enumerate() {
         within(bus.publish(message(&topic, Some(&format!("entity-{n}")), payload))).await.unwrap();
     }
-    until_seen(&[&seen_a], &second).await;
+    until_seen(&received, &second).await;
     let partitions: BTreeSet<u32> =
-        seen_a.lock().unwrap().iter().filter(|m| text(m).starts_with("second")).map(|m| m.partition).collect();
+        received.borrow().iter().filter(|m| text(m).starts_with("second")).map(|m| m.partition).collect();
     assert_eq!(partitions.len(), PARTITIONS as usize, "40 keys over {PARTITIONS} partitions all reach A");
 }
 
