@@ -57,7 +57,7 @@ fn assert_versions(host: &HostProcess, entities: usize, per_entity: usize) {
 /// No request got a failed reply or a dead letter, and every request answered more than once
 /// got the same reply envelope each time.
 fn assert_clean(client: &Client, requests: &[String]) {
-    let seen = client.seen.lock().unwrap();
+    let seen = client.seen.borrow();
     assert!(seen.failed_replies.is_empty(), "failed: {:?}", seen.failed_replies.iter().take(5).collect::<Vec<_>>());
     assert!(seen.dead.is_empty(), "dead letters: {:?}", seen.dead.iter().take(5).collect::<Vec<_>>());
     let mut redelivered = 0;
@@ -93,13 +93,12 @@ fn ten_thousand_envelopes_get_exact_replies_and_a_poison_message_is_dead_lettere
     client.wait_for_outcomes(&requests, Duration::from_secs(300)).unwrap_or_else(|e| panic!("{e}\n{}", host.logs()));
     eprintln!("{} envelopes through Kafka and one host took {:?}", requests.len(), started.elapsed());
     client.wait_for_outcomes(std::slice::from_ref(&poison), Duration::from_secs(60)).unwrap();
-    {
-        let mut seen = client.seen.lock().unwrap();
+    client.seen.send_modify(|seen| {
         assert_eq!(seen.dead.remove(&poison).as_deref(), Some("ONEX_INFRA_032_KAFKA_UNAVAILABLE"));
         seen.failed_replies.remove(&poison);
         assert_eq!(seen.replies.len(), entities * per_entity + 1, "exactly one reply each");
         assert!(seen.replies.values().all(|ids| ids.len() == 1), "no request was answered twice");
-    }
+    });
     assert_clean(&client, &requests);
     assert_versions(&host, entities, per_entity);
     assert_eq!(host.metric("onex_dlq_total"), Some(1.0));
@@ -125,12 +124,12 @@ fn a_host_killed_five_times_and_restarted_loses_nothing_and_applies_each_transit
     let jitter = (std::process::id() as usize * 7919) % (total / 10);
     for kill in 0..5 {
         let at = (kill + 1) * total / 7 + jitter;
-        eventually(&format!("{at} replies before kill {kill}"), Duration::from_secs(300), || {
-            client.seen.lock().unwrap().replies.len() >= at
-        });
+        client
+            .wait_until(Duration::from_secs(300), |seen| seen.replies.len() >= at)
+            .unwrap_or_else(|()| panic!("no {at} replies before kill {kill}\n{}", host.logs()));
         host.signal("KILL");
         assert!(host.wait_exit(Duration::from_secs(10)).is_some(), "the host did not die");
-        eprintln!("killed the host after {} replies", client.seen.lock().unwrap().replies.len());
+        eprintln!("killed the host after {} replies", client.seen.borrow().replies.len());
         host = HostProcess::start(&options);
     }
     let requests = publisher.join().unwrap();
@@ -151,9 +150,9 @@ fn three_hosts_share_twelve_partitions_and_one_killed_under_load_loses_nothing()
     let options = host_options("kafka-three", &run, &database, 5);
     let mut hosts: Vec<HostProcess> = (0..3).map(|_| HostProcess::start(&options)).collect();
     let requests = client.send_all(&toggles(ENTITIES, PER_ENTITY));
-    eventually("a third of the replies", Duration::from_secs(300), || {
-        client.seen.lock().unwrap().replies.len() >= requests.len() / 3
-    });
+    client
+        .wait_until(Duration::from_secs(300), |seen| seen.replies.len() >= requests.len() / 3)
+        .unwrap_or_else(|()| panic!("not a third of the replies\n{}", hosts[0].logs()));
     let killed = hosts.remove(1);
     killed.signal("KILL");
     drop(killed);
@@ -188,9 +187,9 @@ fn the_broker_stopped_for_ten_seconds_mid_run_is_ridden_out_without_losing_anyth
         let client = std::sync::Arc::clone(&client);
         std::thread::spawn(move || client.send_all(&toggles(ENTITIES, PER_ENTITY)))
     };
-    eventually("a third of the replies", Duration::from_secs(300), || {
-        client.seen.lock().unwrap().replies.len() >= ENTITIES * PER_ENTITY / 3
-    });
+    client
+        .wait_until(Duration::from_secs(300), |seen| seen.replies.len() >= ENTITIES * PER_ENTITY / 3)
+        .unwrap_or_else(|()| panic!("not a third of the replies\n{}", host.logs()));
     broker.kill();
     eventually("/health/ready to say 503", Duration::from_secs(20), || ready() == 503);
     // The outage itself: the broker stays down this long whatever the host does.

@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use onex_core::contract::load_runtime_config;
@@ -17,6 +17,7 @@ use onex_infra::secrets::EnvSecretStore;
 use onex_spi::{EventBus, MessageStream};
 use serde_json::Value as Json;
 use tokio::runtime::Runtime;
+use tokio::sync::watch;
 
 /// A toggle reducer: two states, flip and flop alternate, so an event applied out of order or
 /// twice is refused (and dead-lettered) instead of passing unseen.
@@ -192,7 +193,9 @@ pub struct Client {
     pub runtime: Runtime,
     bus: Arc<KafkaEventBus>,
     pub run: KafkaRun,
-    pub seen: Arc<Mutex<Seen>>,
+    /// What the client saw, updated as replies and dead letters arrive (await a condition on it
+    /// with [`Client::wait_until`]).
+    pub seen: Arc<watch::Sender<Seen>>,
 }
 
 impl Client {
@@ -205,7 +208,7 @@ impl Client {
             KafkaEventBus::connect(settings, &topics).await.unwrap_or_else(|e| panic!("{e}: is the broker up?"))
         });
         let bus = Arc::new(bus);
-        let seen = Arc::new(Mutex::new(Seen::default()));
+        let seen: Arc<watch::Sender<Seen>> = Arc::default();
         for (topic, dead) in [(&run.reply_topic, false), (&run.dlq_topic, true)] {
             let group = format!("client-{}", new_uuid_v7().simple());
             let stream = runtime.block_on(bus.subscribe(&group, std::slice::from_ref(topic))).unwrap();
@@ -245,12 +248,12 @@ impl Client {
                 .into_iter()
                 .map(|lane| {
                     let (bus, topic) = (Arc::clone(&self.bus), self.run.request_topic.clone());
-                    let (seen, sent, before) = (Arc::clone(&self.seen), Arc::clone(&sent), outcomes(&self.seen));
+                    let (mut changes, sent) = (self.seen.subscribe(), Arc::clone(&sent));
+                    let before = outcomes(&self.seen.borrow());
                     tokio::spawn(async move {
                         for (key, envelope) in lane {
-                            while sent.load(Ordering::Relaxed) >= outcomes(&seen) - before + WINDOW {
-                                tokio::time::sleep(Duration::from_millis(5)).await;
-                            }
+                            let room = |seen: &Seen| sent.load(Ordering::Relaxed) < outcomes(seen) - before + WINDOW;
+                            changes.wait_for(room).await.unwrap();
                             sent.fetch_add(1, Ordering::Relaxed);
                             bus.publish(to_message(&topic, Some(key), &envelope)).await.unwrap();
                         }
@@ -267,20 +270,22 @@ impl Client {
     /// Waits until every one of `requests` has a reply or a dead letter; after `within`, how
     /// many are missing.
     pub fn wait_for_outcomes(&self, requests: &[String], within: Duration) -> Result<(), String> {
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            let missing = {
-                let seen = self.seen.lock().unwrap();
-                requests.iter().filter(|r| !seen.replies.contains_key(*r) && !seen.dead.contains_key(*r)).count()
-            };
-            if missing == 0 {
-                return Ok(());
-            }
-            if std::time::Instant::now() > deadline {
-                return Err(format!("{missing} of {} requests have no outcome after {within:?}", requests.len()));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let missing = |seen: &Seen| {
+            requests.iter().filter(|r| !seen.replies.contains_key(*r) && !seen.dead.contains_key(*r)).count()
+        };
+        self.wait_until(within, |seen| missing(seen) == 0).map_err(|()| {
+            let missing = missing(&self.seen.borrow());
+            format!("{missing} of {} requests have no outcome after {within:?}", requests.len())
+        })
+    }
+
+    /// Waits until `done` holds of what the client saw; `Err` after `within`.
+    pub fn wait_until(&self, within: Duration, done: impl FnMut(&Seen) -> bool) -> Result<(), ()> {
+        let mut changes = self.seen.subscribe();
+        // The timer is made inside the runtime: it needs the runtime's clock.
+        let waited =
+            self.runtime.block_on(async { tokio::time::timeout(within, changes.wait_for(done)).await.is_ok() });
+        if waited { Ok(()) } else { Err(()) }
     }
 }
 
@@ -288,8 +293,7 @@ impl Client {
 pub const WINDOW: usize = 400;
 
 /// Replies and dead letters seen so far.
-fn outcomes(seen: &Mutex<Seen>) -> usize {
-    let seen = seen.lock().unwrap();
+fn outcomes(seen: &Seen) -> usize {
     seen.replies.len() + seen.dead.len()
 }
 
@@ -297,12 +301,11 @@ async fn collect(
     bus: Arc<KafkaEventBus>,
     group: String,
     mut stream: MessageStream,
-    seen: Arc<Mutex<Seen>>,
+    seen: Arc<watch::Sender<Seen>>,
     dead: bool,
 ) {
     while let Some(Ok(message)) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
-        {
-            let mut seen = seen.lock().unwrap();
+        seen.send_modify(|seen| {
             if dead {
                 let request: Envelope = serde_json::from_slice(&message.payload).unwrap();
                 let code = message.headers.get("onex-error-code").cloned().unwrap_or_default();
@@ -315,12 +318,13 @@ async fn collect(
                 }
                 seen.replies.entry(request).or_default().push(reply.envelope_id.to_string());
             }
-        }
+        });
         let _ = bus.acknowledge(&group, &message).await;
     }
 }
 
-/// Holds until the `wait` closure, run every 50 ms, returns true or `within` passes.
+/// Holds until `probe` (a question to a process: `/health/ready`) returns true, asking every
+/// 25 ms, or panics naming `what` after `within`.
 pub fn eventually(what: &str, within: Duration, mut probe: impl FnMut() -> bool) {
     onex_e2e::host::wait_for(what, within, || probe().then_some(()));
 }
