@@ -21,6 +21,7 @@ use serde_json::{Value as Json, json};
 use super::payload::{content_bytes, decode};
 use crate::bus::KafkaSettings;
 use crate::bus::kafka::errors::to_spi;
+use crate::bus::kafka::producer::{broker_health, flush};
 use crate::error::codes;
 
 /// The handler's `config`.
@@ -128,29 +129,15 @@ impl Handler for KafkaHandler {
     }
 
     async fn health(&self) -> Health {
-        let Some(producer) = self.producer.get().cloned() else {
-            return Health::Unhealthy("not initialised".into());
-        };
-        let timeout = std::time::Duration::from_secs(3);
-        let probe = tokio::task::spawn_blocking(move || {
-            rdkafka::producer::Producer::client(&producer).fetch_metadata(None, timeout).map(|_| ())
-        });
-        match probe.await {
-            Ok(Ok(())) => Health::Healthy,
-            Ok(Err(e)) => Health::Unhealthy(format!("the Kafka brokers do not answer: {e}")),
-            Err(e) => Health::Unhealthy(format!("the health probe failed: {e}")),
+        match self.producer.get() {
+            Some(producer) => broker_health(producer).await,
+            None => Health::Unhealthy("not initialised".into()),
         }
     }
 
     async fn shutdown(&self) -> SpiResult<()> {
-        let Some(producer) = self.producer.get().cloned() else { return Ok(()) };
-        let flush = tokio::task::spawn_blocking(move || {
-            rdkafka::producer::Producer::flush(&producer, Timeout::After(std::time::Duration::from_secs(10)))
-        });
-        match flush.await {
-            Ok(result) => result.map_err(|e| to_spi(e, "flushing the kafka handler's producer")),
-            Err(e) => Err(SpiError::new(codes::KAFKA_UNAVAILABLE, format!("flushing the kafka handler: {e}"))),
-        }
+        let Some(producer) = self.producer.get() else { return Ok(()) };
+        flush(producer).await.map_err(|e| SpiError::new(codes::KAFKA_UNAVAILABLE, format!("the kafka handler: {e}")))
     }
 }
 

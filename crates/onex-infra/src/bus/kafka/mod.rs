@@ -15,11 +15,11 @@ pub(crate) mod errors;
 mod member;
 mod metrics;
 mod offsets;
+pub(crate) mod producer;
 mod settings;
 mod topics;
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
 
 use onex_spi::{
     BusFigures, Delivery, EventBus, Health, InboundMessage, MessageStream, OutboundMessage, SpiError, SpiResult,
@@ -27,7 +27,7 @@ use onex_spi::{
 };
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
 use self::errors::to_spi;
@@ -35,11 +35,6 @@ use self::member::{Member, MemberContext, MemberStream};
 use self::metrics::KafkaMetrics;
 pub use self::settings::KafkaSettings;
 use crate::error::codes;
-
-/// How long a health probe waits for the brokers' metadata.
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long `close` waits for messages still queued in the producer.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The Kafka bus: one producer, and a consumer per group member.
 pub struct KafkaEventBus {
@@ -136,14 +131,7 @@ impl EventBus for KafkaEventBus {
     }
 
     async fn health(&self) -> Health {
-        let producer = self.producer.clone();
-        let probe =
-            tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, HEALTH_TIMEOUT).map(|_| ()));
-        match probe.await {
-            Ok(Ok(())) => Health::Healthy,
-            Ok(Err(e)) => Health::Unhealthy(format!("the Kafka brokers do not answer: {e}")),
-            Err(e) => Health::Unhealthy(format!("the Kafka health probe failed: {e}")),
-        }
+        producer::broker_health(&self.producer).await
     }
 
     fn figures(&self) -> BusFigures {
@@ -158,12 +146,8 @@ impl EventBus for KafkaEventBus {
             members.iter().filter_map(|m| m.commit(CommitMode::Sync).err()).map(|e| e.to_string()).collect::<Vec<_>>()
         });
         let mut failures = commits.await.unwrap_or_else(|e| vec![format!("committing offsets: {e}")]);
-        let producer = self.producer.clone();
-        let flushed = tokio::task::spawn_blocking(move || producer.flush(Timeout::After(FLUSH_TIMEOUT))).await;
-        match flushed {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failures.push(format!("flushing the producer: {e}")),
-            Err(e) => failures.push(format!("flushing the producer: {e}")),
+        if let Err(e) = producer::flush(&self.producer).await {
+            failures.push(e);
         }
         if failures.is_empty() {
             Ok(())
