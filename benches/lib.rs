@@ -1,7 +1,10 @@
 //! Fixtures shared by the benchmarks in `benches/benches/`: the bundled machines and
-//! deterministic workflow graphs, built the same way for every run.
+//! deterministic workflow graphs, built the same way for every run; and [`check`], a
+//! benchmark's verdict on a target.
 // Fixtures fail loudly: a benchmark on a broken fixture measures nothing.
 #![allow(clippy::panic)]
+
+pub mod check;
 
 use onex_core::contract::{
     ContractDocument, ErrorAction, ExecutionMode, FsmContract, StepDef, StepType, WorkflowDefinition, WorkflowMetadata,

@@ -1,12 +1,17 @@
 //! Stamping and validation next to raw `blake3::hash` of the same bytes, in one group each:
 //! the ratio is the cost of normalising, parsing and placing the stamp. The `_two_cores` rows
 //! are the path the handler and CLI take: normalisation on one core, hashing on another.
-#![allow(clippy::unwrap_used, missing_docs)]
+//!
+//! After the criterion groups, the targets are judged as `check` lines (`onex_benches::check`):
+//! 1 MiB stamped and validated at >= 90 % of raw single-core BLAKE3 with two cores and >= 60 %
+//! on one, 1 KiB stamped in <= 1.5x raw. With `ONEX_BENCH_QUICK=1` only the checks run.
+#![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
 use std::hint::black_box;
 
 use chrono::DateTime;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput};
+use onex_benches::check::{Check, seconds_per_call};
 use onex_benches::source_text;
 use onex_core::stamp::{StampFormat, StampRequest, detect, judge, stamp, stamp_with, validate};
 use onex_infra::stamp::normalized_hash_parallel;
@@ -48,5 +53,46 @@ fn bench(c: &mut Criterion) {
     bench_size(c, "stamp_1mib", 1 << 20);
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+/// The targets: each path's throughput as a share of raw BLAKE3's on the same bytes.
+fn checks() -> Vec<Check> {
+    const BATCHES: usize = 9;
+    let mut checks = Vec::new();
+    let mib = source_text(1 << 20);
+    let req = request(&mib);
+    let stamped = stamp(&mib, &req).unwrap().to_vec();
+    let raw = seconds_per_call(BATCHES, || {
+        black_box(blake3::hash(black_box(&mib)));
+    });
+    let paths: [(&str, &dyn Fn(), f64); 4] = [
+        ("1 MiB stamp, two cores", &|| drop(black_box(stamp_with(&mib, normalized_hash_parallel(&mib), &req))), 0.9),
+        ("1 MiB validate, two cores", &|| drop(black_box(judge(&normalized_hash_parallel(&stamped), &stamped))), 0.9),
+        ("1 MiB stamp, one core", &|| drop(black_box(stamp(black_box(&mib), &req))), 0.6),
+        ("1 MiB validate, one core", &|| drop(black_box(validate(black_box(&stamped)))), 0.6),
+    ];
+    println!("raw BLAKE3, one core, 1 MiB: {:.0} µs ({:.2} GB/s)", raw * 1e6, (1 << 20) as f64 / raw / 1e9);
+    for (name, path, bound) in paths {
+        let took = seconds_per_call(BATCHES, path);
+        println!("{name}: {:.0} µs", took * 1e6);
+        checks.push(Check::at_least(&format!("{name} / raw BLAKE3 one core (throughput)"), raw / took, bound));
+    }
+    let kib = source_text(1024);
+    let req = request(&kib);
+    let raw = seconds_per_call(BATCHES, || {
+        black_box(blake3::hash(black_box(&kib)));
+    });
+    let took = seconds_per_call(BATCHES, || drop(black_box(stamp(black_box(&kib), &req))));
+    println!("1 KiB: raw BLAKE3 {:.2} µs, stamp {:.2} µs", raw * 1e6, took * 1e6);
+    checks.push(Check::at_most("1 KiB stamp / raw BLAKE3 (time)", took / raw, 1.5));
+    checks
+}
+
+fn main() {
+    if std::env::var_os("ONEX_BENCH_QUICK").is_none() {
+        let mut criterion = Criterion::default().configure_from_args();
+        bench(&mut criterion);
+        criterion.final_summary();
+    }
+    for check in checks() {
+        println!("{check}");
+    }
+}

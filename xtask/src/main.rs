@@ -3,6 +3,7 @@
 // This is a command-line tool: printing to stdout/stderr is its interface.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench_check;
 mod bench_host;
 mod bench_pg;
 mod ci;
@@ -20,8 +21,16 @@ const USAGE: &str = "\
 Usage: cargo xtask <command>
 
 Commands:
-  bench-host    Build the release host binary and measure its startup time, memory and
-                HTTP ingress throughput against the targets (startup <= 100 ms, RSS <= 30 MB)
+  bench-check   Run the benchmarks with targets briefly (bus path, stamping, bench-host;
+                ONEX_BENCH_QUICK=1) and fail naming every target missed (a developer's
+                check before submitting, not CI's: shared machines are too noisy)
+  bench-host    Build the release host binary and judge it against the targets, one `check`
+                line each: startup to /health/ready with the bundled contracts (median of 5
+                starts, <= 30 ms); HTTP ingress with wrk, 2 threads x 16 connections
+                (POST /v1/envelopes local.echo over GET /health/live, ratio >= 0.8; wrk is
+                installed with apt-get if missing); VmHWM after 1,000,000 envelopes
+                (<= 16 MiB). Also times `validate` over ../shared/upstream/contracts.
+                ONEX_BENCH_QUICK=1: shorter runs. Missed targets are reported, not errors
   bench-pg      Build the release host binary and measure durable reducer transitions on
                 PostgreSQL (1, 8, 64 clients over HTTP) against `pgbench -N` on the same
                 server (target: ratio >= 1.0 at 8 and 64 clients); prints p50/p99 latency
@@ -47,6 +56,7 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
+        ["bench-check"] => report(bench_check::run(&cmd::workspace_root())),
         ["bench-host"] => report(bench_host::run(&cmd::workspace_root())),
         ["bench-pg"] => report(bench_pg::run(&cmd::workspace_root())),
         ["check-layers"] => report(layers::run(&cmd::workspace_root())),
