@@ -66,7 +66,7 @@ fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
 /// machine: (host p50, host p99, mpsc p50, mpsc p99).
 fn latency_run(fx: &mut Fixture, mpsc: &mut MpscEcho, n: usize) -> [Duration; 4] {
     let messages = messages(fx, n);
-    let payloads: Vec<Vec<u8>> = messages.iter().map(|m| m.payload.clone()).collect();
+    let payloads: Vec<Vec<u8>> = messages.iter().map(|m| m.payload.to_vec()).collect();
     let Fixture { runtime, bus, replies, .. } = fx;
     let (mut host, mut baseline) = runtime.block_on(async {
         let (mut host, mut baseline) = (Vec::with_capacity(n), Vec::with_capacity(n));
@@ -155,7 +155,7 @@ fn allocations(fx: &mut Fixture) -> Vec<Check> {
         (count as f64 / n as f64, change.bytes_allocated as f64 / n as f64)
     };
     let messages = messages(fx, n);
-    let payloads: Vec<Vec<u8>> = messages.iter().map(|m| m.payload.clone()).collect();
+    let payloads: Vec<Vec<u8>> = messages.iter().map(|m| m.payload.to_vec()).collect();
     let mut mpsc = MpscEcho::start(&fx.runtime);
     let Fixture { runtime, bus, replies, .. } = fx;
     let (host, host_bytes) = counted(&mut || {

@@ -1,5 +1,6 @@
 //! The `EventBus` contract, one suite run against every bus: the in-memory bus and Kafka (the
-//! tansu broker `cargo xtask services up` starts). Keyed order, every message to every group,
+//! tansu broker `cargo xtask services up` starts). Keyed order (one by one and in a batch,
+//! with a result per message), every message to every group,
 //! a member that leaves resumes at its first unacknowledged message, members share partitions
 //! and take over each other's, headers and keys arrive as published.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -66,7 +67,12 @@ fn fresh(name: &str) -> String {
 
 fn message(topic: &str, key: Option<&str>, payload: &str) -> OutboundMessage {
     let headers = BTreeMap::from([("onex-test".to_owned(), format!("h-{payload}"))]);
-    OutboundMessage { topic: topic.into(), key: key.map(Into::into), payload: payload.as_bytes().to_vec(), headers }
+    OutboundMessage {
+        topic: topic.into(),
+        key: key.map(Into::into),
+        payload: payload.as_bytes().to_vec().into(),
+        headers: headers.into(),
+    }
 }
 
 async fn next(stream: &mut MessageStream) -> InboundMessage {
@@ -74,7 +80,7 @@ async fn next(stream: &mut MessageStream) -> InboundMessage {
 }
 
 fn text(message: &InboundMessage) -> String {
-    String::from_utf8(message.payload.clone()).unwrap()
+    String::from_utf8(message.payload.to_vec()).unwrap()
 }
 
 /// Where a test's readers put every message they receive, in arrival order.
@@ -126,6 +132,37 @@ async fn keyed_messages_keep_their_order_and_arrive_with_key_and_headers(backend
         *expected += 1;
     }
     assert!(seen.values().all(|n| *n == 20), "{seen:?}");
+}
+
+async fn a_batch_is_published_in_order_with_one_result_per_message(backend: &impl Backend) {
+    let topic = fresh("batch");
+    let bus = backend.bus(std::slice::from_ref(&topic)).await;
+    let mut stream = within(bus.subscribe(&fresh("g"), std::slice::from_ref(&topic))).await.unwrap();
+    let batch: Vec<OutboundMessage> = (0..120)
+        .map(|seq| {
+            let key = format!("key-{}", seq % 3);
+            message(&topic, Some(&key), &format!("{key}:{}", seq / 3))
+        })
+        .collect();
+    let results = within(bus.publish_all(batch)).await;
+    assert_eq!(results.len(), 120);
+    let mut offsets: BTreeMap<u32, u64> = BTreeMap::new();
+    for result in results {
+        let delivery = result.unwrap();
+        // Each result is its own message's: offsets rise along each partition in batch order.
+        if let Some(before) = offsets.insert(delivery.partition, delivery.offset) {
+            assert!(delivery.offset > before, "results out of order on partition {}", delivery.partition);
+        }
+    }
+    let mut seen: BTreeMap<String, u32> = BTreeMap::new();
+    for _ in 0..120 {
+        let m = next(&mut stream).await;
+        let (key, seq) = text(&m).split_once(':').map(|(k, s)| (k.to_owned(), s.parse::<u32>().unwrap())).unwrap();
+        let expected = seen.entry(key.clone()).or_insert(0);
+        assert_eq!(seq, *expected, "{key} out of order");
+        *expected += 1;
+    }
+    assert!(seen.values().all(|&n| n == 40), "{seen:?}");
 }
 
 async fn a_member_that_leaves_is_resumed_at_its_first_unacknowledged_message(backend: &impl Backend) {
@@ -208,6 +245,11 @@ macro_rules! suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn keyed_messages_keep_their_order_and_arrive_with_key_and_headers() {
                 super::keyed_messages_keep_their_order_and_arrive_with_key_and_headers(&$backend).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_batch_is_published_in_order_with_one_result_per_message() {
+                super::a_batch_is_published_in_order_with_one_result_per_message(&$backend).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

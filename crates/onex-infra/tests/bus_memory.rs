@@ -2,14 +2,14 @@
 //! at-least-once commits, backpressure, retention on topics nobody subscribed to and close.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::future::{Future, poll_fn};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use onex_core::error::ErrorCategory;
 use onex_infra::bus::{InMemoryEventBus, partition_for_key};
-use onex_spi::{EventBus, Health, InboundMessage, MessageStream, OutboundMessage};
+use onex_spi::{Bytes, EventBus, Headers, Health, InboundMessage, MessageStream, OutboundMessage};
 use tokio::time::timeout;
 
 /// Every test finishes well within this, or fails instead of hanging.
@@ -23,7 +23,8 @@ async fn within<T>(future: impl Future<Output = T>) -> T {
 }
 
 fn message(topic: &str, key: Option<&str>, payload: impl Into<Vec<u8>>) -> OutboundMessage {
-    OutboundMessage { topic: topic.into(), key: key.map(Into::into), payload: payload.into(), headers: BTreeMap::new() }
+    let (payload, headers) = (payload.into().into(), Headers::default());
+    OutboundMessage { topic: topic.into(), key: key.map(Into::into), payload, headers }
 }
 
 fn topics(names: &[&str]) -> Vec<String> {
@@ -85,7 +86,7 @@ async fn per_key_order_holds_across_ten_thousand_messages() {
         for _ in 0..TOTAL {
             let m = next(&mut stream).await;
             let key = m.key.clone().unwrap();
-            let seq: usize = String::from_utf8(m.payload.clone()).unwrap().parse().unwrap();
+            let seq: usize = String::from_utf8(m.payload.to_vec()).unwrap().parse().unwrap();
             let expected = seen.entry(key.clone()).or_insert(0);
             assert_eq!(seq, *expected, "{key} out of order");
             *expected += 1;
@@ -162,8 +163,8 @@ async fn acks_for_unknown_positions_are_refused() {
         partition: 0,
         offset: 9,
         key: None,
-        payload: Vec::new(),
-        headers: BTreeMap::new(),
+        payload: Bytes::new(),
+        headers: Headers::default(),
     };
     let e = within(bus.acknowledge("g", &never)).await.unwrap_err();
     assert_eq!(e.category(), ErrorCategory::NotFound);
@@ -188,7 +189,7 @@ async fn a_dropped_stream_is_resumed_with_exactly_the_unacknowledged_messages() 
     let mut again = within(bus.subscribe("g", &topics(&["t"]))).await.unwrap();
     let redelivered = drain(&mut again);
     assert_eq!(offsets(&redelivered), [2, 4, 5]);
-    let payloads: Vec<Vec<u8>> = redelivered.iter().map(|m| m.payload.clone()).collect();
+    let payloads: Vec<Vec<u8>> = redelivered.iter().map(|m| m.payload.to_vec()).collect();
     assert_eq!(payloads, [vec![2], vec![4], vec![5]]);
     assert_eq!(bus.committed("g", "t", got[0].partition), Some(2));
 
@@ -329,7 +330,7 @@ async fn once_a_group_subscribed_a_topic_keeps_what_it_did_not_commit() {
 
     let mut stream = within(bus.subscribe("g", &topics(&["t"]))).await.unwrap();
     let first = next(&mut stream).await;
-    assert_eq!((first.offset, first.payload.as_slice()), (3, [3].as_slice()));
+    assert_eq!((first.offset, &first.payload[..]), (3, [3].as_slice()));
     within(bus.acknowledge("g", &first)).await.unwrap();
     assert_eq!(within(sixth).await.unwrap().unwrap().offset, 5);
     assert_eq!(bus.retained("t"), 2);

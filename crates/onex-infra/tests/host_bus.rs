@@ -61,12 +61,12 @@ async fn replies_go_to_the_reply_topic_and_failures_to_the_dlq() {
     let garbage = OutboundMessage {
         topic: request_topic.clone(),
         key: None,
-        payload: b"{not json".to_vec(),
+        payload: b"{not json".as_slice().into(),
         headers: Default::default(),
     };
     bus.publish(garbage).await.unwrap();
     let letter = next(&mut dead).await;
-    assert_eq!(letter.payload, b"{not json", "unparseable bytes are dead-lettered as they came");
+    assert_eq!(letter.payload, b"{not json".as_slice(), "unparseable bytes are dead-lettered as they came");
     assert_eq!(letter.headers.get(HEADER_ERROR_CODE).map(String::as_str), Some("ONEX_CORE_050_ENVELOPE_INVALID"));
     assert!(letter.headers["onex-error-message"].contains(&request_topic), "{:?}", letter.headers);
 

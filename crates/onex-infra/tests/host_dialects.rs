@@ -96,6 +96,7 @@ impl Fixture {
     /// skipping other traffic on the reply topic.
     async fn publish(&self, request: &Json, headers: BTreeMap<String, String>, request_id: Uuid) -> Answer {
         let payload = serde_json::to_vec(request).unwrap();
+        let (payload, headers) = (payload.into(), headers.into());
         let message = OutboundMessage { topic: self.request_topic.clone(), key: None, payload, headers };
         self.memory.publish(message).await.unwrap();
         loop {
@@ -103,7 +104,7 @@ impl Fixture {
             let reply = reply.into_iter().next().unwrap();
             if reply.headers.get("onex-causation-id").map(String::as_str) == Some(&request_id.to_string()) {
                 let body = serde_json::from_slice(&reply.payload).unwrap();
-                return Answer { via: "bus", status: None, headers: reply.headers, body };
+                return Answer { via: "bus", status: None, headers: (*reply.headers).clone(), body };
             }
         }
     }

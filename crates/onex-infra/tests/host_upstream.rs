@@ -116,7 +116,7 @@ async fn over_the_bus(
     let message = OutboundMessage {
         topic: topic.into(),
         key: None,
-        payload: body.to_string().into_bytes(),
+        payload: body.to_string().into_bytes().into(),
         headers: Default::default(),
     };
     memory.publish(message).await.unwrap();

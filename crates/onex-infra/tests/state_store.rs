@@ -66,11 +66,12 @@ fn message(topic: &str, key: Option<&str>, n: u32) -> OutboundMessage {
         topic: topic.to_owned(),
         key: key.map(str::to_owned),
         // Not UTF-8, with a NUL: the payload column must keep bytes as they are.
-        payload: vec![0, 0xff, 0xfe, b'{', (n % 256) as u8],
+        payload: vec![0, 0xff, 0xfe, b'{', (n % 256) as u8].into(),
         headers: BTreeMap::from([
             ("onex-envelope-id".to_owned(), format!("envelope-{n}")),
             ("note".to_owned(), "héllo \"quoted\" ✓".to_owned()),
-        ]),
+        ])
+        .into(),
     }
 }
 

@@ -2,12 +2,18 @@
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use async_trait::async_trait;
+pub use bytes::Bytes;
 use futures_core::Stream;
 
 use crate::error::{SpiError, SpiResult};
 use crate::handler::Health;
+
+/// A message's headers, shared: a message passes through a bus, retries and redeliveries
+/// without its headers being copied (change them with `Arc::make_mut`).
+pub type Headers = Arc<BTreeMap<String, String>>;
 
 /// A message to publish. Messages with one key go to one partition and keep their order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,10 +22,10 @@ pub struct OutboundMessage {
     pub topic: String,
     /// Partitioning key (the entity key); `None` spreads messages over partitions.
     pub key: Option<String>,
-    /// Serialized envelope (JSON).
-    pub payload: Vec<u8>,
+    /// Serialized envelope (JSON), shared immutable bytes: cloning a message does not copy it.
+    pub payload: Bytes,
     /// Headers mirroring the envelope ids (`onex-envelope-id`, `onex-correlation-id`, ...).
-    pub headers: BTreeMap<String, String>,
+    pub headers: Headers,
 }
 
 /// Where a published message landed.
@@ -43,10 +49,10 @@ pub struct InboundMessage {
     pub offset: u64,
     /// Key it was published with.
     pub key: Option<String>,
-    /// Raw payload.
-    pub payload: Vec<u8>,
-    /// Headers.
-    pub headers: BTreeMap<String, String>,
+    /// Raw payload, shared with the bus (no copy per delivery).
+    pub payload: Bytes,
+    /// Headers, shared with the bus.
+    pub headers: Headers,
 }
 
 /// What a bus reports of itself for `/metrics`, beyond what the host counts.
@@ -87,6 +93,28 @@ pub type MessageStream = Pin<Box<dyn Stream<Item = SpiResult<InboundMessage>> + 
 pub trait EventBus: Send + Sync + 'static {
     /// Publishes one message; waits while the bus applies backpressure.
     async fn publish(&self, message: OutboundMessage) -> SpiResult<Delivery>;
+
+    /// Publishes `messages` in order; one result per message, in the same order. A bus may
+    /// have them all in flight at once (Kafka enqueues them in order, so one key's messages
+    /// keep their order, and awaits every delivery report together); the default publishes
+    /// one at a time and gives the messages after a failure that failure's error, unsent.
+    async fn publish_all(&self, messages: Vec<OutboundMessage>) -> Vec<SpiResult<Delivery>> {
+        let mut results = Vec::with_capacity(messages.len());
+        let mut failed: Option<(String, onex_core::error::ErrorCategory, String)> = None;
+        for message in messages {
+            let result = match &failed {
+                Some((code, category, text)) => {
+                    Err(SpiError::custom(code.clone(), *category, format!("not sent after an earlier failure: {text}")))
+                }
+                None => self.publish(message).await,
+            };
+            if let (Err(e), None) = (&result, &failed) {
+                failed = Some((e.code().to_owned(), e.category(), e.message().to_owned()));
+            }
+            results.push(result);
+        }
+        results
+    }
 
     /// Joins consumer group `group` on `topics`. Messages of one partition arrive in order.
     async fn subscribe(&self, group: &str, topics: &[String]) -> SpiResult<MessageStream>;

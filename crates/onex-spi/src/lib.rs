@@ -16,7 +16,9 @@ mod secrets;
 mod stamp_store;
 mod state_store;
 
-pub use bus::{BusFigures, Delivery, EventBus, InboundMessage, MessageStream, OutboundMessage, PartitionLag};
+pub use bus::{
+    BusFigures, Bytes, Delivery, EventBus, Headers, InboundMessage, MessageStream, OutboundMessage, PartitionLag,
+};
 pub use compute::{Compute, ComputeInput, ComputeOutput, EmittedEvent};
 pub use delivery_store::{DeliveryAttempt, DeliveryRecord, DeliveryStatus, DeliveryStore};
 pub use discovery::{ServiceDiscovery, ServiceInstance, ServiceRegistration};

@@ -190,7 +190,7 @@ fn dead_letter(
     text: &str,
     attempts: u32,
 ) -> OutboundMessage {
-    let mut headers = message.headers.clone();
+    let mut headers = (*message.headers).clone();
     headers.insert(HEADER_ERROR_CODE.to_owned(), code.to_owned());
     headers.insert(HEADER_ERROR_MESSAGE.to_owned(), text.to_owned());
     headers.insert(HEADER_ATTEMPTS.to_owned(), attempts.to_string());
@@ -204,7 +204,7 @@ fn dead_letter(
         topic: config.dlq_topic.clone(),
         key: message.key.clone(),
         payload: message.payload.clone(),
-        headers,
+        headers: std::sync::Arc::new(headers),
     }
 }
 

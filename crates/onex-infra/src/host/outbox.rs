@@ -76,34 +76,32 @@ impl OutboxRelay {
         }
     }
 
-    /// Publishes claimed entries in order; keeps the rest in `held` when one fails.
-    async fn publish(&mut self, batch: Vec<OutboxEntry>) -> Result<u64, SpiError> {
+    /// Publishes claimed entries in order, all in flight at once where the bus allows; keeps
+    /// the entries from the first failure on in `held` (those after it that did go out are
+    /// published again: at least once).
+    async fn publish(&mut self, mut batch: Vec<OutboxEntry>) -> Result<u64, SpiError> {
         let host = &self.host;
         let durable = host.bus.is_durable();
-        let mut done = Vec::with_capacity(batch.len());
-        let mut sent = 0;
-        let mut failure = None;
-        let mut entries = batch.into_iter();
-        for mut entry in entries.by_ref() {
-            let confirmed_by_consumer = !durable && self.consumed.contains(&entry.message.topic);
-            if confirmed_by_consumer {
-                entry.message.headers.insert(HEADER_OUTBOX_ID.to_owned(), entry.id.to_string());
+        let mut confirmed_by_consumer = Vec::with_capacity(batch.len());
+        for entry in &mut batch {
+            let by_consumer = !durable && self.consumed.contains(&entry.message.topic);
+            if by_consumer {
+                std::sync::Arc::make_mut(&mut entry.message.headers)
+                    .insert(HEADER_OUTBOX_ID.to_owned(), entry.id.to_string());
             }
-            match host.bus.publish(entry.message.clone()).await {
-                Ok(_) => {
-                    sent += 1;
-                    if !confirmed_by_consumer {
-                        done.push(entry.id);
-                    }
-                }
-                Err(e) => {
-                    self.held.push(entry);
-                    failure = Some(e);
-                    break;
-                }
-            }
+            confirmed_by_consumer.push(by_consumer);
         }
-        self.held.extend(entries);
+        let results = host.bus.publish_all(batch.iter().map(|e| e.message.clone()).collect()).await;
+        let sent = results.iter().take_while(|r| r.is_ok()).count();
+        let failure = results.into_iter().find_map(Result::err);
+        let done: Vec<u64> = batch[..sent]
+            .iter()
+            .zip(confirmed_by_consumer)
+            .filter(|(_, by_consumer)| !by_consumer)
+            .map(|(entry, _)| entry.id)
+            .collect();
+        self.held.extend(batch.drain(sent..));
+        let sent = sent as u64;
         host.metrics.published(sent);
         if !done.is_empty() {
             host.store.mark_published(&done).await?;

@@ -16,8 +16,8 @@ pub const HEADER_ERROR_MESSAGE: &str = "onex-error-message";
 /// ([`bus_headers::write`]).
 pub fn to_message(topic: &str, key: Option<String>, envelope: &Envelope) -> OutboundMessage {
     let headers = bus_headers::write(envelope, key.as_deref(), 0, bus_headers::PYTHON_MAX_RETRIES);
-    let payload = envelope.encode();
-    OutboundMessage { topic: topic.to_owned(), key, payload, headers }
+    let payload = envelope.encode().into();
+    OutboundMessage { topic: topic.to_owned(), key, payload, headers: std::sync::Arc::new(headers) }
 }
 
 /// The error of a failed reply from an spi error.

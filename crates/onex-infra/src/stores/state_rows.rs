@@ -60,6 +60,7 @@ pub(crate) fn outbox_entry(
         SpiError::new(codes::STORE_FAILED, format!("outbox entry {id} has headers that are not a string map"))
             .with_source(e)
     })?;
+    let (payload, headers) = (payload.into(), std::sync::Arc::new(headers));
     Ok(OutboxEntry { id: stored_u64(id, "outbox id")?, message: OutboundMessage { topic, key, payload, headers } })
 }
 
@@ -131,7 +132,7 @@ mod tests {
     fn headers_round_trip_and_bad_ones_are_reported() {
         let headers: BTreeMap<String, String> = [("onex-envelope-id".to_owned(), "x".to_owned())].into();
         let entry = outbox_entry(4, "t".to_owned(), None, vec![0, 255], headers_json(&headers)).unwrap();
-        assert_eq!(entry.message.headers, headers);
+        assert_eq!(*entry.message.headers, headers);
         assert_eq!(entry.id, 4);
         let bad = outbox_entry(4, "t".to_owned(), None, Vec::new(), serde_json::json!({"n": 1}));
         assert_eq!(bad.unwrap_err().code(), codes::STORE_FAILED.as_str());

@@ -116,7 +116,7 @@ async fn write_transition(conn: &mut SqliteConnection, commit: &TransitionCommit
         sqlx::query(INSERT_OUTBOX)
             .bind(&message.topic)
             .bind(message.key.as_deref())
-            .bind(message.payload.as_slice())
+            .bind(&message.payload[..])
             .bind(headers_json(&message.headers).to_string())
             .execute(&mut *conn)
             .await

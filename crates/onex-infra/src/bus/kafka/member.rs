@@ -171,7 +171,7 @@ fn inbound(message: &BorrowedMessage<'_>) -> InboundMessage {
                 .map(|h| {
                     (h.key.to_owned(), h.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default())
                 })
-                .collect()
+                .collect::<std::collections::BTreeMap<_, _>>()
         })
         .unwrap_or_default();
     InboundMessage {
@@ -179,8 +179,8 @@ fn inbound(message: &BorrowedMessage<'_>) -> InboundMessage {
         partition: u32::try_from(message.partition()).unwrap_or_default(),
         offset: u64::try_from(message.offset()).unwrap_or_default(),
         key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-        payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-        headers,
+        payload: message.payload().map(onex_spi::Bytes::copy_from_slice).unwrap_or_default(),
+        headers: std::sync::Arc::new(headers),
     }
 }
 

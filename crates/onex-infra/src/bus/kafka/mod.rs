@@ -26,8 +26,9 @@ use onex_spi::{
     async_trait,
 };
 use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
 use self::errors::to_spi;
@@ -51,7 +52,53 @@ impl std::fmt::Debug for KafkaEventBus {
     }
 }
 
+/// `message` as a record for the producer.
+fn record(message: &OutboundMessage) -> FutureRecord<'_, String, [u8]> {
+    let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
+    for (key, value) in message.headers.iter() {
+        headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
+    }
+    let record = FutureRecord::to(&message.topic).payload(&message.payload[..]).headers(headers);
+    match &message.key {
+        Some(key) => record.key(key),
+        None => record,
+    }
+}
+
+fn is_queue_full(error: &KafkaError) -> bool {
+    matches!(error, KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
+}
+
 impl KafkaEventBus {
+    /// A delivery report as the bus reports it; a failure is counted.
+    fn delivered(
+        &self,
+        topic: &str,
+        report: Result<rdkafka::producer::future_producer::Delivery, KafkaError>,
+    ) -> SpiResult<Delivery> {
+        match report {
+            Ok(delivered) => Ok(Delivery {
+                partition: u32::try_from(delivered.partition).unwrap_or_default(),
+                offset: u64::try_from(delivered.offset).unwrap_or_default(),
+            }),
+            Err(e) => {
+                self.metrics.produce_error();
+                Err(to_spi(e, &format!("publishing to `{topic}`")))
+            }
+        }
+    }
+
+    /// Awaits the delivery reports in flight, in order, into `results`.
+    async fn settle(&self, in_flight: &mut Vec<(&str, DeliveryFuture)>, results: &mut Vec<SpiResult<Delivery>>) {
+        for (topic, report) in in_flight.drain(..) {
+            let report = match report.await {
+                Ok(report) => report.map_err(|(e, _)| e),
+                Err(_) => Err(KafkaError::Canceled),
+            };
+            results.push(self.delivered(topic, report));
+        }
+    }
+
     /// Connects the producer and creates each of `topics` that is missing.
     pub async fn connect(settings: KafkaSettings, topics: &[String]) -> SpiResult<Self> {
         let producer: FutureProducer =
@@ -76,26 +123,33 @@ impl KafkaEventBus {
 #[async_trait]
 impl EventBus for KafkaEventBus {
     async fn publish(&self, message: OutboundMessage) -> SpiResult<Delivery> {
-        let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
-        for (key, value) in &message.headers {
-            headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
-        }
-        let mut record = FutureRecord::to(&message.topic).payload(&message.payload).headers(headers);
-        if let Some(key) = &message.key {
-            record = record.key(key);
-        }
         // `Never`: a full queue is waited out (backpressure); librdkafka retries a message until
         // its `message.timeout.ms`, then the delivery report says why it failed.
-        match self.producer.send(record, Timeout::Never).await {
-            Ok(delivered) => Ok(Delivery {
-                partition: u32::try_from(delivered.partition).unwrap_or_default(),
-                offset: u64::try_from(delivered.offset).unwrap_or_default(),
-            }),
-            Err((e, _)) => {
-                self.metrics.produce_error();
-                Err(to_spi(e, &format!("publishing to `{}`", message.topic)))
+        let delivered = self.producer.send(record(&message), Timeout::Never).await;
+        self.delivered(&message.topic, delivered.map_err(|(e, _)| e))
+    }
+
+    /// Every message enqueued at once, in order (so one key's messages keep their order), then
+    /// every delivery report awaited. A full queue first settles what is in flight.
+    async fn publish_all(&self, messages: Vec<OutboundMessage>) -> Vec<SpiResult<Delivery>> {
+        let mut results = Vec::with_capacity(messages.len());
+        let mut in_flight = Vec::new();
+        for message in &messages {
+            let mut enqueued = self.producer.send_result(record(message));
+            if matches!(&enqueued, Err((e, _)) if is_queue_full(e)) && !in_flight.is_empty() {
+                self.settle(&mut in_flight, &mut results).await;
+                enqueued = self.producer.send_result(record(message));
+            }
+            match enqueued {
+                Ok(report) => in_flight.push((message.topic.as_str(), report)),
+                Err((e, _)) => {
+                    self.settle(&mut in_flight, &mut results).await;
+                    results.push(self.delivered(&message.topic, Err(e)));
+                }
             }
         }
+        self.settle(&mut in_flight, &mut results).await;
+        results
     }
 
     async fn subscribe(&self, group: &str, topics: &[String]) -> SpiResult<MessageStream> {

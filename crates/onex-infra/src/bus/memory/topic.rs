@@ -1,10 +1,10 @@
 //! The in-memory bus's partition logs: the key partitioner and each partition's retained
 //! messages with their offsets.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
-use onex_spi::{InboundMessage, OutboundMessage};
+use onex_spi::{Bytes, Headers, InboundMessage, OutboundMessage};
 
 /// FNV-1a (64-bit) of `bytes`: the same value in every process and every bus, unlike std's
 /// randomly seeded hasher.
@@ -18,16 +18,17 @@ pub fn partition_for_key(key: &str, partitions: u32) -> u32 {
     u32::try_from(partition).unwrap_or(0)
 }
 
-/// One retained message, shared (not copied) with deliveries in progress.
+/// One retained message, shared (not copied) with deliveries in progress: its payload and
+/// headers are shared with every delivery of it too.
 #[derive(Debug, Clone)]
 pub(super) struct Record {
     key: Option<String>,
-    payload: Vec<u8>,
-    headers: BTreeMap<String, String>,
+    payload: Bytes,
+    headers: Headers,
 }
 
-/// A message picked for a member under the lock; [`Picked::into_inbound`] copies it out after
-/// the lock is released, so the lock is held for a pointer copy, not for allocations.
+/// A message picked for a member under the lock; [`Picked::into_inbound`] makes the delivery
+/// after the lock is released, so the lock is held for a pointer copy, not for allocations.
 #[derive(Debug)]
 pub(super) struct Picked {
     pub(super) topic: String,
@@ -40,8 +41,8 @@ impl Picked {
     /// The message as a consumer receives it.
     pub(super) fn into_inbound(self) -> InboundMessage {
         let Self { topic, partition, offset, record } = self;
-        let record = Arc::unwrap_or_clone(record);
-        InboundMessage { topic, partition, offset, key: record.key, payload: record.payload, headers: record.headers }
+        let (key, payload, headers) = (record.key.clone(), record.payload.clone(), Arc::clone(&record.headers));
+        InboundMessage { topic, partition, offset, key, payload, headers }
     }
 }
 
@@ -162,7 +163,8 @@ mod tests {
     fn trimming_keeps_offsets() {
         let mut partition = Partition::default();
         for n in 0..3u8 {
-            let message = OutboundMessage { topic: "t".into(), key: None, payload: vec![n], headers: BTreeMap::new() };
+            let message =
+                OutboundMessage { topic: "t".into(), key: None, payload: vec![n].into(), headers: Headers::default() };
             assert_eq!(partition.push(message), u64::from(n));
         }
         let mut dropped = Vec::new();
@@ -171,6 +173,6 @@ mod tests {
         assert_eq!(dropped.len(), 2);
         assert_eq!((partition.base(), partition.end(), partition.len()), (2, 3, 1));
         assert!(partition.get("t", 0, 1).is_none());
-        assert_eq!(partition.get("t", 0, 2).map(|m| m.into_inbound().payload), Some(vec![2]));
+        assert_eq!(partition.get("t", 0, 2).map(|m| m.into_inbound().payload), Some(Bytes::from(vec![2])));
     }
 }

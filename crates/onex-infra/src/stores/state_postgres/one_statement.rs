@@ -112,7 +112,7 @@ pub(super) async fn commit(pool: &PgPool, commits: &[TransitionCommit]) -> SpiRe
         .bind(messages.iter().map(|(ord, _)| *ord).collect::<Vec<_>>())
         .bind(messages.iter().map(|(_, m)| m.topic.as_str()).collect::<Vec<_>>())
         .bind(messages.iter().map(|(_, m)| m.key.as_deref()).collect::<Vec<_>>())
-        .bind(messages.iter().map(|(_, m)| m.payload.as_slice()).collect::<Vec<_>>())
+        .bind(messages.iter().map(|(_, m)| &m.payload[..]).collect::<Vec<_>>())
         .bind(messages.iter().map(|(_, m)| headers_json(&m.headers)).collect::<Vec<_>>())
         .fetch_all(pool)
         .await
