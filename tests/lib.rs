@@ -73,6 +73,39 @@ pub fn contracts_with(name: &str, extra: &[(&str, &str)]) -> PathBuf {
     dir
 }
 
+/// A toggle reducer: two states, flip and flop alternate, so an event applied out of order or
+/// twice is refused instead of passing unseen. Entering either state emits one `toggled` event
+/// to [`TOGGLED_TOPIC`] (no host consumes it), so every transition leaves exactly one outbox row.
+pub const TOGGLE_REDUCER: &str = r#"
+name: test_toggle_reducer
+contract_version: "1.0.0"
+node_version: "1.0.0"
+node_type: REDUCER
+published_events:
+  - topic: onex.evt.test.toggled.v1
+    event_type: toggled
+state_machine:
+  name: "toggle"
+  version: "1.0.0"
+  states:
+    - name: "off"
+      type: "initial"
+      entry_actions: ["toggled"]
+    - name: "on"
+      type: "normal"
+      entry_actions: ["toggled"]
+  transitions:
+    - from: "off"
+      to: "on"
+      event: "flip"
+    - from: "on"
+      to: "off"
+      event: "flop"
+"#;
+
+/// The topic [`TOGGLE_REDUCER`]'s outbox publishes to.
+pub const TOGGLED_TOPIC: &str = "onex.evt.test.toggled.v1";
+
 /// An orchestrator contract routing intent `slow_requested` to `slow_workflow`: three sequential
 /// steps, the middle one `local.sleep` for `sleep_ms` (long enough to kill a host inside it).
 pub fn slow_orchestrator(sleep_ms: u64) -> String {

@@ -1,8 +1,8 @@
-//! Host processes on Kafka (a tansu broker of each test's own) with reducer state on
-//! PostgreSQL, under faults: 10,000 envelopes with exact replies and versions, a poison
-//! message dead-lettered after its budget while its partition moves on, a host SIGKILLed five
-//! times and restarted, three hosts in one group with one killed under load, and the broker
-//! stopped for ten seconds mid-run.
+//! Host processes on Kafka (a tansu broker of each test's own) with reducer state and outbox on
+//! PostgreSQL, under faults: 10,000 envelopes with exact replies, versions and outbox events, a
+//! poison message dead-lettered after its budget while its partition moves on, a host
+//! SIGKILLed five times in 5,000 envelopes and restarted, three hosts in one group with one
+//! killed under load, and the broker stopped for ten seconds mid-run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
 
 mod kafka_support;
@@ -10,10 +10,12 @@ mod kafka_support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use kafka_support::{Broker, Client, KafkaRun, TOGGLE, eventually};
+use std::sync::Arc;
+
+use kafka_support::{Broker, Client, KafkaRun, eventually};
 use onex_e2e::host::{HostOptions, HostProcess};
 use onex_e2e::postgres::Database;
-use onex_e2e::{contracts_with, scratch_dir};
+use onex_e2e::{TOGGLE_REDUCER, contracts_with, scratch_dir};
 use serde_json::{Value as Json, json};
 
 /// One test at a time: each loads a broker of its own and host processes onto two cores, and
@@ -37,12 +39,42 @@ fn toggles(entities: usize, per_entity: usize) -> Vec<(String, String, Json)> {
     out
 }
 
-/// Host options on `run`'s topics and `database`, with the toggle reducer.
-fn host_options(label: &str, run: &KafkaRun, database: &Database, max_attempts: u32) -> HostOptions {
-    let config = run.runtime_config(&database.url, max_attempts);
-    let contracts =
-        contracts_with(label, &[("reducers/toggle.yaml", TOGGLE), ("runtime/runtime_config.yaml", &config)]);
-    HostOptions::new(&contracts, &scratch_dir(label))
+/// One test's world. Fields drop in this order: the client before the broker it talks to.
+struct Rig {
+    client: Arc<Client>,
+    broker: Broker,
+    database: Database,
+    /// Host processes on the run's topics and database, with the toggle reducer.
+    options: HostOptions,
+}
+
+impl Rig {
+    /// A fresh database and broker, a run of `partitions` on it, its client, and host options
+    /// whose delivery budget is `max_attempts`.
+    fn new(label: &str, partitions: u32, max_attempts: u32) -> Self {
+        let database = Database::create(label);
+        let broker = Broker::start(label);
+        let run = KafkaRun::new(label, partitions, Some(&broker.addr));
+        let client = Arc::new(Client::connect(&run));
+        let config = run.runtime_config(&database.url, max_attempts);
+        let files = [("reducers/toggle.yaml", TOGGLE_REDUCER), ("runtime/runtime_config.yaml", &config)];
+        let options = HostOptions::new(&contracts_with(label, &files), &scratch_dir(label));
+        Self { client, broker, database, options }
+    }
+
+    /// Publishes `requests` from a thread of its own; join it for their ids.
+    fn publish_in_background(&self, requests: Vec<(String, String, Json)>) -> std::thread::JoinHandle<Vec<String>> {
+        let client = Arc::clone(&self.client);
+        std::thread::spawn(move || client.send_all(&requests))
+    }
+
+    /// Every outbox row is marked published, and there is one per transition.
+    fn assert_outbox_drained(&self, transitions: usize) {
+        eventually("the outbox to be marked published", Duration::from_secs(60), || {
+            self.database.count("SELECT COUNT(*) FROM onex_outbox WHERE published_at IS NULL") == 0
+        });
+        assert_eq!(self.database.count("SELECT COUNT(*) FROM onex_outbox"), transitions as u64);
+    }
 }
 
 /// Every entity is at version `per_entity`, in state `off`, as `host` reports it.
@@ -54,9 +86,11 @@ fn assert_versions(host: &HostProcess, entities: usize, per_entity: usize) {
     }
 }
 
-/// No request got a failed reply or a dead letter, and every request answered more than once
-/// got the same reply envelope each time.
+/// No request got a failed reply or a dead letter; every request answered more than once got
+/// the same reply envelope each time; every request's transition published its outbox event
+/// on Kafka, and a row published again carried the same event envelope.
 fn assert_clean(client: &Client, requests: &[String]) {
+    client.wait_for_events(requests, Duration::from_secs(120)).unwrap();
     let seen = client.seen.borrow();
     assert!(seen.failed_replies.is_empty(), "failed: {:?}", seen.failed_replies.iter().take(5).collect::<Vec<_>>());
     assert!(seen.dead.is_empty(), "dead letters: {:?}", seen.dead.iter().take(5).collect::<Vec<_>>());
@@ -65,6 +99,8 @@ fn assert_clean(client: &Client, requests: &[String]) {
         let ids: BTreeSet<&String> = seen.replies[request].iter().collect();
         assert_eq!(ids.len(), 1, "request {request} got different replies: {ids:?}");
         redelivered += usize::from(seen.replies[request].len() > 1);
+        let events: BTreeSet<&String> = seen.events[request].iter().collect();
+        assert_eq!(events.len(), 1, "request {request} led to different events: {events:?}");
     }
     eprintln!(
         "{redelivered} of {} requests were answered more than once, each time with the same reply",
@@ -79,11 +115,9 @@ fn ten_thousand_envelopes_get_exact_replies_and_a_poison_message_is_dead_lettere
         .ok()
         .and_then(|s| Some((s.split_once('x')?.0.parse().ok()?, s.split_once('x')?.1.parse().ok()?)))
         .unwrap_or((500, 20));
-    let database = Database::create("kafka-10k");
-    let broker = Broker::start("kafka-10k");
-    let run = KafkaRun::new("kafka-10k", 4, Some(&broker.addr));
-    let client = Client::connect(&run);
-    let host = HostProcess::start(&host_options("kafka-10k", &run, &database, 3));
+    let rig = Rig::new("kafka-10k", 4, 3);
+    let client = &rig.client;
+    let host = HostProcess::start(&rig.options);
 
     // A poison message on e-0's partition first: tried 3 times, then dead-lettered; e-0's
     // events behind it go on.
@@ -99,26 +133,26 @@ fn ten_thousand_envelopes_get_exact_replies_and_a_poison_message_is_dead_lettere
         assert_eq!(seen.replies.len(), entities * per_entity + 1, "exactly one reply each");
         assert!(seen.replies.values().all(|ids| ids.len() == 1), "no request was answered twice");
     });
-    assert_clean(&client, &requests);
+    rig.assert_outbox_drained(requests.len());
+    assert_clean(client, &requests);
     assert_versions(&host, entities, per_entity);
     assert_eq!(host.metric("onex_dlq_total"), Some(1.0));
+    assert!(client.seen.borrow().events.values().all(|ids| ids.len() == 1), "no outbox row was published twice");
+    assert_eq!(host.metric("onex_outbox_published_total"), Some(requests.len() as f64));
 }
 
 #[test]
 fn a_host_killed_five_times_and_restarted_loses_nothing_and_applies_each_transition_once() {
     let _serial = one_at_a_time();
+    // 5,000 rather than 10,000: tansu's SQLite engine (about 10 ms of CPU a message, and a
+    // fetch that reads a partition's whole backlog) makes a 10,000 run with five restarts take
+    // longer than the CI budget on two cores.
     const ENTITIES: usize = 250;
     const PER_ENTITY: usize = 20;
-    let database = Database::create("kafka-kill");
-    let broker = Broker::start("kafka-kill");
-    let run = KafkaRun::new("kafka-kill", 4, Some(&broker.addr));
-    let client = std::sync::Arc::new(Client::connect(&run));
-    let options = host_options("kafka-kill", &run, &database, 5);
-    let mut host = HostProcess::start(&options);
-    let publisher = {
-        let client = std::sync::Arc::clone(&client);
-        std::thread::spawn(move || client.send_all(&toggles(ENTITIES, PER_ENTITY)))
-    };
+    let rig = Rig::new("kafka-kill", 4, 5);
+    let (client, options) = (&rig.client, &rig.options);
+    let mut host = HostProcess::start(options);
+    let publisher = rig.publish_in_background(toggles(ENTITIES, PER_ENTITY));
     let total = ENTITIES * PER_ENTITY;
     // Kill points spread over the run, at a different place each run.
     let jitter = (std::process::id() as usize * 7919) % (total / 10);
@@ -130,11 +164,12 @@ fn a_host_killed_five_times_and_restarted_loses_nothing_and_applies_each_transit
         host.signal("KILL");
         assert!(host.wait_exit(Duration::from_secs(10)).is_some(), "the host did not die");
         eprintln!("killed the host after {} replies", client.seen.borrow().replies.len());
-        host = HostProcess::start(&options);
+        host = HostProcess::start(options);
     }
     let requests = publisher.join().unwrap();
     client.wait_for_outcomes(&requests, Duration::from_secs(300)).unwrap_or_else(|e| panic!("{e}\n{}", host.logs()));
-    assert_clean(&client, &requests);
+    rig.assert_outbox_drained(requests.len());
+    assert_clean(client, &requests);
     assert_versions(&host, ENTITIES, PER_ENTITY);
 }
 
@@ -143,12 +178,9 @@ fn three_hosts_share_twelve_partitions_and_one_killed_under_load_loses_nothing()
     let _serial = one_at_a_time();
     const ENTITIES: usize = 240;
     const PER_ENTITY: usize = 20;
-    let database = Database::create("kafka-three");
-    let broker = Broker::start("kafka-three");
-    let run = KafkaRun::new("kafka-three", 12, Some(&broker.addr));
-    let client = Client::connect(&run);
-    let options = host_options("kafka-three", &run, &database, 5);
-    let mut hosts: Vec<HostProcess> = (0..3).map(|_| HostProcess::start(&options)).collect();
+    let rig = Rig::new("kafka-three", 12, 5);
+    let client = &rig.client;
+    let mut hosts: Vec<HostProcess> = (0..3).map(|_| HostProcess::start(&rig.options)).collect();
     let requests = client.send_all(&toggles(ENTITIES, PER_ENTITY));
     client
         .wait_until(Duration::from_secs(300), |seen| seen.replies.len() >= requests.len() / 3)
@@ -161,7 +193,8 @@ fn three_hosts_share_twelve_partitions_and_one_killed_under_load_loses_nothing()
         .wait_for_outcomes(&requests, Duration::from_secs(300))
         .unwrap_or_else(|e| panic!("{e}\n{}", hosts[0].logs()));
     eprintln!("the rest of the run after the kill took {:?}", at.elapsed());
-    assert_clean(&client, &requests);
+    rig.assert_outbox_drained(requests.len());
+    assert_clean(client, &requests);
     assert_versions(&hosts[0], ENTITIES, PER_ENTITY);
     let consumed: f64 = hosts.iter().map(|h| h.metric("onex_bus_consumed_total").unwrap_or(0.0)).sum();
     assert!(
@@ -175,30 +208,26 @@ fn the_broker_stopped_for_ten_seconds_mid_run_is_ridden_out_without_losing_anyth
     let _serial = one_at_a_time();
     const ENTITIES: usize = 100;
     const PER_ENTITY: usize = 20;
-    let database = Database::create("kafka-broker");
-    let mut broker = Broker::start("kafka-broker");
-    let run = KafkaRun::new("kafka-broker", 4, Some(&broker.addr));
-    let client = std::sync::Arc::new(Client::connect(&run));
-    let host = HostProcess::start(&host_options("kafka-broker", &run, &database, 5));
+    let mut rig = Rig::new("kafka-broker", 4, 5);
+    let client = Arc::clone(&rig.client);
+    let host = HostProcess::start(&rig.options);
     let ready = || host.get("/health/ready").0;
     assert_eq!(ready(), 200);
 
-    let publisher = {
-        let client = std::sync::Arc::clone(&client);
-        std::thread::spawn(move || client.send_all(&toggles(ENTITIES, PER_ENTITY)))
-    };
+    let publisher = rig.publish_in_background(toggles(ENTITIES, PER_ENTITY));
     client
         .wait_until(Duration::from_secs(300), |seen| seen.replies.len() >= ENTITIES * PER_ENTITY / 3)
         .unwrap_or_else(|()| panic!("not a third of the replies\n{}", host.logs()));
-    broker.kill();
+    rig.broker.kill();
     eventually("/health/ready to say 503", Duration::from_secs(20), || ready() == 503);
     // The outage itself: the broker stays down this long whatever the host does.
     std::thread::sleep(Duration::from_secs(10));
-    broker.start_again();
+    rig.broker.start_again();
     eventually("/health/ready to say 200 again", Duration::from_secs(60), || ready() == 200);
 
     let requests = publisher.join().unwrap();
     client.wait_for_outcomes(&requests, Duration::from_secs(300)).unwrap_or_else(|e| panic!("{e}\n{}", host.logs()));
+    rig.assert_outbox_drained(requests.len());
     assert_clean(&client, &requests);
     assert_versions(&host, ENTITIES, PER_ENTITY);
 }

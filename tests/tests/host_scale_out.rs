@@ -9,37 +9,8 @@ use std::time::{Duration, Instant};
 
 use onex_e2e::host::{HostOptions, HostProcess, envelope, wait_for};
 use onex_e2e::postgres::Database;
-use onex_e2e::{contracts_with, scratch_dir, slow_orchestrator};
+use onex_e2e::{TOGGLE_REDUCER, contracts_with, scratch_dir, slow_orchestrator};
 use serde_json::json;
-
-/// Two states; entering either emits one intent to a topic no host consumes, so every
-/// transition leaves exactly one outbox row.
-const TOGGLE: &str = r#"
-name: test_toggle_reducer
-contract_version: "1.0.0"
-node_version: "1.0.0"
-node_type: REDUCER
-published_events:
-  - topic: onex.evt.test.toggled.v1
-    event_type: toggled
-state_machine:
-  name: "toggle"
-  version: "1.0.0"
-  states:
-    - name: "off"
-      type: "initial"
-      entry_actions: ["toggled"]
-    - name: "on"
-      type: "normal"
-      entry_actions: ["toggled"]
-  transitions:
-    - from: "off"
-      to: "on"
-      event: "flip"
-    - from: "on"
-      to: "off"
-      event: "flop"
-"#;
 
 const ENTITIES: usize = 500;
 const TRANSITIONS_PER_ENTITY: usize = 20;
@@ -51,7 +22,7 @@ fn three_hosts_share_one_database_without_losing_or_repeating_anything() {
     let database = Database::create("scale-out");
     let contracts = contracts_with(
         "scale-out",
-        &[("reducers/toggle.yaml", TOGGLE), ("orchestrators/slow.yaml", &slow_orchestrator(2000))],
+        &[("reducers/toggle.yaml", TOGGLE_REDUCER), ("orchestrators/slow.yaml", &slow_orchestrator(2000))],
     );
     let hosts: Vec<HostProcess> = (0..3)
         .map(|i| {

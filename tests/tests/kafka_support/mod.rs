@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use onex_core::contract::load_runtime_config;
 use onex_core::envelope::Envelope;
+use onex_e2e::TOGGLED_TOPIC;
 use onex_infra::bus::{KafkaEventBus, KafkaSettings};
 use onex_infra::host::wire::to_message;
 use onex_infra::ids::{new_uuid_v7, now_utc};
@@ -18,30 +19,6 @@ use onex_spi::{EventBus, MessageStream};
 use serde_json::Value as Json;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
-
-/// A toggle reducer: two states, flip and flop alternate, so an event applied out of order or
-/// twice is refused (and dead-lettered) instead of passing unseen.
-pub const TOGGLE: &str = r#"
-name: test_toggle_reducer
-contract_version: "1.0.0"
-node_version: "1.0.0"
-node_type: REDUCER
-state_machine:
-  name: "toggle"
-  version: "1.0.0"
-  states:
-    - name: "off"
-      type: "initial"
-    - name: "on"
-      type: "normal"
-  transitions:
-    - from: "off"
-      to: "on"
-      event: "flip"
-    - from: "on"
-      to: "off"
-      event: "flop"
-"#;
 
 /// A tansu broker of a test's own (`ONEX_TANSU_BIN`, which `services up` names) on a free
 /// loopback port, with a fresh SQLite store: tests that load a broker heavily, or stop it, do
@@ -180,12 +157,24 @@ handlers:
 }
 
 /// What the client saw: per request id, the ids of the replies to it (more than one when a
-/// request was delivered again), and the dead letters' request ids with their error codes.
+/// request was delivered again) and of the `toggled` events the reducer's outbox published
+/// for it (more than one when a row was published again), and the dead letters' request ids
+/// with their error codes.
 #[derive(Debug, Default)]
 pub struct Seen {
     pub replies: BTreeMap<String, Vec<String>>,
     pub failed_replies: BTreeSet<String>,
     pub dead: BTreeMap<String, String>,
+    pub events: BTreeMap<String, Vec<String>>,
+}
+
+/// Which of the run's topics a reader of the client reads.
+#[derive(Debug, Clone, Copy)]
+enum Feed {
+    Replies,
+    DeadLetters,
+    /// [`TOGGLED_TOPIC`]: what the hosts' outbox relays published.
+    Events,
 }
 
 /// A Kafka client of the hosts: publishes requests, collects replies and dead letters.
@@ -199,20 +188,23 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects, creates the run's topics, and starts reading its reply and dead-letter topics.
+    /// Connects, creates the run's topics, and starts reading its reply, dead-letter and
+    /// outbox event topics.
     pub fn connect(run: &KafkaRun) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let topics = [run.request_topic.clone(), run.reply_topic.clone(), run.dlq_topic.clone()];
+        let topics =
+            [run.request_topic.clone(), run.reply_topic.clone(), run.dlq_topic.clone(), TOGGLED_TOPIC.to_owned()];
         let bus = runtime.block_on(async {
             let settings = KafkaSettings::resolve(&run.bus_settings(), &EnvSecretStore).await.unwrap();
             KafkaEventBus::connect(settings, &topics).await.unwrap_or_else(|e| panic!("{e}: is the broker up?"))
         });
         let bus = Arc::new(bus);
         let seen: Arc<watch::Sender<Seen>> = Arc::default();
-        for (topic, dead) in [(&run.reply_topic, false), (&run.dlq_topic, true)] {
+        let feeds = [(&topics[1], Feed::Replies), (&topics[2], Feed::DeadLetters), (&topics[3], Feed::Events)];
+        for (topic, feed) in feeds {
             let group = format!("client-{}", new_uuid_v7().simple());
             let stream = runtime.block_on(bus.subscribe(&group, std::slice::from_ref(topic))).unwrap();
-            runtime.spawn(collect(Arc::clone(&bus), group, stream, Arc::clone(&seen), dead));
+            runtime.spawn(collect(Arc::clone(&bus), group, stream, Arc::clone(&seen), feed));
         }
         Self { runtime, bus, run: run.clone(), seen }
     }
@@ -279,6 +271,21 @@ impl Client {
         })
     }
 
+    /// Waits until every one of `requests` has its outbox event; after `within`, how many are
+    /// missing.
+    pub fn wait_for_events(&self, requests: &[String], within: Duration) -> Result<(), String> {
+        let missing = |seen: &Seen| requests.iter().filter(|r| !seen.events.contains_key(*r)).count();
+        self.wait_until(within, |seen| missing(seen) == 0).map_err(|()| {
+            let seen = self.seen.borrow();
+            let some: Vec<&String> = requests.iter().filter(|r| !seen.events.contains_key(*r)).take(5).collect();
+            format!(
+                "{} of {} requests have no outbox event after {within:?}, among them {some:?}",
+                missing(&seen),
+                requests.len()
+            )
+        })
+    }
+
     /// Waits until `done` holds of what the client saw; `Err` after `within`.
     pub fn wait_until(&self, within: Duration, done: impl FnMut(&Seen) -> bool) -> Result<(), ()> {
         let mut changes = self.seen.subscribe();
@@ -302,22 +309,24 @@ async fn collect(
     group: String,
     mut stream: MessageStream,
     seen: Arc<watch::Sender<Seen>>,
-    dead: bool,
+    feed: Feed,
 ) {
     while let Some(Ok(message)) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
-        seen.send_modify(|seen| {
-            if dead {
-                let request: Envelope = serde_json::from_slice(&message.payload).unwrap();
+        let envelope: Envelope = serde_json::from_slice(&message.payload).unwrap();
+        let id = envelope.envelope_id.to_string();
+        let request = envelope.causation_id.map(|c| c.to_string()).unwrap_or_default();
+        seen.send_modify(|seen| match feed {
+            Feed::DeadLetters => {
                 let code = message.headers.get("onex-error-code").cloned().unwrap_or_default();
-                seen.dead.insert(request.envelope_id.to_string(), code);
-            } else {
-                let reply: Envelope = serde_json::from_slice(&message.payload).unwrap();
-                let request = reply.causation_id.map(|c| c.to_string()).unwrap_or_default();
-                if reply.success != Some(true) {
+                seen.dead.insert(id, code);
+            }
+            Feed::Replies => {
+                if envelope.success != Some(true) {
                     seen.failed_replies.insert(request.clone());
                 }
-                seen.replies.entry(request).or_default().push(reply.envelope_id.to_string());
+                seen.replies.entry(request).or_default().push(id);
             }
+            Feed::Events => seen.events.entry(request).or_default().push(id),
         });
         let _ = bus.acknowledge(&group, &message).await;
     }
