@@ -1,8 +1,9 @@
 //! Host processes on Kafka (a tansu broker of each test's own) with reducer state and outbox on
-//! PostgreSQL, under faults: 10,000 envelopes with exact replies, versions and outbox events, a
-//! poison message dead-lettered after its budget while its partition moves on, a host
-//! SIGKILLed five times in 5,000 envelopes and restarted, three hosts in one group with one
-//! killed under load, and the broker stopped for ten seconds mid-run.
+//! PostgreSQL, under faults: 10,000 envelopes with exact replies and versions, a poison message
+//! dead-lettered after its budget while its partition moves on, a host SIGKILLed five times in
+//! 5,000 envelopes and restarted, three hosts in one group with one killed under load, and the
+//! broker stopped for ten seconds mid-run. In the last two every transition also emits an
+//! outbox event to Kafka, and each must arrive, once per envelope id, with its row marked.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
 
 mod kafka_support;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use kafka_support::{Broker, Client, KafkaRun, eventually};
 use onex_e2e::host::{HostOptions, HostProcess};
 use onex_e2e::postgres::Database;
-use onex_e2e::{TOGGLE_REDUCER, contracts_with, scratch_dir};
+use onex_e2e::{TOGGLE_REDUCER, contracts_with, scratch_dir, toggle_reducer_without_events};
 use serde_json::{Value as Json, json};
 
 /// One test at a time: each loads a broker of its own and host processes onto two cores, and
@@ -39,6 +40,14 @@ fn toggles(entities: usize, per_entity: usize) -> Vec<(String, String, Json)> {
     out
 }
 
+/// Whether a test's transitions emit outbox events to Kafka. tansu spends about 10 ms of CPU on
+/// a message, so the tests that push the most through it leave the events out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Events {
+    Emitted,
+    None,
+}
+
 /// One test's world. Fields drop in this order: the client before the broker it talks to.
 struct Rig {
     client: Arc<Client>,
@@ -46,20 +55,25 @@ struct Rig {
     database: Database,
     /// Host processes on the run's topics and database, with the toggle reducer.
     options: HostOptions,
+    events: Events,
 }
 
 impl Rig {
     /// A fresh database and broker, a run of `partitions` on it, its client, and host options
     /// whose delivery budget is `max_attempts`.
-    fn new(label: &str, partitions: u32, max_attempts: u32) -> Self {
+    fn new(label: &str, partitions: u32, max_attempts: u32, events: Events) -> Self {
         let database = Database::create(label);
         let broker = Broker::start(label);
         let run = KafkaRun::new(label, partitions, Some(&broker.addr));
         let client = Arc::new(Client::connect(&run));
         let config = run.runtime_config(&database.url, max_attempts);
-        let files = [("reducers/toggle.yaml", TOGGLE_REDUCER), ("runtime/runtime_config.yaml", &config)];
+        let reducer = match events {
+            Events::Emitted => TOGGLE_REDUCER.to_owned(),
+            Events::None => toggle_reducer_without_events(),
+        };
+        let files = [("reducers/toggle.yaml", reducer.as_str()), ("runtime/runtime_config.yaml", &config)];
         let options = HostOptions::new(&contracts_with(label, &files), &scratch_dir(label));
-        Self { client, broker, database, options }
+        Self { client, broker, database, options, events }
     }
 
     /// Publishes `requests` from a thread of its own; join it for their ids.
@@ -68,8 +82,13 @@ impl Rig {
         std::thread::spawn(move || client.send_all(&requests))
     }
 
-    /// Every outbox row is marked published, and there is one per transition.
+    /// Every outbox row is marked published, and there is one per transition (none without
+    /// events).
     fn assert_outbox_drained(&self, transitions: usize) {
+        if self.events == Events::None {
+            assert_eq!(self.database.count("SELECT COUNT(*) FROM onex_outbox"), 0);
+            return;
+        }
         eventually("the outbox to be marked published", Duration::from_secs(60), || {
             self.database.count("SELECT COUNT(*) FROM onex_outbox WHERE published_at IS NULL") == 0
         });
@@ -87,10 +106,13 @@ fn assert_versions(host: &HostProcess, entities: usize, per_entity: usize) {
 }
 
 /// No request got a failed reply or a dead letter; every request answered more than once got
-/// the same reply envelope each time; every request's transition published its outbox event
-/// on Kafka, and a row published again carried the same event envelope.
-fn assert_clean(client: &Client, requests: &[String]) {
-    client.wait_for_events(requests, Duration::from_secs(120)).unwrap();
+/// the same reply envelope each time; with events, every request's transition published its
+/// outbox event on Kafka, and a row published again carried the same event envelope.
+fn assert_clean(rig: &Rig, requests: &[String]) {
+    let client = &rig.client;
+    if rig.events == Events::Emitted {
+        client.wait_for_events(requests, Duration::from_secs(120)).unwrap();
+    }
     let seen = client.seen.borrow();
     assert!(seen.failed_replies.is_empty(), "failed: {:?}", seen.failed_replies.iter().take(5).collect::<Vec<_>>());
     assert!(seen.dead.is_empty(), "dead letters: {:?}", seen.dead.iter().take(5).collect::<Vec<_>>());
@@ -99,8 +121,10 @@ fn assert_clean(client: &Client, requests: &[String]) {
         let ids: BTreeSet<&String> = seen.replies[request].iter().collect();
         assert_eq!(ids.len(), 1, "request {request} got different replies: {ids:?}");
         redelivered += usize::from(seen.replies[request].len() > 1);
-        let events: BTreeSet<&String> = seen.events[request].iter().collect();
-        assert_eq!(events.len(), 1, "request {request} led to different events: {events:?}");
+        if rig.events == Events::Emitted {
+            let events: BTreeSet<&String> = seen.events[request].iter().collect();
+            assert_eq!(events.len(), 1, "request {request} led to different events: {events:?}");
+        }
     }
     eprintln!(
         "{redelivered} of {} requests were answered more than once, each time with the same reply",
@@ -115,7 +139,7 @@ fn ten_thousand_envelopes_get_exact_replies_and_a_poison_message_is_dead_lettere
         .ok()
         .and_then(|s| Some((s.split_once('x')?.0.parse().ok()?, s.split_once('x')?.1.parse().ok()?)))
         .unwrap_or((500, 20));
-    let rig = Rig::new("kafka-10k", 4, 3);
+    let rig = Rig::new("kafka-10k", 4, 3, Events::None);
     let client = &rig.client;
     let host = HostProcess::start(&rig.options);
 
@@ -134,11 +158,9 @@ fn ten_thousand_envelopes_get_exact_replies_and_a_poison_message_is_dead_lettere
         assert!(seen.replies.values().all(|ids| ids.len() == 1), "no request was answered twice");
     });
     rig.assert_outbox_drained(requests.len());
-    assert_clean(client, &requests);
+    assert_clean(&rig, &requests);
     assert_versions(&host, entities, per_entity);
     assert_eq!(host.metric("onex_dlq_total"), Some(1.0));
-    assert!(client.seen.borrow().events.values().all(|ids| ids.len() == 1), "no outbox row was published twice");
-    assert_eq!(host.metric("onex_outbox_published_total"), Some(requests.len() as f64));
 }
 
 #[test]
@@ -149,7 +171,7 @@ fn a_host_killed_five_times_and_restarted_loses_nothing_and_applies_each_transit
     // longer than the CI budget on two cores.
     const ENTITIES: usize = 250;
     const PER_ENTITY: usize = 20;
-    let rig = Rig::new("kafka-kill", 4, 5);
+    let rig = Rig::new("kafka-kill", 4, 5, Events::None);
     let (client, options) = (&rig.client, &rig.options);
     let mut host = HostProcess::start(options);
     let publisher = rig.publish_in_background(toggles(ENTITIES, PER_ENTITY));
@@ -169,7 +191,7 @@ fn a_host_killed_five_times_and_restarted_loses_nothing_and_applies_each_transit
     let requests = publisher.join().unwrap();
     client.wait_for_outcomes(&requests, Duration::from_secs(300)).unwrap_or_else(|e| panic!("{e}\n{}", host.logs()));
     rig.assert_outbox_drained(requests.len());
-    assert_clean(client, &requests);
+    assert_clean(&rig, &requests);
     assert_versions(&host, ENTITIES, PER_ENTITY);
 }
 
@@ -178,7 +200,7 @@ fn three_hosts_share_twelve_partitions_and_one_killed_under_load_loses_nothing()
     let _serial = one_at_a_time();
     const ENTITIES: usize = 240;
     const PER_ENTITY: usize = 20;
-    let rig = Rig::new("kafka-three", 12, 5);
+    let rig = Rig::new("kafka-three", 12, 5, Events::Emitted);
     let client = &rig.client;
     let mut hosts: Vec<HostProcess> = (0..3).map(|_| HostProcess::start(&rig.options)).collect();
     let requests = client.send_all(&toggles(ENTITIES, PER_ENTITY));
@@ -194,7 +216,7 @@ fn three_hosts_share_twelve_partitions_and_one_killed_under_load_loses_nothing()
         .unwrap_or_else(|e| panic!("{e}\n{}", hosts[0].logs()));
     eprintln!("the rest of the run after the kill took {:?}", at.elapsed());
     rig.assert_outbox_drained(requests.len());
-    assert_clean(client, &requests);
+    assert_clean(&rig, &requests);
     assert_versions(&hosts[0], ENTITIES, PER_ENTITY);
     let consumed: f64 = hosts.iter().map(|h| h.metric("onex_bus_consumed_total").unwrap_or(0.0)).sum();
     assert!(
@@ -208,7 +230,7 @@ fn the_broker_stopped_for_ten_seconds_mid_run_is_ridden_out_without_losing_anyth
     let _serial = one_at_a_time();
     const ENTITIES: usize = 100;
     const PER_ENTITY: usize = 20;
-    let mut rig = Rig::new("kafka-broker", 4, 5);
+    let mut rig = Rig::new("kafka-broker", 4, 5, Events::Emitted);
     let client = Arc::clone(&rig.client);
     let host = HostProcess::start(&rig.options);
     let ready = || host.get("/health/ready").0;
@@ -228,6 +250,6 @@ fn the_broker_stopped_for_ten_seconds_mid_run_is_ridden_out_without_losing_anyth
     let requests = publisher.join().unwrap();
     client.wait_for_outcomes(&requests, Duration::from_secs(300)).unwrap_or_else(|e| panic!("{e}\n{}", host.logs()));
     rig.assert_outbox_drained(requests.len());
-    assert_clean(&client, &requests);
+    assert_clean(&rig, &requests);
     assert_versions(&host, ENTITIES, PER_ENTITY);
 }
