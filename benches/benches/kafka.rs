@@ -27,6 +27,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use serde_json::json;
+use tokio::sync::Semaphore;
 
 const REQUESTS: usize = 2_000;
 /// Requests in flight at most (tansu reads a partition's whole backlog per fetch).
@@ -73,15 +74,15 @@ async fn drive(names: &Names, answer_of: fn(&[u8]) -> Option<String>) -> (Durati
     let mut answers =
         bus.subscribe(&format!("{}-client", names.group), std::slice::from_ref(&names.reply)).await.unwrap();
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // One permit per request that may be unanswered; an answer gives its permit back.
+    let window = Arc::new(Semaphore::new(WINDOW));
     let started = Instant::now();
     let publisher = {
-        let (bus, sent, done, topic) = (Arc::clone(&bus), Arc::clone(&sent), Arc::clone(&done), names.request.clone());
+        let (bus, sent, window, topic) =
+            (Arc::clone(&bus), Arc::clone(&sent), Arc::clone(&window), names.request.clone());
         tokio::spawn(async move {
             for n in 0..REQUESTS {
-                while n >= done.load(std::sync::atomic::Ordering::Relaxed) + WINDOW {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
+                window.acquire().await.unwrap().forget();
                 let request = Envelope::request(new_uuid_v7(), "local.echo", json!({"n": n}), now_utc());
                 sent.lock().unwrap().insert(request.envelope_id.to_string(), Instant::now());
                 bus.publish(to_message(&topic, Some(format!("entity-{}", n % 64)), &request)).await.unwrap();
@@ -94,7 +95,7 @@ async fn drive(names: &Names, answer_of: fn(&[u8]) -> Option<String>) -> (Durati
         let Some(id) = answer_of(&message.payload) else { continue };
         if let Some(at) = sent.lock().unwrap().remove(&id) {
             latencies.push(at.elapsed());
-            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            window.add_permits(1);
         }
     }
     let elapsed = started.elapsed();

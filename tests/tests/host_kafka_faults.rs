@@ -19,6 +19,9 @@ use onex_e2e::postgres::Database;
 use onex_e2e::{TOGGLE_REDUCER, contracts_with, scratch_dir, toggle_reducer_without_events};
 use serde_json::{Value as Json, json};
 
+/// How long the broker stays down in the outage test.
+const OUTAGE: Duration = Duration::from_secs(10);
+
 /// One test at a time: each loads a broker of its own and host processes onto two cores, and
 /// its waits are sized for the machine to itself.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -80,6 +83,14 @@ impl Rig {
     fn publish_in_background(&self, requests: Vec<(String, String, Json)>) -> std::thread::JoinHandle<Vec<String>> {
         let client = Arc::clone(&self.client);
         std::thread::spawn(move || client.send_all(&requests))
+    }
+
+    /// After a run: the outbox is drained, every request is clean ([`assert_clean`]), and every
+    /// entity is at version `per_entity` as `host` reports it.
+    fn assert_landed(&self, requests: &[String], host: &HostProcess, entities: usize, per_entity: usize) {
+        self.assert_outbox_drained(requests.len());
+        assert_clean(self, requests);
+        assert_versions(host, entities, per_entity);
     }
 
     /// Every outbox row is marked published, and there is one per transition (none without
@@ -157,9 +168,7 @@ fn ten_thousand_envelopes_get_exact_replies_and_a_poison_message_is_dead_lettere
         assert_eq!(seen.replies.len(), entities * per_entity + 1, "exactly one reply each");
         assert!(seen.replies.values().all(|ids| ids.len() == 1), "no request was answered twice");
     });
-    rig.assert_outbox_drained(requests.len());
-    assert_clean(&rig, &requests);
-    assert_versions(&host, entities, per_entity);
+    rig.assert_landed(&requests, &host, entities, per_entity);
     assert_eq!(host.metric("onex_dlq_total"), Some(1.0));
 }
 
@@ -190,9 +199,7 @@ fn a_host_killed_five_times_and_restarted_loses_nothing_and_applies_each_transit
     }
     let requests = publisher.join().unwrap();
     client.wait_for_outcomes(&requests, Duration::from_secs(300)).unwrap_or_else(|e| panic!("{e}\n{}", host.logs()));
-    rig.assert_outbox_drained(requests.len());
-    assert_clean(&rig, &requests);
-    assert_versions(&host, ENTITIES, PER_ENTITY);
+    rig.assert_landed(&requests, &host, ENTITIES, PER_ENTITY);
 }
 
 #[test]
@@ -215,9 +222,7 @@ fn three_hosts_share_twelve_partitions_and_one_killed_under_load_loses_nothing()
         .wait_for_outcomes(&requests, Duration::from_secs(300))
         .unwrap_or_else(|e| panic!("{e}\n{}", hosts[0].logs()));
     eprintln!("the rest of the run after the kill took {:?}", at.elapsed());
-    rig.assert_outbox_drained(requests.len());
-    assert_clean(&rig, &requests);
-    assert_versions(&hosts[0], ENTITIES, PER_ENTITY);
+    rig.assert_landed(&requests, &hosts[0], ENTITIES, PER_ENTITY);
     let consumed: f64 = hosts.iter().map(|h| h.metric("onex_bus_consumed_total").unwrap_or(0.0)).sum();
     assert!(
         consumed > 0.0 && hosts.iter().all(|h| h.metric("onex_bus_consumed_total").unwrap_or(0.0) > 0.0),
@@ -241,15 +246,15 @@ fn the_broker_stopped_for_ten_seconds_mid_run_is_ridden_out_without_losing_anyth
         .wait_until(Duration::from_secs(300), |seen| seen.replies.len() >= ENTITIES * PER_ENTITY / 3)
         .unwrap_or_else(|()| panic!("not a third of the replies\n{}", host.logs()));
     rig.broker.kill();
+    let stopped = Instant::now();
     eventually("/health/ready to say 503", Duration::from_secs(20), || ready() == 503);
-    // The outage itself: the broker stays down this long whatever the host does.
-    std::thread::sleep(Duration::from_secs(10));
+    // Not a wait for a condition: the fault itself, the broker down for OUTAGE from its stop,
+    // whatever the host does meanwhile.
+    std::thread::sleep(OUTAGE.saturating_sub(stopped.elapsed()));
     rig.broker.start_again();
     eventually("/health/ready to say 200 again", Duration::from_secs(60), || ready() == 200);
 
     let requests = publisher.join().unwrap();
     client.wait_for_outcomes(&requests, Duration::from_secs(300)).unwrap_or_else(|e| panic!("{e}\n{}", host.logs()));
-    rig.assert_outbox_drained(requests.len());
-    assert_clean(&rig, &requests);
-    assert_versions(&host, ENTITIES, PER_ENTITY);
+    rig.assert_landed(&requests, &host, ENTITIES, PER_ENTITY);
 }
