@@ -58,6 +58,20 @@ const BUILTIN: Table = &[
     ("kafka", &[("publish", "publish one record (topic, key, headers, value); where it landed", false)]),
     ("webhook", &[("deliver", "deliver a signed webhook, recording every attempt", false)]),
     (
+        "keycloak",
+        &[
+            ("token", "an access token: client credentials (cached), password grant or refresh", false),
+            ("verify", "verify a JWT against the realm's keys; its claims, roles and scopes", true),
+            ("introspect", "RFC 7662 introspection of a token", true),
+            ("userinfo", "the OpenID Connect userinfo of an access token", true),
+            ("create_user", "create a user through the Admin REST API", false),
+            ("get_user", "a user by id or exact username", true),
+            ("assign_realm_role", "map realm roles to a user", true),
+            ("remove_realm_role", "unmap realm roles from a user", true),
+            ("list_user_roles", "a user's realm roles (direct or effective)", true),
+        ],
+    ),
+    (
         "stamp",
         &[
             ("create", "stamp content and persist the stamp", true),

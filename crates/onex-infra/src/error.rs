@@ -134,6 +134,49 @@ pub mod codes {
         HTTP_UNAUTHORIZED = ("ONEX_INFRA_088_HTTP_UNAUTHORIZED", Auth);
         /// The server answered 409.
         HTTP_CONFLICT = ("ONEX_INFRA_089_HTTP_CONFLICT", Conflict);
+        /// The keycloak handler's configuration is invalid (issuer, client, algorithms, URLs).
+        KEYCLOAK_CONFIG = ("ONEX_INFRA_090_KEYCLOAK_CONFIG", Validation);
+        /// The identity provider cannot be reached, or answered 5xx/429, or its discovery
+        /// document or key set cannot be had (retryable).
+        KEYCLOAK_UNAVAILABLE = ("ONEX_INFRA_091_KEYCLOAK_UNAVAILABLE", Unavailable);
+        /// The provider refused the client's credentials, or the Admin API refused its token (401/403).
+        KEYCLOAK_DENIED = ("ONEX_INFRA_092_KEYCLOAK_DENIED", Auth);
+        /// The user, role or other resource does not exist (404).
+        KEYCLOAK_NOT_FOUND = ("ONEX_INFRA_093_KEYCLOAK_NOT_FOUND", NotFound);
+        /// The resource exists already (409: same username, email or role name).
+        KEYCLOAK_CONFLICT = ("ONEX_INFRA_094_KEYCLOAK_CONFLICT", Conflict);
+        /// The provider refused the request as invalid (400 and other 4xx, `invalid_grant`),
+        /// or the handler's configuration does not allow it (password grant, no admin URL).
+        KEYCLOAK_REJECTED = ("ONEX_INFRA_095_KEYCLOAK_REJECTED", Validation);
+        /// The provider answered something the handler cannot read.
+        KEYCLOAK_UNEXPECTED = ("ONEX_INFRA_096_KEYCLOAK_UNEXPECTED", Internal);
+        /// A token that is not a well-formed JWS compact JWT (three base64url parts, JSON
+        /// header and claims).
+        TOKEN_MALFORMED = ("ONEX_INFRA_100_TOKEN_MALFORMED", Auth);
+        /// A token past its `exp` (beyond the leeway).
+        TOKEN_EXPIRED = ("ONEX_INFRA_101_TOKEN_EXPIRED", Auth);
+        /// A token before its `nbf` (beyond the leeway).
+        TOKEN_NOT_YET_VALID = ("ONEX_INFRA_102_TOKEN_NOT_YET_VALID", Auth);
+        /// A token whose `iss` is not the configured issuer.
+        TOKEN_WRONG_ISSUER = ("ONEX_INFRA_103_TOKEN_WRONG_ISSUER", Auth);
+        /// A token whose `aud` names none of the configured audiences.
+        TOKEN_WRONG_AUDIENCE = ("ONEX_INFRA_104_TOKEN_WRONG_AUDIENCE", Auth);
+        /// A token signed with an algorithm outside the allow-list (`none` and HMAC always are).
+        TOKEN_ALGORITHM_REFUSED = ("ONEX_INFRA_105_TOKEN_ALGORITHM_REFUSED", Auth);
+        /// A token whose `kid` is not in the realm's key set, even after one refresh.
+        TOKEN_KEY_UNKNOWN = ("ONEX_INFRA_106_TOKEN_KEY_UNKNOWN", Auth);
+        /// A token whose signature does not verify with the key its `kid` names.
+        TOKEN_BAD_SIGNATURE = ("ONEX_INFRA_107_TOKEN_BAD_SIGNATURE", Auth);
+        /// A token that lacks a claim the verifier requires (`exp`, `iss`).
+        TOKEN_MISSING_CLAIM = ("ONEX_INFRA_108_TOKEN_MISSING_CLAIM", Auth);
+        /// An admin API request without valid credentials (answered 401).
+        ADMIN_UNAUTHENTICATED = ("ONEX_INFRA_110_ADMIN_UNAUTHENTICATED", Auth);
+        /// An admin API request whose credentials lack the role the route needs (answered 403).
+        ADMIN_FORBIDDEN = ("ONEX_INFRA_111_ADMIN_FORBIDDEN", Auth);
+        /// `admin` in the runtime config is invalid, or unsafe (`auth: none` off loopback).
+        ADMIN_CONFIG = ("ONEX_INFRA_112_ADMIN_CONFIG", Validation);
+        /// A request whose headers or body did not arrive within the admin API's read timeouts.
+        ADMIN_REQUEST_TIMEOUT = ("ONEX_INFRA_113_ADMIN_REQUEST_TIMEOUT", Timeout);
     }
 }
 

@@ -58,6 +58,7 @@ impl Registry {
         registry.register(Arc::new(crate::handlers::ConsulHandlerFactory))?;
         registry.register(Arc::new(crate::handlers::VaultHandlerFactory))?;
         registry.register(Arc::new(crate::handlers::KafkaHandlerFactory))?;
+        registry.register(Arc::new(crate::handlers::KeycloakHandlerFactory))?;
         Ok(registry)
     }
 

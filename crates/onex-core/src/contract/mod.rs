@@ -2,6 +2,7 @@
 //! with every error located (source, line, column, field path) and validated semantically.
 
 pub(crate) mod decode;
+mod admin;
 mod delivery;
 mod diagnostic;
 mod document;
@@ -19,6 +20,7 @@ mod version;
 mod workflow;
 mod workflow_contract;
 
+pub use admin::{AdminAuth, AdminConfig};
 pub use decode::MAX_CONTRACT_BYTES;
 pub use delivery::{DeliveryConfig, RetentionConfig};
 pub use diagnostic::{ContractErrors, Diagnostic, Loaded, Severity};

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
+use super::admin::AdminConfig;
 use super::decode::{Cx, Decode, decode_enum, join, to_json};
 use super::delivery::{DeliveryConfig, RetentionConfig};
 use super::diagnostic::Diagnostic;
@@ -186,7 +187,7 @@ const SECRET_KEYS: &[&str] = &["password", "token", "secret", "api_key", "secret
 
 /// Reports every string under a secret-like key that is not a secret reference, at the line
 /// where it is written.
-fn check_secrets(cx: &mut Cx, node: &Node, path: &str) {
+pub(super) fn check_secrets(cx: &mut Cx, node: &Node, path: &str) {
     match &node.value {
         Value::Map(entries) => {
             for (k, v) in entries {
@@ -231,10 +232,14 @@ pub struct RuntimeConfig {
     pub handlers: BTreeMap<String, HandlerConfig>,
     /// Admin HTTP listen address.
     pub admin_addr: String,
+    /// Who may call the admin API and its read timeouts.
+    pub admin: AdminConfig,
     /// Most time shutdown waits for in-flight work.
     pub drain_timeout_ms: u64,
     /// Most envelopes processed at once.
     pub max_in_flight: u32,
+    /// Most workflow runs driven at once; a run beyond it waits for one to finish.
+    pub max_workflow_runs: u32,
     /// Largest envelope accepted.
     pub max_envelope_bytes: u64,
     /// How the bus consumer retries failed envelopes in place and when it dead-letters them.
@@ -259,6 +264,10 @@ impl Decode for RuntimeConfig {
             Some(n) => DeliveryConfig::decode(cx, n, &join(path, "delivery")),
             None => Some(DeliveryConfig::default()),
         };
+        let admin = match f.node("admin") {
+            Some(n) => AdminConfig::decode(cx, n, &join(path, "admin")),
+            None => Some(AdminConfig::default()),
+        };
         let retention = match f.node("retention") {
             Some(n) => RetentionConfig::decode(cx, n, &join(path, "retention")),
             None => Some(RetentionConfig::default()),
@@ -271,8 +280,10 @@ impl Decode for RuntimeConfig {
             state_store: state_store?,
             handlers: f.or(cx, "handlers", BTreeMap::new()),
             admin_addr: f.or(cx, "admin_addr", "127.0.0.1:8085".to_owned()),
+            admin: admin?,
             drain_timeout_ms: f.or(cx, "drain_timeout_ms", 10_000),
             max_in_flight: f.or(cx, "max_in_flight", 1024),
+            max_workflow_runs: f.or(cx, "max_workflow_runs", 256),
             max_envelope_bytes: f.or(cx, "max_envelope_bytes", 1 << 20),
             delivery: delivery?,
             retention: retention?,
@@ -301,6 +312,7 @@ pub const OVERRIDES: &[(&str, &str)] = &[
     ("ONEX_ADMIN_ADDR", "admin_addr"),
     ("ONEX_DRAIN_TIMEOUT_MS", "drain_timeout_ms"),
     ("ONEX_MAX_IN_FLIGHT", "max_in_flight"),
+    ("ONEX_MAX_WORKFLOW_RUNS", "max_workflow_runs"),
     ("ONEX_MAX_ENVELOPE_BYTES", "max_envelope_bytes"),
     ("ONEX_DELIVERY_MAX_ATTEMPTS", "delivery.max_attempts"),
     ("ONEX_DELIVERY_BACKOFF_MS", "delivery.backoff_ms"),
@@ -383,6 +395,7 @@ impl RuntimeConfig {
             "admin_addr" => self.admin_addr = value.to_owned(),
             "drain_timeout_ms" => put!(self.drain_timeout_ms),
             "max_in_flight" => put!(self.max_in_flight),
+            "max_workflow_runs" => put!(self.max_workflow_runs),
             "max_envelope_bytes" => put!(self.max_envelope_bytes),
             "delivery.max_attempts" => put!(self.delivery.max_attempts),
             "delivery.backoff_ms" => put!(self.delivery.backoff_ms),

@@ -19,7 +19,8 @@ use onex_core::contract::{ContractSet, RuntimeConfig, Severity, load_runtime_con
 use onex_spi::{HandlerInit, SecretStore};
 use tokio::net::TcpListener;
 
-use crate::admin::{AdminState, router};
+use crate::admin::auth::{self, AdminAccess};
+use crate::admin::{AdminState, AdminTimeouts, router, serve};
 use crate::contracts::{ContractReport, load_bundled_contracts, load_contracts};
 use crate::handlers::consul::{ConsulHandler, deregister_host, register_host};
 use crate::handlers::vault::VaultSecretStore;
@@ -77,20 +78,22 @@ async fn serve(args: RunArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {} (admin_addr): {e}", config.admin_addr))?;
     let listener_addr = listener.local_addr().map_err(|e| format!("admin listener: {e}"))?;
     let admin_addr = listener_addr.to_string();
-    let admin = AdminState::default();
+    let secrets = secret_store(&config, &data_dir).await?;
+    let access = AdminAccess::from_config(&config.admin.auth, listener_addr, &data_dir, secrets.as_ref())
+        .await
+        .map_err(|e| format!("cannot start ({}): {}", e.code(), e.message()))?;
+    let admin = AdminState::new(access, AdminTimeouts::from_config(&config.admin));
     let (stop_http, mut http_stop) = tokio::sync::watch::channel(false);
     let app = router(admin.clone());
-    let server = tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = http_stop.wait_for(|stop| *stop).await;
-        };
-        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
-    });
+    let header_timeout = Duration::from_millis(config.admin.header_timeout_ms);
+    let server = tokio::spawn(serve::serve(listener, app, header_timeout, async move {
+        let _ = http_stop.wait_for(|stop| *stop).await;
+    }));
     let drain = Duration::from_millis(config.drain_timeout_ms);
     let consul = config.handlers.get("consul").filter(|h| h.enabled).map(|h| h.config.clone());
     let runtime_name = config.runtime_name.clone();
+    let auth_mode = auth::describe(&config.admin.auth);
     let bound = listener_addr;
-    let secrets = secret_store(&config, &data_dir).await?;
     let setup = HostSetup { config, contracts, registry, data_dir: data_dir.clone(), secrets: Arc::clone(&secrets) };
     let running = start(setup).await.map_err(|e| format!("cannot start: {e}"))?;
     let unbound = running.host().dispatcher().unbound();
@@ -109,6 +112,7 @@ async fn serve(args: RunArgs) -> Result<(), String> {
     admin.set_host(Arc::clone(running.host()));
     tracing::info!(
         admin = %admin_addr,
+        admin_auth = auth_mode,
         data_dir = %data_dir.display(),
         operations = running.host().dispatcher().operations().count(),
         resumed_runs = running.resumed_runs(),

@@ -366,12 +366,28 @@ impl Dispatcher {
         }
     }
 
-    /// Every handler's health.
-    pub async fn health(&self) -> Vec<(String, Health)> {
-        let mut out = Vec::with_capacity(self.handlers.len());
+    /// Every handler's health, checked at once; one without an answer within `deadline` is
+    /// reported unhealthy (a hanging dependency cannot hold `/health/ready`).
+    pub async fn health_within(&self, deadline: std::time::Duration) -> Vec<(String, Health)> {
+        let mut checks = tokio::task::JoinSet::new();
         for (name, handler) in &self.handlers {
-            out.push((name.clone(), handler.health().await));
+            let (name, handler) = (name.clone(), Arc::clone(handler));
+            checks.spawn(async move {
+                let health = match tokio::time::timeout(deadline, handler.health()).await {
+                    Ok(health) => health,
+                    Err(_) => Health::Unhealthy(format!("no answer within {} ms", deadline.as_millis())),
+                };
+                (name, health)
+            });
         }
+        let mut out = Vec::with_capacity(self.handlers.len());
+        while let Some(joined) = checks.join_next().await {
+            match joined {
+                Ok(check) => out.push(check),
+                Err(e) => tracing::warn!(error = %e, "a handler's health check panicked"),
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 

@@ -42,8 +42,13 @@ pub(super) async fn drive(
 ) {
     let lease = host.claims.run.clone();
     let workflow = spec.plan.name.clone();
+    // A run beyond `max_workflow_runs` waits here for a place, its lease kept alive meanwhile.
+    let run = async {
+        let _place = host.workflow_slots.acquire().await.ok();
+        steps(&host, &spec, run_id, trigger, &journal, &lease).await
+    };
     let outcome = tokio::select! {
-        outcome = steps(&host, &spec, run_id, trigger, &journal, &lease) => outcome,
+        outcome = run => outcome,
         () = keep_lease(&host, run_id, &lease) => Err(Interrupted::LeaseLost),
     };
     match outcome {

@@ -42,6 +42,8 @@ pub struct Limits {
     pub max_envelope_bytes: usize,
     /// Most envelopes taken in over HTTP at once; more are refused with 503.
     pub max_in_flight: usize,
+    /// Most workflow runs driven at once; more wait (holding their lease) for a free place.
+    pub max_workflow_runs: usize,
 }
 
 /// This host's name in the store's claims, and how long they last.
@@ -75,6 +77,8 @@ pub struct RuntimeHost {
     pub(super) limits: Limits,
     pub(super) claims: Claims,
     ingress_slots: Arc<Semaphore>,
+    /// Places for workflow runs being driven (`max_workflow_runs`).
+    pub(super) workflow_slots: Semaphore,
     ready: AtomicBool,
     draining: AtomicBool,
 }
@@ -118,6 +122,7 @@ impl RuntimeHost {
             limits,
             claims,
             ingress_slots: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
+            workflow_slots: Semaphore::new(limits.max_workflow_runs.max(1)),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
         }

@@ -174,6 +174,7 @@ pub async fn start_with_bus(setup: HostSetup, bus: Arc<dyn EventBus>) -> Result<
     let limits = Limits {
         max_envelope_bytes: usize::try_from(config.max_envelope_bytes).unwrap_or(usize::MAX),
         max_in_flight: config.max_in_flight as usize,
+        max_workflow_runs: config.max_workflow_runs as usize,
     };
     let owner = format!("{}/{}", config.runtime_name, new_uuid_v7());
     let claims = Claims::new(

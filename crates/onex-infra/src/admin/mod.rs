@@ -3,13 +3,19 @@
 //! `onex-correlation-id`), and lookups of reducer state and workflow runs.
 //!
 //! The server starts before the host so that `/health/live` answers during start-up;
-//! everything else answers 503 until [`AdminState::set_host`] is called.
+//! everything else answers 503 until [`AdminState::set_host`] is called. Every route but
+//! `/health/*` is guarded by [`auth`]; [`serve`] is the server it runs in.
+
+pub mod auth;
+pub mod serve;
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, State};
+use axum::middleware::from_fn_with_state;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,16 +23,50 @@ use onex_core::envelope::{Envelope, ReplyError, bus_headers};
 use onex_core::error::{Classified, ErrorCategory, codes as core_codes};
 use serde_json::{Value as Json, json};
 
+use self::auth::{AdminAccess, RouteClass};
 use crate::error::codes;
 use crate::host::RuntimeHost;
 
-/// What the handlers share: the host, once it is started.
+/// The admin API's deadlines.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminTimeouts {
+    /// Most time a request's body may take to arrive (408 after).
+    pub body: Duration,
+    /// Most time `/health/ready` waits for the checks.
+    pub ready: Duration,
+}
+
+impl Default for AdminTimeouts {
+    fn default() -> Self {
+        let defaults = onex_core::contract::AdminConfig::default();
+        Self::from_config(&defaults)
+    }
+}
+
+impl AdminTimeouts {
+    /// The deadlines `admin:` of the runtime config sets.
+    pub fn from_config(config: &onex_core::contract::AdminConfig) -> Self {
+        Self {
+            body: Duration::from_millis(config.body_timeout_ms),
+            ready: Duration::from_millis(config.ready_timeout_ms),
+        }
+    }
+}
+
+/// What the handlers share: the host, once it is started; who may call; the deadlines.
 #[derive(Debug, Clone, Default)]
 pub struct AdminState {
     host: Arc<OnceLock<Arc<RuntimeHost>>>,
+    access: Arc<AdminAccess>,
+    timeouts: AdminTimeouts,
 }
 
 impl AdminState {
+    /// A state guarded by `access`, with `timeouts`.
+    pub fn new(access: AdminAccess, timeouts: AdminTimeouts) -> Self {
+        Self { host: Arc::default(), access: Arc::new(access), timeouts }
+    }
+
     /// Makes the started host reachable through the API.
     pub fn set_host(&self, host: Arc<RuntimeHost>) {
         let _ = self.host.set(host);
@@ -43,38 +83,49 @@ impl AdminState {
 
 /// The admin routes.
 pub fn router(state: AdminState) -> Router {
+    let guard = |class: RouteClass| from_fn_with_state((Arc::clone(&state.access), class), auth::require);
+    let guarded = |path: &str, route: axum::routing::MethodRouter<AdminState>, class: RouteClass| {
+        Router::new().route(path, route).route_layer(guard(class))
+    };
     Router::new()
         .route("/health/live", get(|| async { json_response(StatusCode::OK, &json!({ "status": "live" })) }))
         .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/v1/envelopes", post(ingest))
-        .route("/v1/state/{fsm}/{key}", get(entity_state))
-        .route("/v1/workflows/{run_id}", get(workflow_run))
+        .merge(guarded("/metrics", get(metrics), RouteClass::Metrics))
+        .merge(guarded("/v1/envelopes", post(ingest), RouteClass::Ingress))
+        .merge(guarded("/v1/state/{fsm}/{key}", get(entity_state), RouteClass::StateRead))
+        .merge(guarded("/v1/workflows/{run_id}", get(workflow_run), RouteClass::WorkflowRead))
         .fallback(|| async {
             failure(StatusCode::NOT_FOUND, &ReplyError::new(codes::NOT_FOUND, "no such admin endpoint"))
         })
         .with_state(state)
 }
 
+/// Readiness within `ready_timeout_ms` whatever hangs: each handler's check and the host's own
+/// (bus, store) run at once, and one without an answer by the deadline counts as failed.
 async fn ready(State(state): State<AdminState>) -> Response {
     let Some(host) = state.host.get() else {
         return json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({ "status": "starting" }));
     };
-    let handlers: serde_json::Map<String, Json> = host
-        .dispatcher()
-        .health()
-        .await
-        .into_iter()
-        .map(|(name, health)| (name, Json::String(format!("{health:?}"))))
-        .collect();
+    let deadline = state.timeouts.ready;
+    let (checks, ready) =
+        tokio::join!(host.dispatcher().health_within(deadline), tokio::time::timeout(deadline, host.is_ready()));
+    let handlers: serde_json::Map<String, Json> =
+        checks.into_iter().map(|(name, health)| (name, Json::String(format!("{health:?}")))).collect();
     // Handlers contracts bind that nothing serves: the host is ready for everything else.
     let unbound = json!(host.dispatcher().unbound());
-    if host.is_ready().await {
-        json_response(StatusCode::OK, &json!({ "status": "ready", "handlers": handlers, "unbound_handlers": unbound }))
-    } else {
-        let status = if host.is_draining() { "draining" } else { "not ready" };
-        let body = json!({ "status": status, "handlers": handlers, "unbound_handlers": unbound });
-        json_response(StatusCode::SERVICE_UNAVAILABLE, &body)
+    match ready {
+        Ok(true) => {
+            json_response(StatusCode::OK, &json!({ "status": "ready", "handlers": handlers, "unbound_handlers": unbound }))
+        }
+        outcome => {
+            let status = match outcome {
+                Err(_) => "not ready: the bus or store check did not answer in time",
+                Ok(_) if host.is_draining() => "draining",
+                Ok(_) => "not ready",
+            };
+            let body = json!({ "status": status, "handlers": handlers, "unbound_handlers": unbound });
+            json_response(StatusCode::SERVICE_UNAVAILABLE, &body)
+        }
     }
 }
 
@@ -83,7 +134,8 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         Ok(host) => host,
         Err(response) => return response,
     };
-    let text = host.render_metrics().await;
+    let mut text = host.render_metrics().await;
+    text.push_str(&state.access.render_metrics());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -98,16 +150,12 @@ async fn ingest(State(state): State<AdminState>, body: Body) -> Response {
         host.metrics().refused(&error.code);
         return failure(StatusCode::SERVICE_UNAVAILABLE, &error);
     }
-    let Some(_slot) = host.admit() else {
-        let message = format!("{} envelopes are in flight (max_in_flight); retry shortly", host.limits().max_in_flight);
-        let error = ReplyError::new(codes::OVERLOADED, message);
-        host.metrics().refused(&error.code);
-        return failure(StatusCode::SERVICE_UNAVAILABLE, &error);
-    };
+    // The body is read before a slot is taken: a slow sender holds its connection, not a slot.
     let cap = host.limits().max_envelope_bytes;
-    let bytes = match to_bytes(body, cap.saturating_add(1)).await {
-        Ok(bytes) => bytes,
-        Err(e) => {
+    let deadline = state.timeouts.body;
+    let bytes = match tokio::time::timeout(deadline, to_bytes(body, cap.saturating_add(1))).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
             let too_large =
                 std::error::Error::source(&e).is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>());
             let (status, error) = if too_large {
@@ -120,6 +168,18 @@ async fn ingest(State(state): State<AdminState>, body: Body) -> Response {
             host.metrics().refused(&error.code);
             return failure(status, &error);
         }
+        Err(_) => {
+            let message = format!("the request body did not arrive within {} ms (admin.body_timeout_ms)", deadline.as_millis());
+            let error = ReplyError::new(codes::ADMIN_REQUEST_TIMEOUT, message);
+            host.metrics().refused(&error.code);
+            return failure(StatusCode::REQUEST_TIMEOUT, &error);
+        }
+    };
+    let Some(_slot) = host.admit() else {
+        let message = format!("{} envelopes are in flight (max_in_flight); retry shortly", host.limits().max_in_flight);
+        let error = ReplyError::new(codes::OVERLOADED, message);
+        host.metrics().refused(&error.code);
+        return failure(StatusCode::SERVICE_UNAVAILABLE, &error);
     };
     let request = match Envelope::decode(&bytes, cap, crate::ids::minted()) {
         Ok(request) => request,
