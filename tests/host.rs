@@ -233,11 +233,20 @@ pub fn wait_for<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Opti
 
 /// One HTTP/1.1 request on a fresh connection: status and body.
 pub fn http(addr: &str, method: &str, path: &str, body: Option<&[u8]>) -> (u16, String) {
+    http_with(addr, method, path, &[], body)
+}
+
+/// One HTTP/1.1 request with extra `headers` on a fresh connection: status and body (60 s at
+/// most for the answer).
+pub fn http_with(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
     let body = body.unwrap_or_default();
+    let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+    let typed = headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+    let content_type = if typed { "" } else { "Content-Type: application/json\r\n" };
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{content_type}Content-Length: {}\r\n{extra}Connection: close\r\n\r\n",
         body.len()
     );
     let sent = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body));

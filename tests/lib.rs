@@ -73,6 +73,15 @@ pub fn contracts_with(name: &str, extra: &[(&str, &str)]) -> PathBuf {
     dir
 }
 
+/// The repository's runtime config with its `admin:` section's `auth: none` line replaced by
+/// `admin` (lines indented under `admin:`, e.g. `  auth: {static_token: "${env:T}"}`).
+pub fn runtime_config_with_admin(admin: &str) -> String {
+    let path = repo_root().join("contracts/runtime/runtime_config.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(text.contains("\nadmin:\n  auth: none\n"), "the runtime config's admin section moved");
+    text.replace("\nadmin:\n  auth: none\n", &format!("\nadmin:\n{admin}\n"))
+}
+
 /// A toggle reducer: two states, flip and flop alternate, so an event applied out of order or
 /// twice is refused instead of passing unseen. Entering either state emits one `toggled` event
 /// to [`TOGGLED_TOPIC`] (no host consumes it), so every transition leaves exactly one outbox row.
@@ -170,5 +179,6 @@ pub fn service_setting(key: &str, default: &str) -> String {
 }
 
 pub mod consul_fixture;
+pub mod keycloak_fixture;
 pub mod host;
 pub mod postgres;

@@ -1,5 +1,6 @@
 //! `cargo xtask services up|down|status`: the external services the integration tests need
-//! (PostgreSQL, RustyVault, a Kafka-protocol broker), used if already running, else started or installed on this machine.
+//! (PostgreSQL, RustyVault, a Kafka-protocol broker, an OpenID Connect provider: oidc-provider on
+//! Node), used if already running, else started or installed on this machine.
 //!
 //! `up` also makes the Python venv the tests run outside clients with (aiokafka).
 //!
@@ -8,6 +9,7 @@
 //! pid as `<service>.<key>` lines); `down` stops only that.
 
 mod http;
+mod oidc;
 mod postgres;
 mod process;
 mod python;
@@ -83,6 +85,16 @@ const SERVICES: &[Service] = &[
         start: tansu::start,
         stop: tansu::stop,
         prepare: tansu::prepare,
+    },
+    Service {
+        name: "oidc",
+        addr: oidc::ADDR,
+        env_keys: &["ONEX_OIDC_ISSUER", "ONEX_OIDC_KEYS", "ONEX_OIDC_SERVER", "ONEX_NODE"],
+        installed: oidc::installed,
+        install: oidc::install,
+        start: oidc::start,
+        stop: oidc::stop,
+        prepare: oidc::prepare,
     },
 ];
 

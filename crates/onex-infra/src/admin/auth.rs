@@ -80,7 +80,7 @@ impl Routes {
 enum Mode {
     Open,
     StaticToken(Secret),
-    Bearer { verifier: JwtVerifier, routes: Routes },
+    Bearer { verifier: Box<JwtVerifier>, routes: Routes },
 }
 
 /// The admin API's access policy and its refusal counters.
@@ -143,7 +143,7 @@ impl AdminAccess {
                 };
                 let config = KeycloakConfig::parse(&section, data_dir)
                     .map_err(|e| config_error(format!("bearer: {}", e.message().trim_start_matches("keycloak handler config: "))))?;
-                Ok(Self::with_mode(Mode::Bearer { verifier: JwtVerifier::from_config(&config, data_dir)?, routes }))
+                Ok(Self::with_mode(Mode::Bearer { verifier: Box::new(JwtVerifier::from_config(&config, data_dir)?), routes }))
             }
         }
     }

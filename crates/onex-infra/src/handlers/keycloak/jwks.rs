@@ -36,8 +36,8 @@ struct KeySet {
 #[derive(Debug)]
 pub(crate) struct Jwks {
     current: RwLock<Arc<KeySet>>,
-    /// When the last fetch started; held while fetching.
-    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// When the last fetch an unknown `kid` caused started; held while fetching.
+    last_unknown_kid_fetch: tokio::sync::Mutex<Option<Instant>>,
     min_interval: Duration,
     max_age: Duration,
     fetches: std::sync::atomic::AtomicU64,
@@ -47,7 +47,7 @@ impl Jwks {
     pub fn new(min_interval: Duration, max_age: Duration) -> Self {
         Self {
             current: RwLock::new(Arc::new(KeySet::default())),
-            last_fetch: tokio::sync::Mutex::new(None),
+            last_unknown_kid_fetch: tokio::sync::Mutex::new(None),
             min_interval,
             max_age,
             fetches: std::sync::atomic::AtomicU64::new(0),
@@ -91,22 +91,24 @@ impl Jwks {
         })
     }
 
-    /// Fetches the key set unless another caller just did (its result is used) or, when not
-    /// `forced`, the last fetch is more recent than `min_interval`.
-    async fn refresh(&self, provider: &Provider, forced: bool) -> SpiResult<Arc<KeySet>> {
+    /// Fetches the key set unless another caller just did (its result is used). A fetch for an
+    /// unknown `kid` (`stale` false) is skipped when the last such fetch is more recent than
+    /// `min_interval`; a fetch of a missing or stale set always happens.
+    async fn refresh(&self, provider: &Provider, stale: bool) -> SpiResult<Arc<KeySet>> {
         let before = self.snapshot().fetched_at;
-        let mut last = self.last_fetch.lock().await;
+        let mut last_unknown = self.last_unknown_kid_fetch.lock().await;
         let current = self.snapshot();
         if current.fetched_at != before {
             return Ok(current); // fetched while this caller waited
         }
-        if !forced && last.is_some_and(|at| at.elapsed() < self.min_interval) {
-            return Ok(current);
+        if !stale {
+            if last_unknown.is_some_and(|at| at.elapsed() < self.min_interval) {
+                return Ok(current);
+            }
+            *last_unknown = Some(Instant::now());
         }
-        *last = Some(Instant::now());
-        let fetched = fetch(provider).await?;
+        let fetched = Arc::new(fetch(provider).await?);
         self.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let fetched = Arc::new(fetched);
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&fetched);
         Ok(fetched)
     }

@@ -112,7 +112,15 @@ impl Provider {
             }
             None => Bytes::new(),
         };
-        self.client.send(ctx, Outgoing { method, url, headers, body }, None).await.map_err(|e| transport(ctx, &e))
+        let idempotent = matches!(method, Method::GET | Method::PUT | Method::DELETE);
+        let outgoing = Outgoing { method, url, headers, body };
+        match self.client.send(ctx, outgoing.clone(), None).await {
+            // A pooled connection the provider closed (it restarted): once more on a new one.
+            Err(e) if idempotent && e.code() == codes::HTTP_CONNECTION_FAILED.as_str() => {
+                self.client.send(ctx, outgoing, None).await.map_err(|e| transport(ctx, &e))
+            }
+            answer => answer.map_err(|e| transport(ctx, &e)),
+        }
     }
 
     /// The transport `oauth2` requests go through; `ctx` starts its error messages.

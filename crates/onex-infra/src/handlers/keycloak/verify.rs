@@ -10,7 +10,7 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, Validation};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
 use onex_spi::{SpiError, SpiResult};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
@@ -47,7 +47,11 @@ impl VerifiedToken {
 pub struct JwtVerifier {
     provider: Arc<Provider>,
     jwks: Jwks,
-    validation: Validation,
+    /// The allowed algorithms.
+    algorithms: Vec<Algorithm>,
+    /// One validation per key family (the JWT crate wants every algorithm a validation allows
+    /// to be of the key's family), each allowing that family's allowed algorithms.
+    validations: Vec<(AlgorithmFamily, Validation)>,
 }
 
 #[derive(Deserialize)]
@@ -67,7 +71,6 @@ impl JwtVerifier {
     /// `provider`.
     pub(crate) fn new(config: &KeycloakConfig, provider: Arc<Provider>) -> Self {
         let mut validation = Validation::new(Algorithm::RS256);
-        validation.algorithms.clone_from(&config.algorithms);
         validation.leeway = config.leeway.as_secs();
         validation.validate_nbf = true;
         validation.set_issuer(&[provider.issuer()]);
@@ -79,7 +82,17 @@ impl JwtVerifier {
             required.push("aud");
         }
         validation.set_required_spec_claims(&required);
-        Self { provider, jwks: Jwks::new(config.jwks_refresh_min_interval, config.jwks_max_age), validation }
+        let families = [AlgorithmFamily::Rsa, AlgorithmFamily::Ec, AlgorithmFamily::Ed];
+        let validations = families
+            .into_iter()
+            .filter_map(|family| {
+                let allowed: Vec<Algorithm> =
+                    config.algorithms.iter().copied().filter(|a| family.algorithms().contains(a)).collect();
+                (!allowed.is_empty()).then(|| (family, Validation { algorithms: allowed, ..validation.clone() }))
+            })
+            .collect();
+        let jwks = Jwks::new(config.jwks_refresh_min_interval, config.jwks_max_age);
+        Self { provider, jwks, algorithms: config.algorithms.clone(), validations }
     }
 
     /// A verifier with its own connection to `config`'s issuer (the admin API's bearer auth).
@@ -97,14 +110,15 @@ impl JwtVerifier {
         let token = token.trim();
         let (alg, kid) = self.header(token)?;
         let key = self.jwks.key(&self.provider, kid.as_deref()).await?;
-        if !key.family.algorithms().contains(&alg) {
+        let validation = self.validations.iter().find(|(family, _)| *family == key.family).map(|(_, v)| v);
+        let Some(validation) = validation.filter(|_| key.family.algorithms().contains(&alg)) else {
             let named = kid.as_deref().map_or_else(|| "the issuer's key".to_owned(), |k| format!("key {k}"));
             return Err(refused(
                 codes::TOKEN_ALGORITHM_REFUSED,
                 format!("the token claims {alg:?}, but {named} is a {:?} key", key.family),
             ));
-        }
-        let data = jsonwebtoken::decode::<Map<String, Json>>(token, &key.decoding, &self.validation)
+        };
+        let data = jsonwebtoken::decode::<Map<String, Json>>(token, &key.decoding, validation)
             .map_err(|e| classify(e.kind()))?;
         Ok(authorised_parts(data.claims))
     }
@@ -132,7 +146,7 @@ impl JwtVerifier {
         let parsed: Algorithm = alg
             .parse()
             .map_err(|_| refused(codes::TOKEN_ALGORITHM_REFUSED, format!("`alg: {alg}` is not an algorithm the verifier knows")))?;
-        if !self.validation.algorithms.contains(&parsed) {
+        if !self.algorithms.contains(&parsed) {
             return Err(refused(codes::TOKEN_ALGORITHM_REFUSED, format!("`alg: {alg}` is not in the configured `algorithms`")));
         }
         Ok((parsed, header.kid.map(std::borrow::Cow::into_owned)))
