@@ -73,13 +73,20 @@ pub fn contracts_with(name: &str, extra: &[(&str, &str)]) -> PathBuf {
     dir
 }
 
-/// The repository's runtime config with its `admin:` section's `auth: none` line replaced by
-/// `admin` (lines indented under `admin:`, e.g. `  auth: {static_token: "${env:T}"}`).
+/// The repository's runtime config with its whole `admin:` section replaced by `admin` (lines
+/// indented under `admin:`, e.g. `  auth: {static_token: "${env:T}"}`).
 pub fn runtime_config_with_admin(admin: &str) -> String {
     let path = repo_root().join("contracts/runtime/runtime_config.yaml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(text.contains("\nadmin:\n  auth: none\n"), "the runtime config's admin section moved");
-    text.replace("\nadmin:\n  auth: none\n", &format!("\nadmin:\n{admin}\n"))
+    let start = text.find("\nadmin:\n").unwrap_or_else(|| panic!("the runtime config has no `admin:` section")) + 1;
+    // The section ends at the next line that is neither indented nor a comment.
+    let body = start + "admin:\n".len();
+    let end = text[body..]
+        .match_indices('\n')
+        .map(|(i, _)| body + i + 1)
+        .find(|&line| text[line..].starts_with(|c: char| !c.is_whitespace() && c != '#'))
+        .unwrap_or(text.len());
+    format!("{}admin:\n{admin}\n{}", &text[..start], &text[end..])
 }
 
 /// A toggle reducer: two states, flip and flop alternate, so an event applied out of order or
