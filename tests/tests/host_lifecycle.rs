@@ -182,3 +182,33 @@ fn envelopes_beyond_max_in_flight_are_refused_with_503_not_queued() {
     assert_eq!(slow.join().unwrap().0, 200);
     assert_eq!(host.send("local.echo", json!({})).0, 200, "a slot is free again");
 }
+
+#[test]
+fn a_run_beyond_max_workflow_runs_waits_for_a_place_and_then_finishes() {
+    let contracts = contracts_with("cap", &[("orchestrators/slow.yaml", &slow_orchestrator(1500))]);
+    let options = HostOptions::new(&contracts, &scratch_dir("cap-data")).env("ONEX_MAX_WORKFLOW_RUNS", "1");
+    let host = HostProcess::start(&options);
+    let run_path = |reply: &serde_json::Value| format!("/v1/workflows/{}", reply["payload"]["run_id"].as_str().unwrap());
+    let (_, first) = host.post(&envelope("intent.slow_requested", json!({})));
+    let (status, second) = host.post(&envelope("intent.slow_requested", json!({})));
+    assert_eq!(status, 200, "the second run is accepted, not refused: {second}");
+    let (first, second) = (run_path(&first), run_path(&second));
+    let journal_len = |run: &serde_json::Value| run["journal"].as_array().map_or(0, Vec::len);
+    // Until the first run has journaled its last step, the second has not started any.
+    let mut observed_waiting = false;
+    wait_for("the first run to finish its steps", Duration::from_secs(20), || {
+        let (a, b) = (host.get_json(&first).1, host.get_json(&second).1);
+        if journal_len(&a) < 3 {
+            assert_eq!(journal_len(&b), 0, "the second run started while the first held the only place: {b}");
+            observed_waiting |= journal_len(&a) >= 1;
+            return None;
+        }
+        Some(())
+    });
+    assert!(observed_waiting, "the second run was seen waiting while the first ran");
+    let done = wait_for("the second run to finish", Duration::from_secs(20), || {
+        let run = host.get_json(&second).1;
+        (run["status"] != "running").then_some(run)
+    });
+    assert_eq!(done["status"], "succeeded", "{done}");
+}
