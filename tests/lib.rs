@@ -186,6 +186,6 @@ pub fn service_setting(key: &str, default: &str) -> String {
 }
 
 pub mod consul_fixture;
-pub mod keycloak_fixture;
 pub mod host;
+pub mod keycloak_fixture;
 pub mod postgres;

@@ -84,7 +84,8 @@ fn a_trickling_body_gets_408_and_holds_no_envelope_slot() {
     let config = runtime_config_with_admin("  auth: none\n  body_timeout_ms: 1000");
     let host = host("slow-body", &config);
     let mut stream = TcpStream::connect(&host.addr).unwrap();
-    let head = "POST /v1/envelopes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{";
+    let head =
+        "POST /v1/envelopes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{";
     stream.write_all(head.as_bytes()).unwrap();
     // While the body is owed, no envelope slot is taken.
     let metrics = http(&host.addr, "GET", "/metrics", None).1;
@@ -109,8 +110,10 @@ fn ready_answers_within_its_deadline_while_a_dependency_hangs() {
         }
     });
     let base = runtime_config_with_admin("  auth: none\n  ready_timeout_ms: 500");
-    let consul = format!("  consul:\n    enabled: true\n    config:\n      address: {address}\n      timeout_ms: 60000\n");
-    let config = base.replace("  consul:\n    enabled: false\n    config:\n      address: http://127.0.0.1:8500\n", &consul);
+    let consul =
+        format!("  consul:\n    enabled: true\n    config:\n      address: {address}\n      timeout_ms: 60000\n");
+    let config =
+        base.replace("  consul:\n    enabled: false\n    config:\n      address: http://127.0.0.1:8500\n", &consul);
     assert_ne!(config, base, "the consul section moved");
     let host = host("ready-deadline", &config);
     let mut stream = TcpStream::connect(&host.addr).unwrap();

@@ -188,7 +188,8 @@ fn a_run_beyond_max_workflow_runs_waits_for_a_place_and_then_finishes() {
     let contracts = contracts_with("cap", &[("orchestrators/slow.yaml", &slow_orchestrator(1500))]);
     let options = HostOptions::new(&contracts, &scratch_dir("cap-data")).env("ONEX_MAX_WORKFLOW_RUNS", "1");
     let host = HostProcess::start(&options);
-    let run_path = |reply: &serde_json::Value| format!("/v1/workflows/{}", reply["payload"]["run_id"].as_str().unwrap());
+    let run_path =
+        |reply: &serde_json::Value| format!("/v1/workflows/{}", reply["payload"]["run_id"].as_str().unwrap());
     let (_, first) = host.post(&envelope("intent.slow_requested", json!({})));
     let (status, second) = host.post(&envelope("intent.slow_requested", json!({})));
     assert_eq!(status, 200, "the second run is accepted, not refused: {second}");

@@ -58,22 +58,33 @@ async fn a_user_is_created_read_and_given_and_relieved_of_realm_roles() {
     assert_eq!(fixture.password_of("bob").as_deref(), Some("b0b-initial"), "the password reached Keycloak");
 
     let by_id = run(&handler, "keycloak.get_user", json!({ "id": id })).await.unwrap();
-    assert_eq!((by_id["email"].as_str(), by_id["enabled"].as_bool()), (Some("bob@example.test"), Some(true)), "{by_id}");
+    assert_eq!(
+        (by_id["email"].as_str(), by_id["enabled"].as_bool()),
+        (Some("bob@example.test"), Some(true)),
+        "{by_id}"
+    );
     assert!(by_id.get("credentials").is_none(), "Keycloak never returns credentials");
     let by_name = run(&handler, "keycloak.get_user", json!({ "username": "bob" })).await.unwrap();
     assert_eq!(by_name["id"], id.as_str());
 
-    let assigned = run(&handler, "keycloak.assign_realm_role", json!({ "user_id": id, "roles": ["onex-operator", "onex-viewer"] }))
-        .await
-        .unwrap();
+    let assigned = run(
+        &handler,
+        "keycloak.assign_realm_role",
+        json!({ "user_id": id, "roles": ["onex-operator", "onex-viewer"] }),
+    )
+    .await
+    .unwrap();
     let direct: Vec<&str> = assigned["realm_roles"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
     assert_eq!(direct, ["default-roles-onex", "onex-operator", "onex-viewer"], "{assigned}");
 
-    let effective = run(&handler, "keycloak.list_user_roles", json!({ "user_id": id, "effective": true })).await.unwrap();
-    let effective: Vec<&str> = effective["realm_roles"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    let effective =
+        run(&handler, "keycloak.list_user_roles", json!({ "user_id": id, "effective": true })).await.unwrap();
+    let effective: Vec<&str> =
+        effective["realm_roles"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
     assert!(effective.contains(&"offline_access") && effective.contains(&"onex-viewer"), "{effective:?}");
 
-    let removed = run(&handler, "keycloak.remove_realm_role", json!({ "user_id": id, "role": "onex-viewer" })).await.unwrap();
+    let removed =
+        run(&handler, "keycloak.remove_realm_role", json!({ "user_id": id, "role": "onex-viewer" })).await.unwrap();
     let listed = run(&handler, "keycloak.list_user_roles", json!({ "user_id": id })).await.unwrap();
     assert_eq!(listed["realm_roles"], removed["realm_roles"]);
     assert_eq!(listed["realm_roles"], json!(["default-roles-onex", "onex-operator"]));
@@ -88,7 +99,8 @@ async fn keycloak_refusals_become_the_handlers_codes_naming_what_was_wrong() {
     assert_eq!(e.code(), codes::KEYCLOAK_CONFLICT.as_str(), "{e}");
     assert!(e.message().contains("User exists with same username"), "{e}");
 
-    let e = run(&handler, "keycloak.get_user", json!({ "id": "00000000-0000-4000-8000-000000000000" })).await.unwrap_err();
+    let e =
+        run(&handler, "keycloak.get_user", json!({ "id": "00000000-0000-4000-8000-000000000000" })).await.unwrap_err();
     assert_eq!(e.code(), codes::KEYCLOAK_NOT_FOUND.as_str(), "{e}");
     let e = run(&handler, "keycloak.get_user", json!({ "username": "nobody" })).await.unwrap_err();
     assert_eq!(e.code(), codes::KEYCLOAK_NOT_FOUND.as_str(), "{e}");

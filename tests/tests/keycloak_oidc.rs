@@ -14,7 +14,6 @@ use keycloak_support::*;
 use onex_infra::error::codes;
 use serde_json::{Value, json};
 
-
 #[tokio::test]
 async fn a_client_credentials_token_is_obtained_once_cached_and_verified_end_to_end() {
     let handler = handler(config(&issuer(), json!({}))).await;
@@ -65,7 +64,8 @@ async fn every_refusal_has_its_own_code_and_an_unknown_kid_costs_one_refresh() {
     let valid = mint(&sound);
     let (head, rest) = valid.split_once('.').unwrap();
     let (body, signature) = rest.split_once('.').unwrap();
-    let flipped = if signature.starts_with('A') { signature.replacen('A', "B", 1) } else { format!("A{}", &signature[1..]) };
+    let flipped =
+        if signature.starts_with('A') { signature.replacen('A', "B", 1) } else { format!("A{}", &signature[1..]) };
     let cases: Vec<(&str, String, &str)> = vec![
         ("expired", mint(&with(json!({ "exp": now - 120 }))), codes::TOKEN_EXPIRED.as_str()),
         ("not yet valid", mint(&with(json!({ "nbf": now + 600 }))), codes::TOKEN_NOT_YET_VALID.as_str()),
@@ -74,7 +74,11 @@ async fn every_refusal_has_its_own_code_and_an_unknown_kid_costs_one_refresh() {
         ("alg none", unsigned(&sound), codes::TOKEN_ALGORITHM_REFUSED.as_str()),
         ("HS256 with the public key", mint_hs256_with_public_key(&sound), codes::TOKEN_ALGORITHM_REFUSED.as_str()),
         ("tampered signature", format!("{head}.{body}.{flipped}"), codes::TOKEN_BAD_SIGNATURE.as_str()),
-        ("tampered claims", format!("{head}.{}.{signature}", mint(&with(json!({"sub": "root"}))).split('.').nth(1).unwrap()), codes::TOKEN_BAD_SIGNATURE.as_str()),
+        (
+            "tampered claims",
+            format!("{head}.{}.{signature}", mint(&with(json!({"sub": "root"}))).split('.').nth(1).unwrap()),
+            codes::TOKEN_BAD_SIGNATURE.as_str(),
+        ),
         ("no exp", mint(&no_exp), codes::TOKEN_MISSING_CLAIM.as_str()),
         ("not a JWT", "not-a-jwt".to_owned(), codes::TOKEN_MALFORMED.as_str()),
     ];
@@ -124,7 +128,9 @@ async fn the_password_grant_refresh_userinfo_and_introspection_work_against_the_
     let me = execute(&handler, "keycloak.userinfo", json!({ "access_token": access })).await.unwrap();
     assert_eq!((me["sub"].as_str(), me["email"].as_str()), (Some("alice-0001"), Some("alice@example.test")), "{me}");
 
-    let renewed = execute(&handler, "keycloak.token", json!({ "grant": "refresh_token", "refresh_token": refresh })).await.unwrap();
+    let renewed = execute(&handler, "keycloak.token", json!({ "grant": "refresh_token", "refresh_token": refresh }))
+        .await
+        .unwrap();
     let access2 = renewed["access_token"].as_str().unwrap();
     assert_ne!(access2, access);
     let me2 = execute(&handler, "keycloak.userinfo", json!({ "access_token": access2 })).await.unwrap();
@@ -178,7 +184,8 @@ async fn tokens_passwords_and_client_secrets_never_reach_logs_errors_or_debug() 
     let handler = handler(config(&issuer(), json!({}))).await;
     let token = execute(&handler, "keycloak.token", json!({})).await.unwrap();
     let access = token["access_token"].as_str().unwrap().to_owned();
-    let payload = json!({ "grant": "password", "username": ALICE.0, "password": ALICE.1, "scope": "openid offline_access" });
+    let payload =
+        json!({ "grant": "password", "username": ALICE.0, "password": ALICE.1, "scope": "openid offline_access" });
     let user = execute(&handler, "keycloak.token", payload).await.unwrap();
     let refresh = user["refresh_token"].as_str().unwrap().to_owned();
     let mut errors = Vec::new();

@@ -72,7 +72,7 @@ async fn replies_keep_the_correlation_and_carry_errors() {
     let hashed = d.dispatch(&request("stamp.hash", json!({"content": "a"}))).await;
     assert_eq!(hashed.payload["hash"], blake3::hash(b"a").to_hex().to_string());
     assert!(dir.join("stamps.db").exists(), "relative store paths live in the data dir");
-    let health = d.health().await;
+    let health = d.health_within(std::time::Duration::from_secs(5)).await;
     assert_eq!(health, vec![("local".to_owned(), Health::Healthy), ("stamp".to_owned(), Health::Healthy)]);
     assert!(d.shutdown().await.is_empty());
 }

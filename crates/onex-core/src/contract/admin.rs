@@ -117,7 +117,12 @@ impl Decode for AdminAuth {
                         reference.map(Self::StaticToken)
                     }
                     other => {
-                        cx.error(codes::CONTRACT_INVALID_VALUE, key.pos, &field, format!("unknown mode `{other}`; {EXPECTED}"));
+                        cx.error(
+                            codes::CONTRACT_INVALID_VALUE,
+                            key.pos,
+                            &field,
+                            format!("unknown mode `{other}`; {EXPECTED}"),
+                        );
                         None
                     }
                 }
@@ -146,7 +151,10 @@ mod tests {
         assert_eq!(admin("admin: {auth: none}\n").unwrap().auth, AdminAuth::None);
         let token = admin("admin:\n  auth: {static_token: \"${env:T}\"}\n").unwrap();
         assert_eq!(token.auth, AdminAuth::StaticToken(SecretRef::Env("T".into())));
-        let bearer = admin("admin:\n  auth:\n    bearer: {issuer: \"http://op\", routes: {metrics: [m]}}\n  body_timeout_ms: 5\n").unwrap();
+        let bearer = admin(
+            "admin:\n  auth:\n    bearer: {issuer: \"http://op\", routes: {metrics: [m]}}\n  body_timeout_ms: 5\n",
+        )
+        .unwrap();
         assert_eq!(bearer.body_timeout_ms, 5);
         let AdminAuth::Bearer(section) = bearer.auth else { panic!("not bearer") };
         assert_eq!(section["routes"]["metrics"][0], "m");

@@ -1,8 +1,8 @@
 //! Contracts: YAML models for nodes, FSMs, workflows and the runtime config, loaded from bytes
 //! with every error located (source, line, column, field path) and validated semantically.
 
-pub(crate) mod decode;
 mod admin;
+pub(crate) mod decode;
 mod delivery;
 mod diagnostic;
 mod document;

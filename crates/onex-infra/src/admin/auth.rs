@@ -103,8 +103,10 @@ fn config_error(message: impl std::fmt::Display) -> SpiError {
 
 impl AdminAccess {
     fn with_mode(mode: Mode) -> Self {
-        let refused =
-            RouteClass::ALL.iter().flat_map(|c| [((*c, 401), AtomicU64::new(0)), ((*c, 403), AtomicU64::new(0))]).collect();
+        let refused = RouteClass::ALL
+            .iter()
+            .flat_map(|c| [((*c, 401), AtomicU64::new(0)), ((*c, 403), AtomicU64::new(0))])
+            .collect();
         Self { mode, refused }
     }
 
@@ -124,26 +126,38 @@ impl AdminAccess {
                  loopback address. Set `admin.auth` to `bearer` or `static_token`, or listen on 127.0.0.1"
             ))),
             AdminAuth::StaticToken(reference) => {
-                let token = secrets.resolve(reference).await.map_err(|e| config_error(format!("`static_token`: {}", e.message())))?;
+                let token = secrets
+                    .resolve(reference)
+                    .await
+                    .map_err(|e| config_error(format!("`static_token`: {}", e.message())))?;
                 if token.expose().len() < 16 {
-                    return Err(config_error("`static_token` resolves to fewer than 16 characters; use a long random token"));
+                    return Err(config_error(
+                        "`static_token` resolves to fewer than 16 characters; use a long random token",
+                    ));
                 }
                 Ok(Self::with_mode(Mode::StaticToken(token)))
             }
             AdminAuth::Bearer(section) => {
                 let mut section = section.clone();
-                for key in ["client_id", "client_secret", "admin_url", "allow_password_grant", "token_refresh_before_s"] {
+                for key in ["client_id", "client_secret", "admin_url", "allow_password_grant", "token_refresh_before_s"]
+                {
                     if section.get(key).is_some() {
                         return Err(config_error(format!("bearer: `{key}` does not apply to verifying tokens")));
                     }
                 }
                 let routes = match section.as_object_mut().and_then(|s| s.remove("routes")) {
-                    Some(routes) => Routes::deserialize(&routes).map_err(|e| config_error(format!("bearer.routes: {e}")))?,
+                    Some(routes) => {
+                        Routes::deserialize(&routes).map_err(|e| config_error(format!("bearer.routes: {e}")))?
+                    }
                     None => Routes::default(),
                 };
-                let config = KeycloakConfig::parse(&section, data_dir)
-                    .map_err(|e| config_error(format!("bearer: {}", e.message().trim_start_matches("keycloak handler config: "))))?;
-                Ok(Self::with_mode(Mode::Bearer { verifier: Box::new(JwtVerifier::from_config(&config, data_dir)?), routes }))
+                let config = KeycloakConfig::parse(&section, data_dir).map_err(|e| {
+                    config_error(format!("bearer: {}", e.message().trim_start_matches("keycloak handler config: ")))
+                })?;
+                Ok(Self::with_mode(Mode::Bearer {
+                    verifier: Box::new(JwtVerifier::from_config(&config, data_dir)?),
+                    routes,
+                }))
             }
         }
     }
@@ -161,7 +175,10 @@ impl AdminAccess {
         );
         for ((class, status), count) in &self.refused {
             let n = count.load(Ordering::Relaxed);
-            out.push_str(&format!("onex_admin_auth_refused_total{{route=\"{}\",status=\"{status}\"}} {n}\n", class.name()));
+            out.push_str(&format!(
+                "onex_admin_auth_refused_total{{route=\"{}\",status=\"{status}\"}} {n}\n",
+                class.name()
+            ));
         }
         out
     }
@@ -187,7 +204,10 @@ impl AdminAccess {
                     if needed.is_empty() || needed.iter().any(|name| verified.grants(name)) {
                         Ok(())
                     } else {
-                        Err((403, format!("the token grants none of {} needed for {}", needed.join(", "), class.name())))
+                        Err((
+                            403,
+                            format!("the token grants none of {} needed for {}", needed.join(", "), class.name()),
+                        ))
                     }
                 }
             },
@@ -226,13 +246,19 @@ fn refusal(status: u16, why: &str) -> Response {
     let body = serde_json::json!({ "is_response": true, "success": false, "error": ReplyError::new(code, why) });
     let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
     if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"onex-admin\""));
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"onex-admin\""));
     }
     response
 }
 
 /// The middleware guarding one route class.
-pub async fn require(State((access, class)): State<(Arc<AdminAccess>, RouteClass)>, request: Request, next: Next) -> Response {
+pub async fn require(
+    State((access, class)): State<(Arc<AdminAccess>, RouteClass)>,
+    request: Request,
+    next: Next,
+) -> Response {
     match access.check(class, request.headers().get(header::AUTHORIZATION)).await {
         Ok(()) => next.run(request).await,
         Err(refused) => refused,
@@ -270,7 +296,8 @@ mod tests {
         let dir = std::path::Path::new("/");
         let open = AdminAccess::from_config(&AdminAuth::None, "127.0.0.1:1".parse().unwrap(), dir, &secrets).await;
         assert!(open.unwrap().is_open());
-        let e = AdminAccess::from_config(&AdminAuth::None, "0.0.0.0:1".parse().unwrap(), dir, &secrets).await.unwrap_err();
+        let e =
+            AdminAccess::from_config(&AdminAuth::None, "0.0.0.0:1".parse().unwrap(), dir, &secrets).await.unwrap_err();
         assert_eq!(e.code(), codes::ADMIN_CONFIG.as_str());
         assert!(e.message().contains("loopback"), "{e}");
         let reference = onex_core::contract::SecretRef::Env("PATH".into());

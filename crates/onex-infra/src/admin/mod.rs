@@ -15,8 +15,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, State};
-use axum::middleware::from_fn_with_state;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use onex_core::envelope::{Envelope, ReplyError, bus_headers};
@@ -114,9 +114,10 @@ async fn ready(State(state): State<AdminState>) -> Response {
     // Handlers contracts bind that nothing serves: the host is ready for everything else.
     let unbound = json!(host.dispatcher().unbound());
     match ready {
-        Ok(true) => {
-            json_response(StatusCode::OK, &json!({ "status": "ready", "handlers": handlers, "unbound_handlers": unbound }))
-        }
+        Ok(true) => json_response(
+            StatusCode::OK,
+            &json!({ "status": "ready", "handlers": handlers, "unbound_handlers": unbound }),
+        ),
         outcome => {
             let status = match outcome {
                 Err(_) => "not ready: the bus or store check did not answer in time",
@@ -169,7 +170,8 @@ async fn ingest(State(state): State<AdminState>, body: Body) -> Response {
             return failure(status, &error);
         }
         Err(_) => {
-            let message = format!("the request body did not arrive within {} ms (admin.body_timeout_ms)", deadline.as_millis());
+            let message =
+                format!("the request body did not arrive within {} ms (admin.body_timeout_ms)", deadline.as_millis());
             let error = ReplyError::new(codes::ADMIN_REQUEST_TIMEOUT, message);
             host.metrics().refused(&error.code);
             return failure(StatusCode::REQUEST_TIMEOUT, &error);

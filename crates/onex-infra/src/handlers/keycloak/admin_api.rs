@@ -28,8 +28,7 @@ impl AdminApi<'_> {
         let mut retried = false;
         loop {
             let (token, _) = self.tokens.service_token(self.provider, &[], ctx).await?;
-            let answer =
-                self.provider.send(ctx, method.clone(), &url, Some(&token.access_token), body).await?;
+            let answer = self.provider.send(ctx, method.clone(), &url, Some(&token.access_token), body).await?;
             if answer.status.as_u16() == 401 && !retried {
                 self.tokens.forget(&[]).await;
                 retried = true;
@@ -78,20 +77,23 @@ impl AdminApi<'_> {
             .as_array()
             .and_then(|users| users.iter().find(|u| u["username"].as_str() == Some(lowered.as_str())))
             .cloned()
-            .ok_or_else(|| SpiError::new(codes::KEYCLOAK_NOT_FOUND, format!("{ctx}: no user with username `{username}`")))
+            .ok_or_else(|| {
+                SpiError::new(codes::KEYCLOAK_NOT_FOUND, format!("{ctx}: no user with username `{username}`"))
+            })
     }
 
     /// The realm roles named, as Keycloak's role representations (each must exist).
     async fn roles(&self, ctx: &str, names: &[String]) -> SpiResult<Vec<Json>> {
         let mut roles = Vec::with_capacity(names.len());
         for name in names {
-            let role = self.call_json(ctx, Method::GET, &format!("roles/{}", segment(name)), None).await.map_err(|e| {
-                if e.code() == codes::KEYCLOAK_NOT_FOUND.as_str() {
-                    SpiError::new(codes::KEYCLOAK_NOT_FOUND, format!("{ctx}: the realm has no role `{name}`"))
-                } else {
-                    e
-                }
-            })?;
+            let role =
+                self.call_json(ctx, Method::GET, &format!("roles/{}", segment(name)), None).await.map_err(|e| {
+                    if e.code() == codes::KEYCLOAK_NOT_FOUND.as_str() {
+                        SpiError::new(codes::KEYCLOAK_NOT_FOUND, format!("{ctx}: the realm has no role `{name}`"))
+                    } else {
+                        e
+                    }
+                })?;
             roles.push(json!({ "id": role["id"], "name": role["name"] }));
         }
         Ok(roles)

@@ -16,7 +16,8 @@ use crate::handlers::http::HttpConfig;
 
 /// The algorithms verified by default: every asymmetric one the JWT crate knows. HMAC
 /// algorithms and `none` cannot be allowed at all.
-pub const DEFAULT_ALGORITHMS: &[&str] = &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+pub const DEFAULT_ALGORITHMS: &[&str] =
+    &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
 
 /// The `handlers.keycloak.config` section as written.
 #[derive(Debug, Deserialize)]
@@ -153,8 +154,9 @@ impl KeycloakConfig {
 
 /// An algorithm the allow-list may hold: asymmetric only.
 pub(super) fn allowed_algorithm(name: &str) -> SpiResult<Algorithm> {
-    let algorithm: Algorithm =
-        name.parse().map_err(|_| invalid(format!("`algorithms`: `{name}` is not a JWS algorithm the verifier knows")))?;
+    let algorithm: Algorithm = name
+        .parse()
+        .map_err(|_| invalid(format!("`algorithms`: `{name}` is not a JWS algorithm the verifier knows")))?;
     if matches!(algorithm, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
         return Err(invalid(format!(
             "`algorithms`: `{name}` is an HMAC algorithm; tokens are verified with the realm's public keys only"

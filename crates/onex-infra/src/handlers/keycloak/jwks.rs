@@ -86,7 +86,10 @@ impl Jwks {
             let named = kid.map_or_else(|| "no `kid`".to_owned(), |kid| format!("`kid` {kid}"));
             SpiError::new(
                 codes::TOKEN_KEY_UNKNOWN,
-                format!("the token names {named}, which the issuer's key set ({} keys) does not hold", set.by_kid.len()),
+                format!(
+                    "the token names {named}, which the issuer's key set ({} keys) does not hold",
+                    set.by_kid.len()
+                ),
             )
         })
     }

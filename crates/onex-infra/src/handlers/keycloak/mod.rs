@@ -14,10 +14,10 @@
 
 mod admin_api;
 pub mod config;
+mod jwks;
 mod provider;
 mod tokens;
 pub mod verify;
-mod jwks;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -171,7 +171,9 @@ impl KeycloakHandler {
         let base = self.config.admin_url.as_ref().ok_or_else(|| {
             SpiError::new(
                 codes::KEYCLOAK_REJECTED,
-                format!("{ctx}: no `admin_url` configured and the issuer is not a Keycloak realm URL (…/realms/<realm>)"),
+                format!(
+                    "{ctx}: no `admin_url` configured and the issuer is not a Keycloak realm URL (…/realms/<realm>)"
+                ),
             )
         })?;
         Ok(AdminApi { base, provider: &self.provider, tokens: self.tokens(ctx)? })
@@ -253,7 +255,9 @@ impl KeycloakHandler {
                 if !self.config.allow_password_grant {
                     return Err(SpiError::new(
                         codes::KEYCLOAK_REJECTED,
-                        format!("{ctx}: the password grant is off for this handler (`allow_password_grant: true` turns it on)"),
+                        format!(
+                            "{ctx}: the password grant is off for this handler (`allow_password_grant: true` turns it on)"
+                        ),
                     ));
                 }
                 let Some(Json::String(username)) = map.get("username") else {
@@ -276,7 +280,10 @@ impl KeycloakHandler {
     async fn userinfo(&self, token: &Secret, ctx: &str) -> SpiResult<Json> {
         let metadata = self.provider.metadata().await?;
         let endpoint = metadata.userinfo_endpoint.clone().ok_or_else(|| {
-            SpiError::new(codes::KEYCLOAK_REJECTED, format!("{ctx}: the provider's discovery document has no userinfo_endpoint"))
+            SpiError::new(
+                codes::KEYCLOAK_REJECTED,
+                format!("{ctx}: the provider's discovery document has no userinfo_endpoint"),
+            )
         })?;
         let answer = self.provider.send(ctx, Method::GET, &endpoint, Some(token), None).await?;
         if !answer.status.is_success() {

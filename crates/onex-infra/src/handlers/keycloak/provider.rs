@@ -101,8 +101,9 @@ impl Provider {
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
         if let Some(token) = bearer {
-            let value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-                .map_err(|_| SpiError::new(codes::KEYCLOAK_UNEXPECTED, format!("{ctx}: the access token is not a header value")))?;
+            let value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                SpiError::new(codes::KEYCLOAK_UNEXPECTED, format!("{ctx}: the access token is not a header value"))
+            })?;
             headers.insert(header::AUTHORIZATION, value);
         }
         let body = match body {
@@ -134,9 +135,8 @@ pub(crate) fn json_body(ctx: &str, answer: &Answer) -> SpiResult<Json> {
     if answer.body.is_empty() {
         return Ok(Json::Null);
     }
-    serde_json::from_slice(&answer.body).map_err(|e| {
-        unexpected(format!("{ctx}: {}: the answer is not JSON ({e})", display_url(&answer.url)))
-    })
+    serde_json::from_slice(&answer.body)
+        .map_err(|e| unexpected(format!("{ctx}: {}: the answer is not JSON ({e})", display_url(&answer.url))))
 }
 
 /// An http-client failure as a keycloak error: the connection or deadline made the provider

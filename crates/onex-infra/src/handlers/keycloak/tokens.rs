@@ -87,19 +87,32 @@ impl Tokens {
         }
     }
 
-    async fn token_client(&self, provider: &Provider, ctx: &str) -> SpiResult<OauthClient<EndpointNotSet, EndpointSet>> {
+    async fn token_client(
+        &self,
+        provider: &Provider,
+        ctx: &str,
+    ) -> SpiResult<OauthClient<EndpointNotSet, EndpointSet>> {
         let metadata = provider.metadata().await?;
         let endpoint = metadata.token_endpoint.clone().ok_or_else(|| {
-            SpiError::new(codes::KEYCLOAK_UNEXPECTED, format!("{ctx}: the provider's discovery document has no token_endpoint"))
+            SpiError::new(
+                codes::KEYCLOAK_UNEXPECTED,
+                format!("{ctx}: the provider's discovery document has no token_endpoint"),
+            )
         })?;
-        let url = TokenUrl::new(endpoint)
-            .map_err(|e| SpiError::new(codes::KEYCLOAK_UNEXPECTED, format!("{ctx}: token_endpoint is not a URL: {e}")))?;
+        let url = TokenUrl::new(endpoint).map_err(|e| {
+            SpiError::new(codes::KEYCLOAK_UNEXPECTED, format!("{ctx}: token_endpoint is not a URL: {e}"))
+        })?;
         Ok(self.client().set_token_uri(url))
     }
 
     /// A client-credentials token for `scopes`: the cached one while it has more than
     /// `token_refresh_before` to live, else a new one (`cached` says which).
-    pub async fn service_token(&self, provider: &Provider, scopes: &[String], ctx: &str) -> SpiResult<(ServiceToken, bool)> {
+    pub async fn service_token(
+        &self,
+        provider: &Provider,
+        scopes: &[String],
+        ctx: &str,
+    ) -> SpiResult<(ServiceToken, bool)> {
         let key = scope_key(scopes);
         let mut cache = self.cache.lock().await;
         if let Some(token) = cache.get(&key).filter(|t| t.renew_at.is_none_or(|at| Instant::now() < at)) {
@@ -149,7 +162,13 @@ impl Tokens {
     }
 
     /// A new token set for a refresh token (not cached).
-    pub async fn refresh(&self, provider: &Provider, refresh_token: &Secret, scopes: &[String], ctx: &str) -> SpiResult<Json> {
+    pub async fn refresh(
+        &self,
+        provider: &Provider,
+        refresh_token: &Secret,
+        scopes: &[String],
+        ctx: &str,
+    ) -> SpiResult<Json> {
         let client = self.token_client(provider, ctx).await?;
         let refresh = RefreshToken::new(refresh_token.expose().to_owned());
         let mut request = client.exchange_refresh_token(&refresh);
@@ -161,7 +180,13 @@ impl Tokens {
     }
 
     /// RFC 7662 introspection of `token`, authenticated as the handler's client.
-    pub async fn introspect(&self, provider: &Provider, token: &Secret, hint: Option<&str>, ctx: &str) -> SpiResult<Json> {
+    pub async fn introspect(
+        &self,
+        provider: &Provider,
+        token: &Secret,
+        hint: Option<&str>,
+        ctx: &str,
+    ) -> SpiResult<Json> {
         let metadata = provider.metadata().await?;
         let endpoint = metadata.introspection_endpoint.clone().ok_or_else(|| {
             SpiError::new(
@@ -240,6 +265,8 @@ pub(crate) fn scopes_of(value: Option<&Json>, ctx: &str) -> SpiResult<Vec<String
                 })
             })
             .collect(),
-        Some(_) => Err(SpiError::new(codes::BAD_PAYLOAD, format!("{ctx}: `scope` must be a string or a list of strings"))),
+        Some(_) => {
+            Err(SpiError::new(codes::BAD_PAYLOAD, format!("{ctx}: `scope` must be a string or a list of strings")))
+        }
     }
 }

@@ -143,11 +143,14 @@ impl JwtVerifier {
                 format!("`alg: {alg}` is an HMAC algorithm; tokens are verified with the issuer's public keys only"),
             ));
         }
-        let parsed: Algorithm = alg
-            .parse()
-            .map_err(|_| refused(codes::TOKEN_ALGORITHM_REFUSED, format!("`alg: {alg}` is not an algorithm the verifier knows")))?;
+        let parsed: Algorithm = alg.parse().map_err(|_| {
+            refused(codes::TOKEN_ALGORITHM_REFUSED, format!("`alg: {alg}` is not an algorithm the verifier knows"))
+        })?;
         if !self.algorithms.contains(&parsed) {
-            return Err(refused(codes::TOKEN_ALGORITHM_REFUSED, format!("`alg: {alg}` is not in the configured `algorithms`")));
+            return Err(refused(
+                codes::TOKEN_ALGORITHM_REFUSED,
+                format!("`alg: {alg}` is not in the configured `algorithms`"),
+            ));
         }
         Ok((parsed, header.kid.map(std::borrow::Cow::into_owned)))
     }
@@ -158,7 +161,9 @@ fn classify(kind: &ErrorKind) -> SpiError {
     match kind {
         ErrorKind::ExpiredSignature => refused(codes::TOKEN_EXPIRED, "the token has expired (`exp`)"),
         ErrorKind::ImmatureSignature => refused(codes::TOKEN_NOT_YET_VALID, "the token is not valid yet (`nbf`)"),
-        ErrorKind::InvalidIssuer => refused(codes::TOKEN_WRONG_ISSUER, "the token's `iss` is not the configured issuer"),
+        ErrorKind::InvalidIssuer => {
+            refused(codes::TOKEN_WRONG_ISSUER, "the token's `iss` is not the configured issuer")
+        }
         ErrorKind::InvalidAudience => {
             refused(codes::TOKEN_WRONG_AUDIENCE, "the token's `aud` names none of the configured audiences")
         }
@@ -179,17 +184,15 @@ fn classify(kind: &ErrorKind) -> SpiError {
 /// The claims with Keycloak's roles and the OAuth scopes picked out.
 fn authorised_parts(claims: Map<String, Json>) -> VerifiedToken {
     let strings = |value: Option<&Json>| -> Vec<String> {
-        value.and_then(Json::as_array).map_or_else(Vec::new, |items| {
-            items.iter().filter_map(Json::as_str).map(str::to_owned).collect()
-        })
+        value
+            .and_then(Json::as_array)
+            .map_or_else(Vec::new, |items| items.iter().filter_map(Json::as_str).map(str::to_owned).collect())
     };
     let realm_roles = strings(claims.get("realm_access").and_then(|r| r.get("roles")));
     let client_roles = claims
         .get("resource_access")
         .and_then(Json::as_object)
-        .map(|clients| {
-            clients.iter().map(|(client, access)| (client.clone(), strings(access.get("roles")))).collect()
-        })
+        .map(|clients| clients.iter().map(|(client, access)| (client.clone(), strings(access.get("roles")))).collect())
         .unwrap_or_default();
     let scopes = match claims.get("scope").or_else(|| claims.get("scp")) {
         Some(Json::String(text)) => text.split_whitespace().map(str::to_owned).collect(),
