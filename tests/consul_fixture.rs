@@ -144,14 +144,7 @@ impl ConsulFixture {
             .unwrap_or_else(|e| panic!("consul fixture: cannot bind 127.0.0.1:0: {e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("consul fixture: no local address: {e}"));
         let router = Router::new().fallback(route).with_state(Arc::clone(&shared));
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let (shutdown, server) = crate::spawn_server(listener, router);
         let reaper = tokio::spawn(agent::reap_critical_services(Arc::clone(&shared)));
         (addr, Self { shared, shutdown: Some(shutdown), server, reaper })
     }

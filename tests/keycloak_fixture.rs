@@ -229,14 +229,7 @@ impl KeycloakFixture {
             admin_requests: AtomicUsize::new(0),
         });
         let router = Router::new().fallback(route).with_state(Arc::clone(&shared));
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let (shutdown, server) = crate::spawn_server(listener, router);
         Self { shared, addr, shutdown: Some(shutdown), server }
     }
 

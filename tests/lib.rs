@@ -185,6 +185,23 @@ pub fn service_setting(key: &str, default: &str) -> String {
         .map_or_else(|| default.to_owned(), |(_, v)| v.trim().to_owned())
 }
 
+/// Serves `router` on `listener` in a task of the current runtime until the returned sender
+/// is used or dropped (the fixtures' servers).
+pub fn spawn_server(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (shutdown, server)
+}
+
 pub mod consul_fixture;
 pub mod host;
 pub mod keycloak_fixture;
