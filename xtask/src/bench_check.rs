@@ -11,8 +11,11 @@ use std::process::{Command, Stdio};
 use crate::cmd;
 
 /// The benchmarks with targets, as `cargo bench` arguments.
-const BENCHES: &[&[&str]] =
-    &[&["bench", "-p", "onex-benches", "--bench", "bus_path"], &["bench", "-p", "onex-benches", "--bench", "stamp"]];
+const BENCHES: &[&[&str]] = &[
+    &["bench", "-p", "onex-benches", "--bench", "bus_path"],
+    &["bench", "-p", "onex-benches", "--bench", "stamp"],
+    &["bench", "-p", "onex-benches", "--bench", "keycloak_verify"],
+];
 
 /// Runs every benchmark of [`BENCHES`] and judges their `check` lines.
 pub fn run(root: &Path) -> Result<(), String> {

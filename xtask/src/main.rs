@@ -21,7 +21,7 @@ const USAGE: &str = "\
 Usage: cargo xtask <command>
 
 Commands:
-  bench-check   Run the benchmarks with targets briefly (bus path, stamping, bench-host;
+  bench-check   Run the benchmarks with targets briefly (bus path, stamping, keycloak verify, bench-host;
                 ONEX_BENCH_QUICK=1) and fail naming every target missed (a developer's
                 check before submitting, not CI's: shared machines are too noisy)
   bench-host    Build the release host binary and judge it against the targets, one `check`
