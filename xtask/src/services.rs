@@ -1,6 +1,7 @@
 //! `cargo xtask services up|down|status`: the external services the integration tests need
 //! (PostgreSQL, RustyVault, a Kafka-protocol broker, an OpenID Connect provider: oidc-provider on
-//! Node), used if already running, else started or installed on this machine.
+//! Node, ChromeDriver with Debian's Chromium), used if already running, else started or installed
+//! on this machine.
 //!
 //! `up` also makes the Python venv the tests run outside clients with (aiokafka).
 //!
@@ -8,6 +9,7 @@
 //! service is) and `target/onex-services.state` (what `up` started, with details such as a
 //! pid as `<service>.<key>` lines); `down` stops only that.
 
+mod chromedriver;
 mod http;
 mod oidc;
 mod postgres;
@@ -95,6 +97,16 @@ const SERVICES: &[Service] = &[
         start: oidc::start,
         stop: oidc::stop,
         prepare: oidc::prepare,
+    },
+    Service {
+        name: "chromedriver",
+        addr: chromedriver::ADDR,
+        env_keys: &["ONEX_WEBDRIVER", "ONEX_CHROMIUM", "ONEX_CHROME_ARGS"],
+        installed: chromedriver::installed,
+        install: chromedriver::install,
+        start: chromedriver::start,
+        stop: chromedriver::stop,
+        prepare: chromedriver::prepare,
     },
 ];
 

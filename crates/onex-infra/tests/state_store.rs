@@ -10,6 +10,8 @@ mod concurrency;
 mod fresh_postgres;
 #[path = "common/host.rs"]
 mod host_support;
+#[path = "state_store/inspect.rs"]
+mod inspect;
 #[path = "state_store/leases.rs"]
 mod leases;
 
@@ -139,6 +141,7 @@ async fn state_store_suite(store: &dyn StateStore, scope: &Scope) {
     duplicates_and_replies(store, scope).await;
     outbox_order_and_publishing(store, scope).await;
     runs_and_journals(store, scope).await;
+    inspect::counts_and_recent_runs(store, scope).await;
 }
 
 async fn versions_and_conflicts(store: &dyn StateStore, scope: &Scope) {

@@ -29,8 +29,8 @@ pub use handler::{
 pub use secrets::SecretStore;
 pub use stamp_store::{SaveOutcome, StampRecord, StampStore};
 pub use state_store::{
-    CommitOutcome, EntityState, Lease, OutboxEntry, OutboxStore, RetentionPolicy, RetentionStore, RowCounts, RunRecord,
-    RunStore, RunsToTake, StateStore, TransitionCommit,
+    CommitOutcome, EntityState, InspectStore, Lease, OutboxEntry, OutboxStore, RetentionPolicy, RetentionStore,
+    RowCounts, RunRecord, RunStore, RunsToTake, StateStore, TransitionCommit,
 };
 
 /// Re-export so implementers use the same `async_trait` as the traits.

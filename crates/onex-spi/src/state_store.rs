@@ -63,7 +63,7 @@ pub enum CommitOutcome {
 /// Nothing here assumes one host: commits meet at version checks, outbox rows and runs are
 /// claimed for a time and taken over when their holder stops renewing.
 #[async_trait]
-pub trait StateStore: OutboxStore + RunStore + RetentionStore + Send + Sync + 'static {
+pub trait StateStore: OutboxStore + RunStore + RetentionStore + InspectStore + Send + Sync + 'static {
     /// Loads an entity's state, `None` when it has none yet.
     async fn load_state(&self, fsm: &str, entity_key: &str) -> SpiResult<Option<EntityState>>;
 
@@ -218,6 +218,16 @@ pub struct RowCounts {
     pub runs: u64,
     /// Journal entries.
     pub journal: u64,
+}
+
+/// What the status page reads: how many entities each state holds, and the latest runs.
+#[async_trait]
+pub trait InspectStore: Send + Sync {
+    /// `(state, entities in it)` for state machine `fsm`, states without entities left out.
+    async fn state_counts(&self, fsm: &str) -> SpiResult<Vec<(String, u64)>>;
+
+    /// The `limit` most recently started workflow runs, newest first.
+    async fn recent_runs(&self, limit: u32) -> SpiResult<Vec<RunRecord>>;
 }
 
 /// Removal of what is past its retention.

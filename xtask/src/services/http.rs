@@ -60,8 +60,34 @@ pub fn request(
         .and_then(|()| stream.write_all(payload.as_bytes()))
         .map_err(|e| format!("{method} {path}: cannot send: {e}"))?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(|e| format!("{method} {path}: cannot read the response: {e}"))?;
+    let mut buf = [0u8; 16 * 1024];
+    // Up to the end of the response, not of the connection: some servers (ChromeDriver) answer
+    // `Connection: close` and keep the socket open.
+    while !is_complete(&raw) {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("{method} {path}: cannot read the response: {e}")),
+        }
+    }
     parse_response(&raw).map_err(|e| format!("{method} {path}: {e}"))
+}
+
+/// Whether `raw` holds a whole response: headers and a body of its `Content-Length`, or a
+/// chunked body's last chunk. A response with neither ends with the connection.
+fn is_complete(raw: &[u8]) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let value = |name: &str| {
+        head.split("\r\n").skip(1).find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            (k.trim() == name).then(|| v.trim().to_owned())
+        })
+    };
+    if value("transfer-encoding").is_some_and(|v| v == "chunked") {
+        return raw.ends_with(b"0\r\n\r\n");
+    }
+    value("content-length").and_then(|v| v.parse::<usize>().ok()).is_some_and(|len| raw.len() >= split + 4 + len)
 }
 
 /// Parses a whole HTTP/1.1 response (the connection was closed after it).
@@ -113,6 +139,16 @@ fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_response_is_complete_at_its_length_or_last_chunk_not_at_the_connection_end() {
+        assert!(!is_complete(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n"));
+        assert!(!is_complete(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab"));
+        assert!(is_complete(b"HTTP/1.1 200 OK\r\nContent-Length:4\r\nConnection:close\r\n\r\nabcd"));
+        assert!(!is_complete(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n"));
+        assert!(is_complete(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n"));
+        assert!(!is_complete(b"HTTP/1.1 200 OK\r\n\r\nuntil close"));
+    }
 
     #[test]
     fn fixed_length_and_chunked_bodies_parse() {

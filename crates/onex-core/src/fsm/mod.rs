@@ -3,10 +3,12 @@
 mod condition;
 mod engine;
 mod render;
+mod svg;
 
 pub use condition::{Expression, OPERATORS, Operator};
 pub use engine::{FsmEngine, Intent, IntentPhase, StepResult};
 pub use render::{to_dot, to_mermaid};
+pub use svg::{escape_xml, to_svg};
 
 use crate::error::{Classified, ErrorCode, codes};
 

@@ -32,11 +32,13 @@ pub enum RouteClass {
     WorkflowRead,
     /// `GET /metrics`.
     Metrics,
+    /// `GET /ui`, the status page.
+    StatusPage,
 }
 
 impl RouteClass {
     /// Every class, in `/metrics` order.
-    pub const ALL: [Self; 4] = [Self::Ingress, Self::StateRead, Self::WorkflowRead, Self::Metrics];
+    pub const ALL: [Self; 5] = [Self::Ingress, Self::StateRead, Self::WorkflowRead, Self::Metrics, Self::StatusPage];
 
     /// Its name in the config (`routes.<name>`) and in `/metrics`.
     pub fn name(self) -> &'static str {
@@ -45,6 +47,7 @@ impl RouteClass {
             Self::StateRead => "state_read",
             Self::WorkflowRead => "workflow_read",
             Self::Metrics => "metrics",
+            Self::StatusPage => "status_page",
         }
     }
 }
@@ -62,6 +65,8 @@ struct Routes {
     workflow_read: Vec<String>,
     #[serde(default)]
     metrics: Vec<String>,
+    #[serde(default)]
+    status_page: Vec<String>,
 }
 
 impl Routes {
@@ -71,6 +76,7 @@ impl Routes {
             RouteClass::StateRead => &self.state_read,
             RouteClass::WorkflowRead => &self.workflow_read,
             RouteClass::Metrics => &self.metrics,
+            RouteClass::StatusPage => &self.status_page,
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod serve;
+pub mod ui;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -59,12 +60,13 @@ pub struct AdminState {
     host: Arc<OnceLock<Arc<RuntimeHost>>>,
     access: Arc<AdminAccess>,
     timeouts: AdminTimeouts,
+    rates: Arc<ui::RateSampler>,
 }
 
 impl AdminState {
     /// A state guarded by `access`, with `timeouts`.
     pub fn new(access: AdminAccess, timeouts: AdminTimeouts) -> Self {
-        Self { host: Arc::default(), access: Arc::new(access), timeouts }
+        Self { host: Arc::default(), access: Arc::new(access), timeouts, rates: Arc::default() }
     }
 
     /// Makes the started host reachable through the API.
@@ -94,6 +96,7 @@ pub fn router(state: AdminState) -> Router {
         .merge(guarded("/v1/envelopes", post(ingest), RouteClass::Ingress))
         .merge(guarded("/v1/state/{fsm}/{key}", get(entity_state), RouteClass::StateRead))
         .merge(guarded("/v1/workflows/{run_id}", get(workflow_run), RouteClass::WorkflowRead))
+        .merge(guarded("/ui", get(ui::page), RouteClass::StatusPage))
         .fallback(|| async {
             failure(StatusCode::NOT_FOUND, &ReplyError::new(codes::NOT_FOUND, "no such admin endpoint"))
         })

@@ -113,6 +113,18 @@ impl Metrics {
         Self { operations, ..Self::default() }
     }
 
+    /// `(succeeded, failed)` envelopes per node, summed over its operations.
+    pub fn per_node(&self) -> BTreeMap<String, (u64, u64)> {
+        let mut nodes: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for op in self.operations.values() {
+            let (ok, failed) = op.counts();
+            let entry = nodes.entry(op.node.clone()).or_default();
+            entry.0 += ok;
+            entry.1 += failed;
+        }
+        nodes
+    }
+
     /// The counters of `operation`, if it is registered.
     pub fn operation(&self, operation: &str) -> Option<&Arc<OperationMetrics>> {
         self.operations.get(operation)

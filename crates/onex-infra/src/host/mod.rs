@@ -31,5 +31,5 @@ pub mod wire;
 pub use dispatch::{DispatchError, Dispatcher};
 pub use orchestrator::Orchestrator;
 pub use reducer::Reducers;
-pub use runtime_host::{Claims, Limits, RuntimeHost};
+pub use runtime_host::{Claims, Limits, Machine, RuntimeHost};
 pub use start::{HostError, HostSetup, RunningHost, ShutdownReport, start, start_with_bus};

@@ -62,6 +62,13 @@ impl Reducers {
         Self { by_fsm, dropped: AtomicU64::new(0) }
     }
 
+    /// `(node, machine)` of every reducer, by machine name.
+    pub fn machines(&self) -> Vec<(&str, &onex_core::contract::FsmContract)> {
+        let mut machines: Vec<_> = self.by_fsm.values().map(|r| (r.node.as_str(), r.engine.contract())).collect();
+        machines.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        machines
+    }
+
     /// How many intents committed steps emitted that no orchestrator routes and no
     /// `published_events` entry declares (so nothing published them).
     pub fn dropped_intents(&self) -> u64 {

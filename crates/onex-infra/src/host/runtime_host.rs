@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use onex_core::contract::ContractSet;
 use onex_core::envelope::Envelope;
 use onex_spi::{EventBus, Lease, StateStore};
 use serde_json::Value as Json;
@@ -46,6 +47,17 @@ pub struct Limits {
     pub max_workflow_runs: usize,
 }
 
+/// A reducer's state machine and how many entities each of its states holds.
+#[derive(Debug)]
+pub struct Machine<'a> {
+    /// The reducer node.
+    pub node: &'a str,
+    /// Its machine.
+    pub fsm: &'a onex_core::contract::FsmContract,
+    /// Entities by state (states without any left out).
+    pub counts: std::collections::BTreeMap<String, u64>,
+}
+
 /// This host's name in the store's claims, and how long they last.
 #[derive(Debug, Clone)]
 pub struct Claims {
@@ -77,6 +89,8 @@ pub struct RuntimeHost {
     pub(super) limits: Limits,
     pub(super) claims: Claims,
     ingress_slots: Arc<Semaphore>,
+    /// The contract set it serves.
+    contracts: Arc<ContractSet>,
     /// Places for workflow runs being driven (`max_workflow_runs`).
     pub(super) workflow_slots: Semaphore,
     ready: AtomicBool,
@@ -123,6 +137,7 @@ impl RuntimeHost {
             claims,
             ingress_slots: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
             workflow_slots: Semaphore::new(limits.max_workflow_runs.max(1)),
+            contracts: Arc::default(),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
         }
@@ -256,6 +271,38 @@ impl RuntimeHost {
     /// A workflow run with its steps and journal.
     pub async fn workflow_run(&self, run_id: Uuid) -> Result<Option<Json>, onex_spi::SpiError> {
         self.orchestrator.view(self, run_id).await
+    }
+
+    /// The latest `limit` workflow runs, newest first, each as [`Self::workflow_run`] shows it.
+    pub async fn recent_runs(&self, limit: u32) -> Result<Vec<Json>, onex_spi::SpiError> {
+        let mut views = Vec::new();
+        for record in self.store.recent_runs(limit).await? {
+            if let Some(view) = self.orchestrator.view(self, record.run_id).await? {
+                views.push(view);
+            }
+        }
+        Ok(views)
+    }
+
+    /// Every reducer's state machine with the number of entities in each state.
+    pub async fn machines(&self) -> Result<Vec<Machine<'_>>, onex_spi::SpiError> {
+        let mut machines = Vec::new();
+        for (node, fsm) in self.reducers.machines() {
+            let counts = self.store.state_counts(&fsm.name).await?.into_iter().collect();
+            machines.push(Machine { node, fsm, counts });
+        }
+        Ok(machines)
+    }
+
+    /// The contract set the host serves.
+    pub fn contracts(&self) -> &ContractSet {
+        &self.contracts
+    }
+
+    /// The host serving `contracts` (set once, by `start`).
+    pub(super) fn with_contracts(mut self, contracts: Arc<ContractSet>) -> Self {
+        self.contracts = contracts;
+        self
     }
 
     /// This host's claims (its name in the store, lease durations).

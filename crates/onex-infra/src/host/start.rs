@@ -182,7 +182,8 @@ pub async fn start_with_bus(setup: HostSetup, bus: Arc<dyn EventBus>) -> Result<
         Duration::from_millis(config.delivery.run_lease_ms),
         Duration::from_millis(config.delivery.outbox_claim_ms),
     );
-    let host = Arc::new(RuntimeHost::new(dispatcher, reducers, orchestrator, store, bus, limits, claims));
+    let host = RuntimeHost::new(dispatcher, reducers, orchestrator, store, bus, limits, claims);
+    let host = Arc::new(host.with_contracts(Arc::new(contracts)));
 
     // Runs left unfinished are taken over before anything is consumed. A host alone on its
     // store (SQLite) takes every one now: their host was its own previous process. On a shared
@@ -194,7 +195,7 @@ pub async fn start_with_bus(setup: HostSetup, bus: Arc<dyn EventBus>) -> Result<
     let resumed = host.orchestrator.take_over(&host, at_start).await.map_err(HostError::Store)?;
     let (stop, stop_rx) = watch::channel(false);
     let sweeper = tokio::spawn(sweep(Arc::clone(&host), config.retention.clone(), stop_rx.clone()));
-    let topics = consumed_topics(&contracts, &config);
+    let topics = consumed_topics(host.contracts(), &config);
     let relay = tokio::spawn(OutboxRelay::new(Arc::clone(&host), topics.clone()).run(stop_rx.clone()));
     let consumer_config = ConsumerConfig {
         group: config.bus.group_id.clone(),

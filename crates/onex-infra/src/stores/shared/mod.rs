@@ -73,15 +73,15 @@ pub(crate) fn not_held(run_id: Uuid, owner: &str, found: Option<RunRow>) -> SpiE
     }
 }
 
-/// Implements `OutboxStore`, `RunStore` and `RetentionStore` for `$store` (a struct with
+/// Implements `OutboxStore`, `RunStore`, `RetentionStore` and `InspectStore` for `$store` (a struct with
 /// `pool` and `bookkeeping` fields) with the statements of module `shared::$sql` (`postgres` or `sqlite`).
 macro_rules! impl_shared_state {
     ($store:ty, $sql:ident) => {
         const _: () = {
             use onex_core::workflow::JournalEntry;
             use onex_spi::{
-                Lease, OutboxEntry, OutboxStore, RetentionPolicy, RetentionStore, RowCounts, RunRecord, RunStore,
-                RunsToTake, SpiResult,
+                InspectStore, Lease, OutboxEntry, OutboxStore, RetentionPolicy, RetentionStore, RowCounts, RunRecord,
+                RunStore, RunsToTake, SpiResult,
             };
             use uuid::Uuid;
             use $crate::stores::shared::$sql as sql;
@@ -350,6 +350,27 @@ macro_rules! impl_shared_state {
                         .await
                         .map_err(|e| store_error("removing records past their retention", e))?;
                     Ok(done.rows_affected())
+                }
+            }
+
+            #[async_trait::async_trait]
+            impl InspectStore for $store {
+                async fn state_counts(&self, fsm: &str) -> SpiResult<Vec<(String, u64)>> {
+                    let rows: Vec<(String, i64)> = sqlx::query_as(sql::STATE_COUNTS)
+                        .bind(fsm)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(|e| store_error("counting entities by state", e))?;
+                    Ok(rows.into_iter().map(|(state, n)| (state, u64::try_from(n).unwrap_or(0))).collect())
+                }
+
+                async fn recent_runs(&self, limit: u32) -> SpiResult<Vec<RunRecord>> {
+                    let rows: Vec<RunRow> = sqlx::query_as(sql::RECENT_RUNS)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(|e| store_error("reading the latest workflow runs", e))?;
+                    rows.into_iter().map(run_record).collect()
                 }
             }
 

@@ -153,3 +153,11 @@ pub(crate) const PRUNE_RUNS: &str = concat!(
 pub(crate) const ROW_COUNTS: &str = "SELECT (SELECT COUNT(*) FROM onex_processed), \
      (SELECT COUNT(*) FROM onex_outbox), (SELECT COUNT(*) FROM onex_workflow_runs), \
      (SELECT COUNT(*) FROM onex_workflow_journal)";
+
+/// `?1` fsm: `(state, count)` of its entities.
+pub(crate) const STATE_COUNTS: &str =
+    "SELECT state, COUNT(*) FROM onex_fsm_state WHERE fsm = ?1 GROUP BY state ORDER BY state";
+
+/// `?1` limit: the latest runs, newest first.
+pub(crate) const RECENT_RUNS: &str =
+    concat!("SELECT ", run_columns!(), " FROM onex_workflow_runs ORDER BY created_at DESC, run_id DESC LIMIT ?1");
