@@ -122,3 +122,17 @@ fn the_host_refuses_to_start_with_auth_none_off_loopback() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("ONEX_INFRA_112_ADMIN_CONFIG") && stderr.contains("loopback"), "{stderr}");
 }
+
+#[test]
+fn a_well_formed_token_is_answered_503_while_the_issuer_is_unreachable() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let issuer = format!("http://{closed}");
+    let admin = format!("  auth:\n    bearer:\n      issuer: {issuer}\n      audience: [onex-admin]");
+    let host = host_with_admin("admin-issuer-down", &admin, &[]);
+    let token = keycloak_support::mint(&keycloak_support::claims(&issuer));
+    let (status, body) = call(&host, "GET", "/v1/state/x/y", Some(&token), None);
+    assert_eq!(status, 503, "the caller is not at fault: {body}");
+    assert!(body.contains("ONEX_INFRA_091_KEYCLOAK_UNAVAILABLE"), "{body}");
+    let (status, _) = call(&host, "GET", "/v1/state/x/y", Some("not-a-jwt"), None);
+    assert_eq!(status, 401, "a malformed token is refused without asking the issuer");
+}

@@ -2,7 +2,8 @@
 //! only on a loopback address), holders of one static token, or holders of a bearer JWT that
 //! the issuer's keys verify and that grants the role or scope the route needs. `/health/*` is
 //! always open. A request without valid credentials is answered 401, one whose token lacks
-//! the route's role 403; both are counted per route for `/metrics`. No token is ever logged.
+//! the route's role 403, a well-formed token the unreachable issuer cannot check 503; each is
+//! counted per route for `/metrics`. No token is ever logged.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -93,7 +94,7 @@ enum Mode {
 #[derive(Debug)]
 pub struct AdminAccess {
     mode: Mode,
-    /// `(class, 401 | 403)` → refusals.
+    /// `(class, 401 | 403 | 503)` → refusals.
     refused: BTreeMap<(RouteClass, u16), AtomicU64>,
 }
 
@@ -111,7 +112,7 @@ impl AdminAccess {
     fn with_mode(mode: Mode) -> Self {
         let refused = RouteClass::ALL
             .iter()
-            .flat_map(|c| [((*c, 401), AtomicU64::new(0)), ((*c, 403), AtomicU64::new(0))])
+            .flat_map(|c| [401, 403, 503].map(|status| ((*c, status), AtomicU64::new(0))))
             .collect();
         Self { mode, refused }
     }
@@ -204,6 +205,10 @@ impl AdminAccess {
                 }
             }
             (Mode::Bearer { verifier, routes }, Some(token)) => match verifier.verify(token).await {
+                // The issuer cannot be reached and no key is cached: the caller is not at fault.
+                Err(e) if e.category() == onex_core::error::ErrorCategory::Unavailable => {
+                    Err((503, format!("cannot check the token now: {} ({})", e.message(), e.code())))
+                }
                 Err(e) => Err((401, format!("{} ({})", e.message(), e.code()))),
                 Ok(verified) => {
                     let needed = routes.of(class);
@@ -222,7 +227,11 @@ impl AdminAccess {
             if let Some(count) = self.refused.get(&(class, status)) {
                 count.fetch_add(1, Ordering::Relaxed);
             }
-            tracing::info!(route = class.name(), status, reason = %why, "admin API request refused");
+            if status == 503 {
+                tracing::warn!(route = class.name(), reason = %why, "admin API request not checked: the issuer is unavailable");
+            } else {
+                tracing::info!(route = class.name(), status, reason = %why, "admin API request refused");
+            }
             refusal(status, &why)
         })
     }
@@ -247,6 +256,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 fn refusal(status: u16, why: &str) -> Response {
     let (status, code) = match status {
         403 => (StatusCode::FORBIDDEN, codes::ADMIN_FORBIDDEN),
+        503 => (StatusCode::SERVICE_UNAVAILABLE, codes::KEYCLOAK_UNAVAILABLE),
         _ => (StatusCode::UNAUTHORIZED, codes::ADMIN_UNAUTHENTICATED),
     };
     let body = serde_json::json!({ "is_response": true, "success": false, "error": ReplyError::new(code, why) });
