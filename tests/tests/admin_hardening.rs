@@ -6,8 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use onex_e2e::host::{HostOptions, HostProcess, envelope, http, wait_for};
@@ -39,19 +38,19 @@ fn slow_senders_neither_delay_a_normal_request_nor_hold_their_connections() {
     let request_line = b"POST /v1/envelopes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n";
     let mut slow: Vec<TcpStream> = (0..SLOW_SENDERS).map(|_| TcpStream::connect(&host.addr).unwrap()).collect();
     let started = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
-    // One byte a second on every connection, from one thread, until each is closed.
+    // One byte a second on every connection, from one thread, until the test says stop: the
+    // thread waits for that word, a second at most, between bytes.
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let trickle = {
-        let stop = Arc::clone(&stop);
         let mut streams: Vec<TcpStream> = slow.iter().map(|s| s.try_clone().unwrap()).collect();
         std::thread::spawn(move || {
-            let mut sent = 0;
-            while !stop.load(Ordering::Relaxed) && sent < request_line.len() {
+            for sent in 0..request_line.len() {
                 for stream in &mut streams {
                     let _ = stream.write_all(&request_line[sent..=sent]);
                 }
-                sent += 1;
-                std::thread::sleep(Duration::from_secs(1));
+                if stopped.recv_timeout(Duration::from_secs(1)) != Err(RecvTimeoutError::Timeout) {
+                    return;
+                }
             }
         })
     };
@@ -73,7 +72,7 @@ fn slow_senders_neither_delay_a_normal_request_nor_hold_their_connections() {
     let cut = wait_for("the slow connections to be closed", Duration::from_secs(15), || {
         slow.iter_mut().all(closed).then(|| started.elapsed())
     });
-    stop.store(true, Ordering::Relaxed);
+    stop.send(()).unwrap();
     trickle.join().unwrap();
     assert!(cut < Duration::from_secs(request_line.len() as u64), "closed after {cut:?}");
     assert_eq!(http(&host.addr, "GET", "/health/live", None).0, 200);
