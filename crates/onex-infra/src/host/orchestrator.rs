@@ -181,7 +181,12 @@ impl Orchestrator {
     /// A run as the admin API shows it: status, each step's state, and the journal.
     pub(super) async fn view(&self, host: &RuntimeHost, run_id: Uuid) -> Result<Option<Json>, onex_spi::SpiError> {
         let Some(record) = host.store.run(run_id).await? else { return Ok(None) };
-        let journal = host.store.journal(run_id).await?;
+        self.view_of(host, record).await.map(Some)
+    }
+
+    /// [`Self::view`] of a run record already read.
+    pub(super) async fn view_of(&self, host: &RuntimeHost, record: RunRecord) -> Result<Json, onex_spi::SpiError> {
+        let journal = host.store.journal(record.run_id).await?;
         let steps: Vec<Json> = match self.workflows.get(&record.workflow) {
             Some(spec) => match WorkflowRun::resume(spec.plan.clone(), &journal) {
                 Ok(run) => spec
@@ -195,10 +200,10 @@ impl Orchestrator {
             },
             None => Vec::new(),
         };
-        Ok(Some(json!({
+        Ok(json!({
             "run_id": record.run_id, "workflow": record.workflow, "status": record.status,
             "steps": steps, "journal": journal,
-        })))
+        }))
     }
 
     /// Waits up to `bound` for runs in progress; runs still going are stopped and stay

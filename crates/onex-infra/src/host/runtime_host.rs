@@ -277,9 +277,7 @@ impl RuntimeHost {
     pub async fn recent_runs(&self, limit: u32) -> Result<Vec<Json>, onex_spi::SpiError> {
         let mut views = Vec::new();
         for record in self.store.recent_runs(limit).await? {
-            if let Some(view) = self.orchestrator.view(self, record.run_id).await? {
-                views.push(view);
-            }
+            views.push(self.orchestrator.view_of(self, record).await?);
         }
         Ok(views)
     }
