@@ -5,6 +5,14 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+/// The variable asking every benchmark for a short run (`cargo xtask bench-check` sets it).
+pub const QUICK: &str = "ONEX_BENCH_QUICK";
+
+/// Whether this is a short run ([`QUICK`] is set).
+pub fn quick_run() -> bool {
+    std::env::var_os(QUICK).is_some()
+}
+
 /// One target and the figure measured for it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Check {

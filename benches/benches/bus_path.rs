@@ -39,7 +39,7 @@ struct Sizes {
 
 impl Sizes {
     fn from_env() -> Self {
-        if std::env::var_os("ONEX_BENCH_QUICK").is_some() {
+        if onex_benches::check::quick_run() {
             Self { round_trips: 5_000, runs: 3, pipelined: 5_000 }
         } else {
             Self { round_trips: 20_000, runs: 5, pipelined: 10_000 }

@@ -57,7 +57,7 @@ struct Sizes {
 
 impl Sizes {
     fn from_env() -> Self {
-        if std::env::var_os("ONEX_BENCH_QUICK").is_some() {
+        if onex_benches::check::quick_run() {
             Self { rounds: 3, calls: 500, warmup: 100 }
         } else {
             Self { rounds: 5, calls: 2_000, warmup: 500 }

@@ -87,7 +87,7 @@ fn checks() -> Vec<Check> {
 }
 
 fn main() {
-    if std::env::var_os("ONEX_BENCH_QUICK").is_none() {
+    if !onex_benches::check::quick_run() {
         let mut criterion = Criterion::default().configure_from_args();
         bench(&mut criterion);
         criterion.final_summary();

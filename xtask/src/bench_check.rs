@@ -49,7 +49,7 @@ fn checks_of(root: &Path, args: &[&str]) -> Result<Vec<String>, String> {
     let mut child = Command::new(cmd::cargo())
         .args(args)
         .current_dir(root)
-        .env("ONEX_BENCH_QUICK", "1")
+        .env(crate::bench_host::check::QUICK, "1")
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("failed to start `{line}`: {e}"))?;

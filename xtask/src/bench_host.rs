@@ -72,7 +72,7 @@ impl Plan {
 /// Builds the binary, measures, prints each figure and a summary of the `check` lines; short
 /// under `ONEX_BENCH_QUICK`.
 pub fn run(root: &Path) -> Result<(), String> {
-    let checks = checks(root, std::env::var_os("ONEX_BENCH_QUICK").is_some())?;
+    let checks = checks(root, check::quick_run())?;
     println!("\nbench-host summary");
     for line in &checks {
         println!("  {line}");
