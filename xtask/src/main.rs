@@ -8,6 +8,7 @@ mod bench_host;
 mod bench_pg;
 mod ci;
 mod cmd;
+mod coverage;
 mod fuzz;
 mod host_process;
 mod layers;
@@ -37,6 +38,12 @@ Commands:
   check-layers  Check crate layering rules against `cargo metadata`
   ci            Run fmt, clippy, tests, layer check, contract validation and a short fuzz
                 run (13 s per target)
+  coverage [-p CRATE]... [--fail-under N]
+                Line coverage of onex-core, onex-spi and onex-infra over the workspace tests
+                (or only CRATE's) with cargo-tarpaulin's LLVM engine (installed into
+                ~/.cache/onex/cargo-root if missing), services brought up as for `ci`; prints
+                covered/coverable lines per crate, report in target/coverage/lcov.info; fails
+                when the total is under N % (default 80)
   fuzz [--seconds N] [--runs N] [--target NAME] [-- LIBFUZZER_FLAGS...]
                 Build the cargo-fuzz targets of fuzz/ (cargo-fuzz installed into
                 ~/.cache/onex/cargo-root if missing; nightly) and run each for N seconds
@@ -61,6 +68,7 @@ fn main() -> ExitCode {
         ["bench-pg"] => report(bench_pg::run(&cmd::workspace_root())),
         ["check-layers"] => report(layers::run(&cmd::workspace_root())),
         ["ci"] => report(ci::run(&cmd::workspace_root())),
+        ["coverage", rest @ ..] => report(coverage::main(&cmd::workspace_root(), rest)),
         ["fuzz", rest @ ..] => report(fuzz::main(&cmd::workspace_root(), rest)),
         ["services", action] => report(services::run(&cmd::workspace_root(), action)),
         _ => {
