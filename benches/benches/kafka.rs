@@ -159,7 +159,14 @@ async fn hosts(names: &Names, count: usize) -> (Duration, Vec<Duration>) {
         (config.bus.request_topic, config.bus.reply_topic, config.bus.group_id) =
             (names.request.clone(), names.reply.clone(), names.group.clone());
         let data_dir = std::env::temp_dir().join(format!("onex-bench-kafka-{}-{i}", names.group));
-        let setup = HostSetup { config, contracts: set, registry, data_dir, secrets: Arc::new(EnvSecretStore) };
+        let setup = HostSetup {
+            config,
+            contracts: set,
+            registry,
+            data_dir,
+            secrets: Arc::new(EnvSecretStore),
+            contracts_dir: None,
+        };
         running.push(start(setup).await.unwrap());
     }
     let result =

@@ -125,7 +125,7 @@ fn main() {
     let rows: Vec<_> = runtime.block_on(async {
         let bus = Arc::new(InMemoryEventBus::new(config.bus.partitions, config.bus.capacity));
         let setup =
-            HostSetup { config, contracts: set, registry, data_dir: dir.join("data"), secrets: Arc::new(EnvSecretStore) };
+            HostSetup { config, contracts: set, registry, data_dir: dir.join("data"), secrets: Arc::new(EnvSecretStore), contracts_dir: None };
         let running = start_with_bus(setup, bus).await.unwrap();
         let mut rows = Vec::new();
         for (round, clients) in CLIENTS.into_iter().enumerate() {

@@ -98,8 +98,14 @@ async fn a_custom_handler_registers_validates_and_serves() {
     std::fs::write(dir.join("runtime.yaml"), runtime).unwrap();
     let set = load_contracts(std::slice::from_ref(&dir), &registry).set.expect("contracts load");
     let config = set.runtime.clone().unwrap().1;
-    let setup =
-        HostSetup { config, contracts: set, registry, data_dir: dir.join("data"), secrets: Arc::new(EnvSecretStore) };
+    let setup = HostSetup {
+        config,
+        contracts: set,
+        registry,
+        data_dir: dir.join("data"),
+        secrets: Arc::new(EnvSecretStore),
+        contracts_dir: None,
+    };
     let running = start(setup).await.unwrap();
     let reply = running.host().handle(envelope("greeter.greet", json!({"name": "Grace"}))).await;
     assert_eq!(reply.success, Some(true), "{:?}", reply.error);

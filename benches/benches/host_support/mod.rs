@@ -41,7 +41,14 @@ pub fn fixture(label: &str) -> Fixture {
     let contracts = load_bundled_contracts(&registry).set.expect("the bundled contracts validate");
     let config = contracts.runtime.as_ref().expect("a bundled runtime config").1.clone();
     let (request_topic, reply_topic) = (config.bus.request_topic.clone(), config.bus.reply_topic.clone());
-    let setup = HostSetup { config, contracts, registry, data_dir: dir.clone(), secrets: Arc::new(EnvSecretStore) };
+    let setup = HostSetup {
+        config,
+        contracts,
+        registry,
+        data_dir: dir.clone(),
+        secrets: Arc::new(EnvSecretStore),
+        contracts_dir: None,
+    };
     let (running, replies) = runtime.block_on(async {
         let running = start(setup).await.unwrap();
         // Subscribed before anything is published, so the group sees every reply.

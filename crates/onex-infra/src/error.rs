@@ -177,6 +177,12 @@ pub mod codes {
         ADMIN_CONFIG = ("ONEX_INFRA_112_ADMIN_CONFIG", Validation);
         /// A request whose headers or body did not arrive within the admin API's read timeouts.
         ADMIN_REQUEST_TIMEOUT = ("ONEX_INFRA_113_ADMIN_REQUEST_TIMEOUT", Timeout);
+        /// The reloaded contracts have errors; the previous set keeps serving.
+        RELOAD_INVALID = ("ONEX_INFRA_120_RELOAD_INVALID", Validation);
+        /// Nothing to reload: the host serves the contracts built into the binary.
+        RELOAD_UNAVAILABLE = ("ONEX_INFRA_121_RELOAD_UNAVAILABLE", Validation);
+        /// `telemetry` in the runtime config cannot be used (the OTLP exporter refused it).
+        TELEMETRY_CONFIG = ("ONEX_INFRA_122_TELEMETRY_CONFIG", Validation);
     }
 }
 

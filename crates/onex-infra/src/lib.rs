@@ -17,5 +17,6 @@ pub mod resilience;
 pub mod secrets;
 pub mod stamp;
 pub mod stores;
+pub mod telemetry;
 
 pub use error::InfraError;

@@ -36,7 +36,14 @@ async fn replies_go_to_the_reply_topic_and_failures_to_the_dlq() {
     let memory = InMemoryEventBus::new(config.bus.partitions, config.bus.capacity);
     let bus: Arc<dyn EventBus> = Arc::new(memory.clone());
     let data_dir = std::env::temp_dir().join(format!("onex-host-bus-{}", new_uuid_v7()));
-    let setup = HostSetup { config, contracts: set, registry, data_dir, secrets: Arc::new(EnvSecretStore) };
+    let setup = HostSetup {
+        config,
+        contracts: set,
+        registry,
+        data_dir,
+        secrets: Arc::new(EnvSecretStore),
+        contracts_dir: None,
+    };
     let running = start_with_bus(setup, Arc::clone(&bus)).await.unwrap();
     let mut replies = bus.subscribe("test-replies", std::slice::from_ref(&reply_topic)).await.unwrap();
     let mut dead = bus.subscribe("test-dlq", std::slice::from_ref(&dlq_topic)).await.unwrap();

@@ -30,7 +30,8 @@ async fn the_circuit_breaker_node_evaluates_and_publishes_what_it_emits() {
     let config = contracts.runtime.clone().unwrap().1;
     let memory = InMemoryEventBus::new(config.bus.partitions, config.bus.capacity);
     let data_dir = std::env::temp_dir().join(format!("onex-host-compute-{}", new_uuid_v7()));
-    let setup = HostSetup { config, contracts, registry, data_dir, secrets: Arc::new(EnvSecretStore) };
+    let setup =
+        HostSetup { config, contracts, registry, data_dir, secrets: Arc::new(EnvSecretStore), contracts_dir: None };
     let running = start_with_bus(setup, Arc::new(memory.clone())).await.unwrap();
     let host = running.host();
 

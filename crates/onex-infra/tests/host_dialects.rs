@@ -52,7 +52,8 @@ async fn fixture() -> Fixture {
     let (request_topic, reply_topic) = (config.bus.request_topic.clone(), config.bus.reply_topic.clone());
     let memory = InMemoryEventBus::new(config.bus.partitions, config.bus.capacity);
     let data_dir = std::env::temp_dir().join(format!("onex-host-dialects-{}", new_uuid_v7()));
-    let setup = HostSetup { config, contracts, registry, data_dir, secrets: Arc::new(EnvSecretStore) };
+    let setup =
+        HostSetup { config, contracts, registry, data_dir, secrets: Arc::new(EnvSecretStore), contracts_dir: None };
     let running = start_with_bus(setup, Arc::new(memory.clone())).await.unwrap();
     let admin = AdminState::default();
     admin.set_host(Arc::clone(running.host()));

@@ -41,7 +41,7 @@ fn kafka_setup(run: &str) -> HostSetup {
     config.bus.group_id = format!("host-{run}");
     config.bus.partitions = 4;
     let data_dir = std::env::temp_dir().join(format!("onex-host-kafka-{run}"));
-    HostSetup { config, contracts: set, registry, data_dir, secrets: Arc::new(EnvSecretStore) }
+    HostSetup { config, contracts: set, registry, data_dir, secrets: Arc::new(EnvSecretStore), contracts_dir: None }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,6 +31,7 @@ async fn start_host(data_dir: &Path) -> RunningHost {
         registry,
         data_dir: data_dir.to_path_buf(),
         secrets: Arc::new(EnvSecretStore),
+        contracts_dir: None,
     };
     start(setup).await.unwrap()
 }

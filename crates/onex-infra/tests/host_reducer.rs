@@ -19,9 +19,16 @@ async fn start_host() -> RunningHost {
     let registry = Registry::with_builtin_handlers().unwrap();
     let set = load_bundled_contracts(&registry).set.expect("bundled contracts load");
     let config = set.runtime.clone().unwrap().1;
-    start(HostSetup { config, contracts: set, registry, data_dir: dir, secrets: Arc::new(EnvSecretStore) })
-        .await
-        .unwrap()
+    start(HostSetup {
+        config,
+        contracts: set,
+        registry,
+        data_dir: dir,
+        secrets: Arc::new(EnvSecretStore),
+        contracts_dir: None,
+    })
+    .await
+    .unwrap()
 }
 
 fn event(name: &str, entity: &str) -> Envelope {

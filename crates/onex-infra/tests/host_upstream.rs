@@ -92,7 +92,8 @@ async fn start_upstream_host(registry: Registry) -> (onex_infra::host::RunningHo
     db.config = json!({"url": format!("sqlite://{}", data_dir.join("app.db").display())});
     let reply_topic = config.bus.reply_topic.clone();
     let memory = InMemoryEventBus::new(config.bus.partitions, config.bus.capacity);
-    let setup = HostSetup { config, contracts, registry, data_dir, secrets: Arc::new(EnvSecretStore) };
+    let setup =
+        HostSetup { config, contracts, registry, data_dir, secrets: Arc::new(EnvSecretStore), contracts_dir: None };
     let running = start_with_bus(setup, Arc::new(memory.clone())).await.unwrap();
     (running, memory, reply_topic)
 }
@@ -135,7 +136,8 @@ async fn a_custom_handler_bound_by_upstream_name_serves_its_node_over_http_and_t
 
     // Every upstream handler class no one registered is reported, with the nodes binding it;
     // the one registered is served.
-    let unbound = host.dispatcher().unbound();
+    let served = host.served();
+    let unbound = served.dispatcher().unbound();
     assert!(!unbound.contains_key("HandlerLinearDbErrorReporter"), "{unbound:?}");
     assert!(unbound.get("HandlerLedgerProjection").is_some_and(|nodes| !nodes.is_empty()), "{unbound:?}");
     let metrics = host.render_metrics().await;
@@ -237,7 +239,7 @@ async fn payload_type_match_routes_an_event_by_its_model_or_type_to_the_handler_
     registry.register_name("HandlerRoutingInitiate", "routing_initiate").unwrap();
     let (running, memory, reply_topic) = start_upstream_host(registry).await;
     let host = running.host();
-    assert!(!host.dispatcher().unbound().contains_key("HandlerRoutingInitiate"));
+    assert!(!host.served().dispatcher().unbound().contains_key("HandlerRoutingInitiate"));
 
     // Over HTTP, routed by the payload's model (`node_routing_orchestrator` routes the model
     // `ModelRoutingCommand` to `HandlerRoutingInitiate`); the reply is a ModelEventEnvelope.

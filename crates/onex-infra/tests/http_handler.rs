@@ -64,6 +64,13 @@ fn router(hits: Arc<Hits>) -> Router {
             }),
         )
         .route("/echo", any(echo))
+        .route(
+            "/traceparent",
+            get(|headers: HeaderMap| async move {
+                let given = headers.get("traceparent").map(|v| v.to_str().unwrap().to_owned());
+                json_response(json!({ "traceparent": given }))
+            }),
+        )
         .route("/method", any(echo))
         .route("/empty", any(|| async { StatusCode::NO_CONTENT }))
         .route(
@@ -189,6 +196,25 @@ async fn get_post_put_delete_round_trip() {
     for reply in futures_join(concurrent).await {
         assert_eq!(reply.unwrap()["status"], 200);
     }
+}
+
+#[tokio::test]
+async fn the_envelopes_trace_goes_out_as_traceparent_unless_the_payload_sets_one() {
+    let (base, _) = server().await;
+    let h = handler(json!({}));
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut request =
+        Envelope::request(new_uuid_v7(), "http.get", json!({"url": format!("{base}/traceparent")}), now_utc());
+    request.metadata.traceparent = Some(traceparent.to_owned());
+    let got = h.execute(&request).await.unwrap();
+    assert_eq!(got["body"]["traceparent"], traceparent);
+
+    let own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    request.payload = json!({"url": format!("{base}/traceparent"), "headers": {"traceparent": own}});
+    let got = h.execute(&request).await.unwrap();
+    assert_eq!(got["body"]["traceparent"], own, "the payload's own header wins");
+    let untraced = call(&h, "http.get", json!({"url": format!("{base}/traceparent")})).await.unwrap();
+    assert_eq!(untraced["body"]["traceparent"], Value::Null);
 }
 
 async fn futures_join<F: std::future::Future + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<F::Output>

@@ -139,6 +139,7 @@ async fn the_receiver_verifies_the_signature_and_refuses_tampering_and_replays()
     let seen = receiver.seen.lock().unwrap()[0].clone();
     let header = |name: &str| seen.headers.get(name).unwrap().to_str().unwrap().to_owned();
     assert_eq!((header("x-onex-delivery"), header("x-onex-event")), ("dlv-1".into(), "order.created".into()));
+    assert!(seen.headers.get("traceparent").is_none(), "an envelope without a trace sends none");
     assert_eq!(serde_json::from_slice::<Value>(&seen.body).unwrap(), body);
     let (timestamp, signature) = (header("x-onex-timestamp"), header("x-onex-signature"));
     assert!(signature.starts_with("sha256="));
@@ -157,6 +158,19 @@ async fn the_receiver_verifies_the_signature_and_refuses_tampering_and_replays()
         verify_signature(secret, &timestamp, "deadbeef", &seen.body, ts, 300),
         Err(SignatureError::MalformedSignature)
     );
+}
+
+#[tokio::test]
+async fn the_envelopes_trace_goes_out_as_traceparent() {
+    let (url, receiver) = receiver(&[]).await;
+    let h = handler(&db_path("traceparent"), json!({})).await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let payload = json!({"url": url, "body": {"n": 1}, "delivery_id": "dlv-trace"});
+    let mut request = Envelope::request(new_uuid_v7(), "webhook.deliver", payload, now_utc());
+    request.metadata.traceparent = Some(traceparent.to_owned());
+    h.execute(&request).await.unwrap();
+    let seen = receiver.seen.lock().unwrap()[0].clone();
+    assert_eq!(seen.headers["traceparent"], traceparent);
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ mod routing;
 mod runtime;
 mod runtime_upstream;
 mod set;
+mod telemetry;
 mod version;
 mod workflow;
 mod workflow_contract;
@@ -38,6 +39,7 @@ pub use runtime::{
     BusConfig, BusKind, HandlerConfig, OVERRIDES, RuntimeConfig, SecretRef, StateStoreConfig, StoreKind,
 };
 pub use set::{ContractSet, HandlerCatalogue};
+pub use telemetry::TelemetryConfig;
 pub use version::VersionText;
 pub use workflow::{
     ErrorAction, ExecutionMode, StepDef, StepType, WorkflowCoordination, WorkflowDefinition, WorkflowMetadata,

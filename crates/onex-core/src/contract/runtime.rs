@@ -9,6 +9,7 @@ use super::decode::{Cx, Decode, decode_enum, join, to_json};
 use super::delivery::{DeliveryConfig, RetentionConfig};
 use super::diagnostic::Diagnostic;
 use super::fields::{Fields, key_text};
+use super::telemetry::TelemetryConfig;
 use crate::error::codes;
 use crate::yaml::{Node, Pos, Value};
 
@@ -246,6 +247,8 @@ pub struct RuntimeConfig {
     pub delivery: DeliveryConfig,
     /// How long finished records are kept.
     pub retention: RetentionConfig,
+    /// OpenTelemetry tracing (off unless an endpoint is set).
+    pub telemetry: TelemetryConfig,
 }
 
 impl Decode for RuntimeConfig {
@@ -272,6 +275,10 @@ impl Decode for RuntimeConfig {
             Some(n) => RetentionConfig::decode(cx, n, &join(path, "retention")),
             None => Some(RetentionConfig::default()),
         };
+        let telemetry = match f.node("telemetry") {
+            Some(n) => TelemetryConfig::decode(cx, n, &join(path, "telemetry")),
+            None => Some(TelemetryConfig::default()),
+        };
         let config = Self {
             runtime_name: f.or(cx, "runtime_name", "onex-runtime-host".to_owned()),
             contracts_dir: f.or(cx, "contracts_dir", "..".to_owned()),
@@ -287,6 +294,7 @@ impl Decode for RuntimeConfig {
             max_envelope_bytes: f.or(cx, "max_envelope_bytes", 1 << 20),
             delivery: delivery?,
             retention: retention?,
+            telemetry: telemetry?,
         };
         f.finish(cx);
         Some(config)
@@ -322,6 +330,10 @@ pub const OVERRIDES: &[(&str, &str)] = &[
     ("ONEX_RETENTION_PUBLISHED_OUTBOX_MS", "retention.published_outbox_ms"),
     ("ONEX_RETENTION_FINISHED_RUNS_MS", "retention.finished_runs_ms"),
     ("ONEX_RETENTION_SWEEP_INTERVAL_MS", "retention.sweep_interval_ms"),
+    ("ONEX_TELEMETRY_ENDPOINT", "telemetry.endpoint"),
+    ("ONEX_TELEMETRY_SERVICE_NAME", "telemetry.service_name"),
+    ("ONEX_TELEMETRY_SAMPLING_RATIO", "telemetry.sampling_ratio"),
+    ("ONEX_TELEMETRY_EXPORT_INTERVAL_MS", "telemetry.export_interval_ms"),
 ];
 
 impl RuntimeConfig {
@@ -405,6 +417,16 @@ impl RuntimeConfig {
             "retention.published_outbox_ms" => put!(self.retention.published_outbox_ms),
             "retention.finished_runs_ms" => put!(self.retention.finished_runs_ms),
             "retention.sweep_interval_ms" => put!(self.retention.sweep_interval_ms),
+            "telemetry.endpoint" if super::telemetry::is_http_url(value) => {
+                self.telemetry.endpoint = Some(value.to_owned());
+            }
+            "telemetry.endpoint" => cx.error(codes::BAD_OVERRIDE, pos, var, "must be an http:// or https:// URL"),
+            "telemetry.service_name" => self.telemetry.service_name = value.to_owned(),
+            "telemetry.sampling_ratio" => match value.parse::<f64>() {
+                Ok(ratio) if (0.0..=1.0).contains(&ratio) => self.telemetry.sampling_ratio = ratio,
+                _ => cx.error(codes::BAD_OVERRIDE, pos, var, "must be a number between 0.0 and 1.0"),
+            },
+            "telemetry.export_interval_ms" => put!(self.telemetry.export_interval_ms),
             _ => cx.error(codes::BAD_OVERRIDE, pos, var, format!("no setting `{field}`")),
         }
     }

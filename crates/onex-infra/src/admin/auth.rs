@@ -35,11 +35,14 @@ pub enum RouteClass {
     Metrics,
     /// `GET /ui`, the status page.
     StatusPage,
+    /// `POST /v1/admin/reload`.
+    Reload,
 }
 
 impl RouteClass {
     /// Every class, in `/metrics` order.
-    pub const ALL: [Self; 5] = [Self::Ingress, Self::StateRead, Self::WorkflowRead, Self::Metrics, Self::StatusPage];
+    pub const ALL: [Self; 6] =
+        [Self::Ingress, Self::StateRead, Self::WorkflowRead, Self::Metrics, Self::StatusPage, Self::Reload];
 
     /// Its name in the config (`routes.<name>`) and in `/metrics`.
     pub fn name(self) -> &'static str {
@@ -49,6 +52,7 @@ impl RouteClass {
             Self::WorkflowRead => "workflow_read",
             Self::Metrics => "metrics",
             Self::StatusPage => "status_page",
+            Self::Reload => "reload",
         }
     }
 }
@@ -68,6 +72,8 @@ struct Routes {
     metrics: Vec<String>,
     #[serde(default)]
     status_page: Vec<String>,
+    #[serde(default)]
+    reload: Vec<String>,
 }
 
 impl Routes {
@@ -78,6 +84,7 @@ impl Routes {
             RouteClass::WorkflowRead => &self.workflow_read,
             RouteClass::Metrics => &self.metrics,
             RouteClass::StatusPage => &self.status_page,
+            RouteClass::Reload => &self.reload,
         }
     }
 }

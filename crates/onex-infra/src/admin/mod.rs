@@ -1,6 +1,7 @@
 //! The admin HTTP API (axum): liveness and readiness, Prometheus metrics, envelope ingress (any
 //! dialect in, the reply in the request's, the request's ids in `onex-envelope-id` /
-//! `onex-correlation-id`), and lookups of reducer state and workflow runs.
+//! `onex-correlation-id`), lookups of reducer state and workflow runs, the status page, and
+//! reloading the contracts.
 //!
 //! The server starts before the host so that `/health/live` answers during start-up;
 //! everything else answers 503 until [`AdminState::set_host`] is called. Every route but
@@ -24,9 +25,12 @@ use onex_core::envelope::{Envelope, ReplyError, bus_headers};
 use onex_core::error::{Classified, ErrorCategory, codes as core_codes};
 use serde_json::{Value as Json, json};
 
+use opentelemetry::trace::SpanKind;
+
 use self::auth::{AdminAccess, RouteClass};
 use crate::error::codes;
 use crate::host::RuntimeHost;
+use crate::telemetry::span;
 
 /// The admin API's deadlines.
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +104,7 @@ pub fn router(state: AdminState) -> Router {
         .merge(guarded("/v1/state/{fsm}/{key}", get(entity_state), RouteClass::StateRead))
         .merge(guarded("/v1/workflows/{run_id}", get(workflow_run), RouteClass::WorkflowRead))
         .merge(guarded("/ui", get(ui::page), RouteClass::StatusPage))
+        .merge(guarded("/v1/admin/reload", post(reload), RouteClass::Reload))
         .fallback(|| async {
             failure(StatusCode::NOT_FOUND, &ReplyError::new(codes::NOT_FOUND, "no such admin endpoint"))
         })
@@ -113,12 +118,13 @@ async fn ready(State(state): State<AdminState>) -> Response {
         return json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({ "status": "starting" }));
     };
     let deadline = state.timeouts.ready;
+    let served = host.served();
     let (checks, ready) =
-        tokio::join!(host.dispatcher().health_within(deadline), tokio::time::timeout(deadline, host.is_ready()));
+        tokio::join!(served.dispatcher().health_within(deadline), tokio::time::timeout(deadline, host.is_ready()));
     let handlers: serde_json::Map<String, Json> =
         checks.into_iter().map(|(name, health)| (name, Json::String(format!("{health:?}")))).collect();
     // Handlers contracts bind that nothing serves: the host is ready for everything else.
-    let unbound = json!(host.dispatcher().unbound());
+    let unbound = json!(served.dispatcher().unbound());
     match ready {
         Ok(true) => json_response(
             StatusCode::OK,
@@ -146,8 +152,49 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
+/// Handles an envelope taken in over HTTP. A W3C `traceparent` header is its trace when the
+/// envelope names none; with tracing on, the request is a server span the envelope's is under.
+async fn handle_traced(host: &Arc<RuntimeHost>, mut request: Envelope, headers: &axum::http::HeaderMap) -> Envelope {
+    if request.metadata.traceparent.is_none() {
+        let given = headers.get("traceparent").and_then(|v| v.to_str().ok());
+        request.metadata.traceparent = given.filter(|t| span::parent_from(t).is_some()).map(str::to_owned);
+    }
+    if !crate::telemetry::enabled() {
+        return host.handle(request).await;
+    }
+    let cx = span::start_for(&mut request, "POST /v1/envelopes".to_owned(), SpanKind::Server);
+    let reply = host.handle(request).await;
+    span::end_with_reply(&cx, &reply);
+    reply
+}
+
+/// `POST /v1/admin/reload`: the contract directory loaded again; 200 with what changed, or the
+/// refusal (the old set keeps serving) with every contract error as `file:line:column: …`.
+async fn reload(State(state): State<AdminState>) -> Response {
+    let host = match state.host() {
+        Ok(host) => host,
+        Err(response) => return response,
+    };
+    match host.reload().await {
+        Ok(report) => json_response(StatusCode::OK, &json!({ "reloaded": true, "report": report })),
+        Err(e) => {
+            let errors = match &e {
+                crate::host::ReloadError::Invalid { errors, .. } => errors.clone(),
+                _ => Vec::new(),
+            };
+            let code = e.error_code();
+            let status = match e {
+                crate::host::ReloadError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => status_of(code.category()),
+            };
+            let error = ReplyError::new(code, e.to_string());
+            json_response(status, &json!({ "reloaded": false, "error": error, "errors": errors }))
+        }
+    }
+}
+
 /// `POST /v1/envelopes`: one envelope in, its reply out (status from the error category).
-async fn ingest(State(state): State<AdminState>, body: Body) -> Response {
+async fn ingest(State(state): State<AdminState>, headers: axum::http::HeaderMap, body: Body) -> Response {
     let host = match state.host() {
         Ok(host) => host,
         Err(response) => return response,
@@ -203,7 +250,7 @@ async fn ingest(State(state): State<AdminState>, body: Body) -> Response {
         }
     };
     let (envelope_id, correlation_id) = (request.envelope_id, request.correlation_id);
-    let reply = host.handle(request).await;
+    let reply = handle_traced(host, request, &headers).await;
     let status = match (&reply.success, &reply.error) {
         (Some(true), _) => StatusCode::OK,
         (_, Some(error)) => status_of(error.category),

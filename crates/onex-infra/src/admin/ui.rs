@@ -19,7 +19,7 @@ use serde_json::Value as Json;
 use tokio::time::Instant;
 
 use super::AdminState;
-use crate::host::RuntimeHost;
+use crate::host::{RuntimeHost, Served};
 
 /// Workflow runs shown.
 const RUNS_SHOWN: u32 = 20;
@@ -81,7 +81,8 @@ pub async fn page(State(state): State<AdminState>) -> Response {
 }
 
 async fn render(host: &RuntimeHost, rates: &RateSampler) -> Result<String, onex_spi::SpiError> {
-    let machines = host.machines().await?;
+    let served = host.served();
+    let machines = host.machines(&served).await?;
     let runs = host.recent_runs(RUNS_SHOWN).await?;
     let rows = rates.rows(host.metrics().per_node());
     let mut html = String::with_capacity(16 * 1024);
@@ -89,11 +90,11 @@ async fn render(host: &RuntimeHost, rates: &RateSampler) -> Result<String, onex_
     let _ = write!(
         html,
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="5"><title>onex-runtime-host status</title><link rel="icon" href="data:,"><style>{STYLE}</style></head><body><header><h1>onex-runtime-host</h1><p class="summary"><span id="status">{status}</span> · {} nodes · {} envelopes in flight · {} outbox messages unpublished</p></header>"#,
-        host.contracts().nodes.len(),
+        served.contracts().nodes.len(),
         host.metrics().in_flight_now(),
         host.store().outbox_backlog().await.unwrap_or(0),
     );
-    nodes_section(&mut html, host, &rows);
+    nodes_section(&mut html, &served, &rows);
     html.push_str(r#"<section id="machines"><h2>State machines</h2>"#);
     if machines.is_empty() {
         html.push_str("<p>No reducer is loaded.</p>");
@@ -123,18 +124,18 @@ fn breaker_text(state: Option<BreakerState>) -> &'static str {
     }
 }
 
-fn nodes_section(html: &mut String, host: &RuntimeHost, rows: &BTreeMap<String, NodeRow>) {
+fn nodes_section(html: &mut String, served: &Served, rows: &BTreeMap<String, NodeRow>) {
     let mut breakers: BTreeMap<&str, Option<BreakerState>> = BTreeMap::new();
-    for op in host.dispatcher().operations() {
-        if let Some((node, stack)) = host.dispatcher().stack(op) {
+    for op in served.dispatcher().operations() {
+        if let Some((node, stack)) = served.dispatcher().stack(op) {
             breakers.entry(node).or_insert_with(|| stack.breaker_state());
         }
     }
     html.push_str(
         r#"<section id="nodes"><h2>Nodes</h2><table><thead><tr><th>node</th><th>kind</th><th>version</th><th>operations</th><th>breaker</th><th>ok</th><th>failed</th><th>envelopes/s</th><th>error rate</th></tr></thead><tbody>"#,
     );
-    for (name, (source, node)) in &host.contracts().nodes {
-        let operations = served(node);
+    for (name, (source, node)) in &served.contracts().nodes {
+        let operations = answers_to(node);
         let row = rows.get(name.as_str());
         let (ok, failed) = row.map_or((0, 0), |r| (r.ok, r.failed));
         let (rate, errors) = match row.and_then(|r| r.rate) {
@@ -157,7 +158,7 @@ fn nodes_section(html: &mut String, host: &RuntimeHost, rows: &BTreeMap<String, 
 
 /// What a node answers to: its operations, the events a reducer consumes, the intents an
 /// orchestrator routes.
-fn served(node: &onex_core::contract::NodeContract) -> Vec<String> {
+fn answers_to(node: &onex_core::contract::NodeContract) -> Vec<String> {
     let mut served: Vec<String> = node.io_operations.iter().map(|o| esc(&o.operation)).collect();
     served.extend(node.consumed_events.iter().map(|e| esc(&e.event_type)));
     if let Some(coordination) = &node.workflow_coordination {

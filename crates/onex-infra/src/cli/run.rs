@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use onex_core::contract::{ContractSet, RuntimeConfig, Severity, load_runtime_config};
+use onex_core::error::Classified;
 use onex_spi::{HandlerInit, SecretStore};
 use tokio::net::TcpListener;
 
@@ -71,7 +72,7 @@ fn fail(message: &str) -> ExitCode {
 async fn serve(args: RunArgs) -> Result<(), String> {
     let started = Instant::now();
     let registry = Registry::with_builtin_handlers().map_err(|e| e.to_string())?;
-    let (config, contracts) = resolve(&args, &registry)?;
+    let (config, contracts, contracts_dir) = resolve(&args, &registry)?;
     let data_dir = PathBuf::from(&config.data_dir);
     let listener = TcpListener::bind(&config.admin_addr)
         .await
@@ -79,6 +80,8 @@ async fn serve(args: RunArgs) -> Result<(), String> {
     let listener_addr = listener.local_addr().map_err(|e| format!("admin listener: {e}"))?;
     let admin_addr = listener_addr.to_string();
     let secrets = secret_store(&config, &data_dir).await?;
+    let telemetry = crate::telemetry::init(&config.telemetry, &data_dir)
+        .map_err(|e| format!("cannot start ({}): {e}", e.error_code()))?;
     let access = AdminAccess::from_config(&config.admin.auth, listener_addr, &data_dir, secrets.as_ref())
         .await
         .map_err(|e| format!("cannot start ({}): {}", e.code(), e.message()))?;
@@ -94,9 +97,17 @@ async fn serve(args: RunArgs) -> Result<(), String> {
     let runtime_name = config.runtime_name.clone();
     let auth_mode = auth::describe(&config.admin.auth);
     let bound = listener_addr;
-    let setup = HostSetup { config, contracts, registry, data_dir: data_dir.clone(), secrets: Arc::clone(&secrets) };
+    let setup = HostSetup {
+        config,
+        contracts,
+        registry,
+        data_dir: data_dir.clone(),
+        secrets: Arc::clone(&secrets),
+        contracts_dir,
+    };
     let running = start(setup).await.map_err(|e| format!("cannot start: {e}"))?;
-    let unbound = running.host().dispatcher().unbound();
+    let served = running.host().served();
+    let unbound = served.dispatcher().unbound();
     if !unbound.is_empty() {
         let listed = unbound_list(unbound);
         if args.require_all_handlers {
@@ -114,7 +125,7 @@ async fn serve(args: RunArgs) -> Result<(), String> {
         admin = %admin_addr,
         admin_auth = auth_mode,
         data_dir = %data_dir.display(),
-        operations = running.host().dispatcher().operations().count(),
+        operations = served.dispatcher().operations().count(),
         resumed_runs = running.resumed_runs(),
         startup_ms = started.elapsed().as_millis() as u64,
         "onex-runtime-host ready"
@@ -123,7 +134,9 @@ async fn serve(args: RunArgs) -> Result<(), String> {
         Some(consul_config) => register_in_consul(consul_config, &runtime_name, bound, &data_dir, secrets).await,
         None => None,
     };
+    let reloads = tokio::spawn(crate::host::reload::reload_on_sighup(Arc::clone(running.host())));
     wait_for_signal().await;
+    reloads.abort();
     if let Some((consul, id)) = registration {
         match deregister_host(&consul, &id).await {
             Ok(()) => tracing::info!(service_id = %id, "deregistered from Consul"),
@@ -137,6 +150,9 @@ async fn serve(args: RunArgs) -> Result<(), String> {
     let report = running.shutdown(drain).await;
     for (handler, e) in &report.handler_failures {
         tracing::warn!(handler, error = %e, "handler shutdown failed");
+    }
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await;
     }
     tracing::info!(runs_interrupted = report.runs_interrupted, consumer_drained = report.consumer_drained, "stopped");
     Ok(())
@@ -201,8 +217,9 @@ async fn wait_for_signal() {
     }
 }
 
-/// The runtime config and contracts to serve, with every diagnostic printed.
-fn resolve(args: &RunArgs, registry: &Registry) -> Result<(RuntimeConfig, ContractSet), String> {
+/// The runtime config and contracts to serve, with every diagnostic printed, and the directory
+/// they came from (`None` for the bundled contracts).
+fn resolve(args: &RunArgs, registry: &Registry) -> Result<(RuntimeConfig, ContractSet, Option<PathBuf>), String> {
     let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("ONEX_")).collect();
     let env_value = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let file_config = match &args.config {
@@ -239,7 +256,7 @@ fn resolve(args: &RunArgs, registry: &Registry) -> Result<(RuntimeConfig, Contra
         config.admin_addr.clone_from(addr);
     }
     tracing::info!(contracts = %source, nodes = set.nodes.len(), "contracts loaded");
-    Ok((config, set))
+    Ok((config, set, contracts_dir))
 }
 
 /// Logs every diagnostic; the set, or an error naming how many errors there were.

@@ -22,6 +22,8 @@ use onex_core::envelope::{Envelope, bus_headers};
 use onex_core::error::{Classified, ErrorCategory};
 use onex_core::resilience::{RetryDecision, RetrySchedule};
 use onex_spi::{InboundMessage, OutboundMessage, SpiResult};
+use opentelemetry::trace::{SpanKind, TraceContextExt};
+use opentelemetry::{Context, KeyValue};
 use tokio::sync::watch;
 
 use super::RuntimeHost;
@@ -29,6 +31,7 @@ use super::consumer::ConsumerConfig;
 use super::outbox::HEADER_OUTBOX_ID;
 use super::wire::{HEADER_ERROR_CODE, HEADER_ERROR_MESSAGE, minted_for, to_message};
 use crate::resilience::random_unit;
+use crate::telemetry::span;
 
 /// Header of a dead letter: how many times the message was tried.
 pub const HEADER_ATTEMPTS: &str = "onex-attempts";
@@ -69,8 +72,9 @@ async fn pause(delay: Duration, stop: &mut watch::Receiver<bool>) -> Result<(), 
 
 /// A message's final outcome, before it is published.
 enum Outcome {
-    /// Handled: the final reply (a failed one is dead-lettered too) after this many tries.
-    Replied { reply: Box<Envelope>, attempts: u32 },
+    /// Handled: the final reply (a failed one is dead-lettered too) after this many tries, and
+    /// the message's span (tracing on).
+    Replied { reply: Box<Envelope>, attempts: u32, span: Option<Context> },
     /// Not an envelope: dead-lettered as it came.
     Unreadable { code: String, text: String },
     /// A reply that came back on a request topic: nothing to do.
@@ -88,9 +92,24 @@ pub(super) async fn settle(
     let outcome = decide(host, config, message, stop).await?;
     let mut backoff = Backoff::new(&config.delivery);
     match &outcome {
-        Outcome::Replied { reply, attempts } => {
+        Outcome::Replied { reply, attempts, span: consumed } => {
             let published = to_message(&config.reply_topic, message.key.clone(), reply);
+            let publishing = consumed.as_ref().map(|parent| {
+                let name = format!("publish {}", config.reply_topic);
+                span::start(
+                    name,
+                    SpanKind::Producer,
+                    parent,
+                    vec![KeyValue::new("onex.topic", config.reply_topic.clone())],
+                )
+            });
             retry(host, stop, &mut backoff, "publish a reply", || host.bus.publish(published.clone())).await?;
+            if let Some(cx) = publishing {
+                span::end(&cx, None);
+            }
+            if let Some(cx) = consumed {
+                span::end_with_reply(cx, reply);
+            }
             if let Some(error) = reply.error.as_ref().filter(|_| reply.success != Some(true)) {
                 let letter = dead_letter(config, message, &error.code, &error.message, *attempts);
                 retry(host, stop, &mut backoff, "dead-letter a message", || host.bus.publish(letter.clone())).await?;
@@ -115,7 +134,7 @@ async fn decide(
     message: &InboundMessage,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Outcome, Stopped> {
-    let request = match Envelope::decode(&message.payload, host.limits.max_envelope_bytes, minted_for(message)) {
+    let mut request = match Envelope::decode(&message.payload, host.limits.max_envelope_bytes, minted_for(message)) {
         Ok(request) => request,
         Err(e) => {
             let code = e.error_code();
@@ -129,6 +148,13 @@ async fn decide(
         tracing::debug!(envelope_id = %request.envelope_id, "a reply on a request topic; skipped");
         return Ok(Outcome::Ignored);
     }
+    // The message's span: the envelope (each attempt a span of its own) and the reply's
+    // publishing are its children.
+    let consumed = crate::telemetry::enabled().then(|| {
+        let cx = span::start_for(&mut request, format!("consume {}", message.topic), SpanKind::Consumer);
+        cx.span().set_attribute(KeyValue::new("onex.partition", i64::from(message.partition)));
+        cx
+    });
     let schedule = config.delivery.retry_schedule();
     let mut attempts = 0;
     loop {
@@ -144,7 +170,7 @@ async fn decide(
             _ => None,
         };
         let Some(delay) = retry_after else {
-            return Ok(Outcome::Replied { reply: Box::new(reply), attempts });
+            return Ok(Outcome::Replied { reply: Box::new(reply), attempts, span: consumed });
         };
         host.metrics.delivery_retried();
         tracing::info!(envelope_id = %request.envelope_id, operation = %request.operation, attempts,

@@ -11,6 +11,9 @@ use onex_core::contract::{ContractSet, NodeContract, NodeKind, OperationBinding,
 use onex_core::envelope::{Envelope, ReplyError};
 use onex_core::error::codes;
 use onex_spi::{Handler, HandlerInit, HandlerRegistry, Health, OutboundMessage, SecretStore, SpiError};
+use opentelemetry::KeyValue;
+use opentelemetry::context::FutureExt;
+use opentelemetry::trace::{SpanKind, TraceContextExt};
 use serde_json::Value as Json;
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -20,6 +23,7 @@ use crate::compute::{ComputeHandler, split_output};
 use crate::ids::{new_uuid_v7, now_utc};
 use crate::registry::Registry;
 use crate::resilience::ResilienceStack;
+use crate::telemetry::span;
 
 /// Why the host could not start its handlers.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +67,9 @@ pub enum RouteKind {
 /// Started handlers and the routes of every operation the effect and compute nodes declare.
 pub struct Dispatcher {
     handlers: BTreeMap<String, Arc<dyn Handler>>,
+    /// Each routed node's contract and its stacks by handler type: a reload keeps the stacks
+    /// (breaker state, rate budget) of a node whose contract did not change.
+    stacks: BTreeMap<String, (Arc<NodeContract>, BTreeMap<String, ResilienceStack>)>,
     /// Operation -> the first node (by name) serving it.
     routes: BTreeMap<String, Route>,
     /// node -> operation -> route, for envelopes whose `target_node` names one of several.
@@ -143,6 +150,32 @@ impl Dispatcher {
         secrets: Arc<dyn SecretStore>,
         data_dir: &Path,
     ) -> Result<Self, DispatchError> {
+        Self::build(contracts, config, registry, secrets, data_dir, None).await
+    }
+
+    /// The dispatcher of a reloaded contract set: this one's handlers are kept (only handlers
+    /// the new set binds for the first time are started; none is stopped, so the last
+    /// dispatcher shuts every one down), and so are the stacks of nodes whose contract did not
+    /// change.
+    pub async fn reload(
+        &self,
+        contracts: &ContractSet,
+        config: &RuntimeConfig,
+        registry: &Registry,
+        secrets: Arc<dyn SecretStore>,
+        data_dir: &Path,
+    ) -> Result<Self, DispatchError> {
+        Self::build(contracts, config, registry, secrets, data_dir, Some(self)).await
+    }
+
+    async fn build(
+        contracts: &ContractSet,
+        config: &RuntimeConfig,
+        registry: &Registry,
+        secrets: Arc<dyn SecretStore>,
+        data_dir: &Path,
+        previous: Option<&Self>,
+    ) -> Result<Self, DispatchError> {
         let aliases = contracts.handler_aliases();
         let nodes: Vec<&NodeContract> = contracts.nodes.values().map(|(_, n)| n).collect();
         let mut wanted: BTreeMap<String, Json> =
@@ -161,8 +194,11 @@ impl Dispatcher {
                 }
             }
         }
-        let mut handlers: BTreeMap<String, Arc<dyn Handler>> = BTreeMap::new();
+        let mut handlers: BTreeMap<String, Arc<dyn Handler>> = previous.map(|p| p.handlers.clone()).unwrap_or_default();
         for (handler_type, handler_config) in wanted {
+            if handlers.contains_key(&handler_type) {
+                continue;
+            }
             let Some(factory) = registry.factory(&handler_type) else { continue };
             let init =
                 HandlerInit { config: handler_config, secrets: Arc::clone(&secrets), data_dir: data_dir.to_path_buf() };
@@ -173,13 +209,16 @@ impl Dispatcher {
         }
         let mut this = Self {
             handlers,
+            stacks: BTreeMap::new(),
             routes: BTreeMap::new(),
             by_node: BTreeMap::new(),
             unavailable: BTreeMap::new(),
             unbound: BTreeMap::new(),
         };
         for node in nodes {
-            this.route_node(node, config, registry, &aliases);
+            let kept = previous.and_then(|p| p.stacks.get(&node.name)).filter(|(contract, _)| **contract == *node);
+            let stacks = kept.map(|(_, stacks)| stacks.clone()).unwrap_or_default();
+            this.route_node(node, stacks, config, registry, &aliases);
         }
         // Handlers routed by event model (not by operation) are bound too: report those nobody
         // registered, whatever the node's kind.
@@ -194,15 +233,17 @@ impl Dispatcher {
         Ok(this)
     }
 
+    /// Routes `node`'s operations, through `stacks` (by handler type) where given, else through
+    /// stacks built now.
     fn route_node(
         &mut self,
         node: &NodeContract,
+        mut stacks: BTreeMap<String, ResilienceStack>,
         config: &RuntimeConfig,
         registry: &Registry,
         aliases: &BTreeMap<&str, &str>,
     ) {
         // One stack per node and handler: its operations share the breaker, limits and budget.
-        let mut stacks: BTreeMap<String, ResilienceStack> = BTreeMap::new();
         let contract = Arc::new(node.clone());
         let publishes: Arc<BTreeMap<String, String>> =
             Arc::new(node.published_events.iter().map(|e| (e.event_type.clone(), e.topic.clone())).collect());
@@ -270,6 +311,7 @@ impl Dispatcher {
             names.sort();
             names.dedup();
         }
+        self.stacks.insert(node.name.clone(), (contract, stacks));
     }
 
     /// The operations this host serves.
@@ -360,7 +402,18 @@ impl Dispatcher {
         if let Some(header) = &route.idempotency_header {
             with_idempotency_header(&mut call, header);
         }
-        match route.stack.service.clone().oneshot(call).await {
+        let outcome = if crate::telemetry::enabled() {
+            // The handler call is a span of its own; a handler's outgoing request carries it.
+            let name = format!("handler {}", request.operation);
+            let cx = span::start_for(&mut call, name, SpanKind::Client);
+            cx.span().set_attribute(KeyValue::new("onex.node", route.node.to_string()));
+            let outcome = route.stack.service.clone().oneshot(call).with_context(cx.clone()).await;
+            span::end(&cx, outcome.as_ref().err().map(|e| e.to_reply_error().to_text()));
+            outcome
+        } else {
+            route.stack.service.clone().oneshot(call).await
+        };
+        match outcome {
             Ok(payload) => request.reply_ok(new_uuid_v7(), payload, now_utc()),
             Err(e) => fail(request, e.to_reply_error()),
         }

@@ -12,11 +12,15 @@ use std::sync::Arc;
 
 use onex_core::envelope::Envelope;
 
-use super::RuntimeHost;
 use super::wire::{fail, spi_reply_error, stored_reply};
+use super::{Dispatcher, RuntimeHost};
 
 /// Dispatches `request` unless its reply is recorded; records the final outcome.
-pub(super) async fn dispatch_recorded(host: &Arc<RuntimeHost>, request: &Envelope) -> Envelope {
+pub(super) async fn dispatch_recorded(
+    host: &Arc<RuntimeHost>,
+    dispatcher: &Dispatcher,
+    request: &Envelope,
+) -> Envelope {
     let context = format!("envelope {} (`{}`)", request.envelope_id, request.operation);
     match host.store.processed_reply(request.envelope_id).await {
         Ok(Some(stored)) => return stored_reply(request, stored),
@@ -24,7 +28,7 @@ pub(super) async fn dispatch_recorded(host: &Arc<RuntimeHost>, request: &Envelop
         // Running it without knowing whether it ran could run it twice: try again later.
         Err(e) => return fail(request, spi_reply_error(&e, &format!("{context}: reading its recorded reply"))),
     }
-    let reply = host.dispatcher.dispatch(request).await;
+    let reply = dispatcher.dispatch(request).await;
     let is_final = reply.error.as_ref().is_none_or(|e| !e.category.retryable());
     if !is_final {
         return reply;

@@ -1,8 +1,10 @@
 //! Host metrics: lock-free counters and latency histograms per operation, rendered as
 //! Prometheus text by the admin API.
 //!
-//! Every operation the host routes is registered once at start-up, so counting an envelope is
-//! a few relaxed atomic adds with no lock and no allocation. What cannot be known in advance
+//! Every operation the host routes is registered when its contract set is built (at start-up
+//! and on each reload, keeping the counts of operations that stay), and the set holds its
+//! counters, so counting an envelope is a few relaxed atomic adds with no lock and no
+//! allocation. What cannot be known in advance
 //! (refusals by error code, workflow outcomes) sits behind a mutex: it is off the hot path.
 
 use std::collections::{BTreeMap, HashMap};
@@ -90,7 +92,10 @@ pub struct StackGauges {
 /// The host's metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    operations: HashMap<String, Arc<OperationMetrics>>,
+    /// Every operation ever served, by (node, operation): a reload keeps the counts.
+    operations: Mutex<BTreeMap<(String, String), Arc<OperationMetrics>>>,
+    /// Contract reloads that replaced the set, and those refused.
+    reloads: [AtomicU64; 2],
     refused: Mutex<BTreeMap<String, u64>>,
     workflows: Mutex<BTreeMap<(String, &'static str), u64>>,
     dlq: AtomicU64,
@@ -104,19 +109,38 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Metrics for the given `(node, operation)` pairs.
+    /// Metrics with the given `(node, operation)` pairs registered.
     pub fn new<'a>(operations: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let operations = operations
-            .into_iter()
-            .map(|(node, op)| (op.to_owned(), Arc::new(OperationMetrics::new(node, op))))
-            .collect();
-        Self { operations, ..Self::default() }
+        let this = Self::default();
+        this.register(operations);
+        this
+    }
+
+    /// The counters of each `(node, operation)`, by operation (the first node of an operation
+    /// wins); counters registered before are kept, so counts survive a reload.
+    pub fn register<'a>(
+        &self,
+        operations: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> HashMap<String, Arc<OperationMetrics>> {
+        let mut registered = self.operations.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut counters = HashMap::new();
+        for (node, op) in operations {
+            let key = (node.to_owned(), op.to_owned());
+            let metrics = registered.entry(key).or_insert_with(|| Arc::new(OperationMetrics::new(node, op)));
+            counters.entry(op.to_owned()).or_insert_with(|| Arc::clone(metrics));
+        }
+        counters
+    }
+
+    /// Counts a reload of the contracts: replaced the set (`true`) or refused.
+    pub fn reloaded(&self, replaced: bool) {
+        self.reloads[usize::from(!replaced)].fetch_add(1, Relaxed);
     }
 
     /// `(succeeded, failed)` envelopes per node, summed over its operations.
     pub fn per_node(&self) -> BTreeMap<String, (u64, u64)> {
         let mut nodes: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-        for op in self.operations.values() {
+        for op in self.operations.lock().unwrap_or_else(PoisonError::into_inner).values() {
             let (ok, failed) = op.counts();
             let entry = nodes.entry(op.node.clone()).or_default();
             entry.0 += ok;
@@ -125,9 +149,10 @@ impl Metrics {
         nodes
     }
 
-    /// The counters of `operation`, if it is registered.
-    pub fn operation(&self, operation: &str) -> Option<&Arc<OperationMetrics>> {
-        self.operations.get(operation)
+    /// The counters of `operation` (its first node's), if it was ever registered.
+    pub fn operation(&self, operation: &str) -> Option<Arc<OperationMetrics>> {
+        let registered = self.operations.lock().unwrap_or_else(PoisonError::into_inner);
+        registered.values().find(|m| m.operation == operation).map(Arc::clone)
     }
 
     /// Counts an envelope refused before reaching a node (bad input), by error code.
@@ -197,8 +222,9 @@ impl Metrics {
     /// Prometheus text exposition (version 0.0.4).
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::with_capacity(4096);
-        let mut ops: Vec<&Arc<OperationMetrics>> = self.operations.values().collect();
-        ops.sort_by(|a, b| (&a.node, &a.operation).cmp(&(&b.node, &b.operation)));
+        // Sorted by (node, operation): the registry's order.
+        let ops: Vec<Arc<OperationMetrics>> =
+            self.operations.lock().unwrap_or_else(PoisonError::into_inner).values().map(Arc::clone).collect();
 
         header(&mut out, "onex_envelopes_total", "counter", "Envelopes processed, by node, operation and outcome.");
         for m in &ops {
@@ -266,6 +292,18 @@ impl Metrics {
                 self.runs_taken_over.load(Relaxed) as f64,
             ),
             ("onex_in_flight", "gauge", "Envelopes being processed.", self.in_flight.load(Relaxed) as f64),
+            (
+                "onex_contract_reloads_total",
+                "counter",
+                "Contract reloads that replaced the served set.",
+                self.reloads[0].load(Relaxed) as f64,
+            ),
+            (
+                "onex_contract_reload_failures_total",
+                "counter",
+                "Contract reloads refused (the old set kept serving).",
+                self.reloads[1].load(Relaxed) as f64,
+            ),
             (
                 "onex_bus_consumed_total",
                 "counter",

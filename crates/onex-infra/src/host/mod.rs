@@ -10,6 +10,8 @@
 //! - `sweeper`: expired runs taken over, records past their retention removed;
 //! - [`consumer`], [`delivery`] and [`outbox`]: the bus side, at-least-once in and out,
 //!   retryable failures tried again in place, every message ending in one final outcome;
+//! - [`served`]: what one contract set makes of the host, replaced whole by [`reload`]; `runs`:
+//!   the workflow runs being driven, kept across reloads;
 //! - [`start`]: assembling a host from its configuration, and shutting it down;
 //! - [`metrics`]: what `/metrics` shows.
 
@@ -22,8 +24,11 @@ pub mod metrics;
 pub mod orchestrator;
 pub mod outbox;
 pub mod reducer;
+pub mod reload;
 mod run_driver;
+mod runs;
 pub mod runtime_host;
+pub mod served;
 pub mod start;
 mod sweeper;
 pub mod wire;
@@ -31,5 +36,7 @@ pub mod wire;
 pub use dispatch::{DispatchError, Dispatcher};
 pub use orchestrator::Orchestrator;
 pub use reducer::Reducers;
+pub use reload::{ReloadError, ReloadReport};
 pub use runtime_host::{Claims, Limits, Machine, RuntimeHost};
+pub use served::Served;
 pub use start::{HostError, HostSetup, RunningHost, ShutdownReport, start, start_with_bus};

@@ -5,11 +5,10 @@
 //! starting a second one, and takes it over when its lease expired (its host died). Runs whose
 //! lease expired are also taken over by any host's sweeper ([`Orchestrator::take_over`]), and,
 //! at start, a host alone on its store (SQLite) takes every unfinished run at once. A host
-//! never drives one run twice: it remembers the runs it is driving.
+//! never drives one run twice: it remembers the runs it is driving ([`super::runs`]).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use onex_core::contract::ContractSet;
 use onex_core::envelope::{Envelope, ReplyError};
@@ -17,12 +16,9 @@ use onex_core::error::codes;
 use onex_core::workflow::{StepState, WorkflowPlan, WorkflowRun};
 use onex_spi::{RunRecord, RunsToTake, SpiError};
 use serde_json::{Value as Json, json};
-use tokio::task::JoinSet;
-use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::RuntimeHost;
-use super::run_driver::drive;
 use super::wire::{fail, spi_reply_error};
 use crate::ids::{new_uuid_v7, now_utc};
 
@@ -38,21 +34,12 @@ pub struct WorkflowSpec {
     pub plan: WorkflowPlan,
 }
 
-/// Workflows, the intent routing table and the runs in progress.
+/// The workflows of one contract set and its intent routing table.
 #[derive(Debug, Default)]
 pub struct Orchestrator {
     workflows: HashMap<String, Arc<WorkflowSpec>>,
     /// Intent type -> (routing node, workflow name).
     routes: HashMap<String, (String, String)>,
-    runs: Mutex<Runs>,
-}
-
-/// The runs this host is driving.
-#[derive(Debug, Default)]
-struct Runs {
-    tasks: JoinSet<()>,
-    /// Their ids (removed by the task when it ends).
-    driving: Arc<Mutex<HashSet<Uuid>>>,
 }
 
 impl Orchestrator {
@@ -76,7 +63,7 @@ impl Orchestrator {
             workflows.insert(plan.name.clone(), Arc::new(WorkflowSpec { node: plan.name.clone(), plan }));
         }
         routes.retain(|_, (_, workflow)| workflows.contains_key(workflow));
-        Ok(Self { workflows, routes, runs: Mutex::default() })
+        Ok(Self { workflows, routes })
     }
 
     /// `(node, operation)` for every routed intent.
@@ -109,7 +96,7 @@ impl Orchestrator {
             Err(e) => return fail(request, spi_reply_error(&e, &context)),
         };
         let status = if started {
-            self.spawn(host, Arc::clone(spec), run_id, request.clone(), Vec::new());
+            host.runs.spawn(host, Arc::clone(spec), run_id, request.clone(), Vec::new());
             "running".to_owned()
         } else {
             // Delivered again: the run exists. If its host died, this one takes it over.
@@ -126,7 +113,7 @@ impl Orchestrator {
     /// The status of an existing run, after taking it over if it is running and its lease
     /// expired (or this host holds it but is not driving it).
     async fn take_over_one(&self, host: &Arc<RuntimeHost>, run_id: Uuid) -> Result<Option<String>, SpiError> {
-        if self.is_driving(run_id) {
+        if host.runs.is_driving(run_id) {
             return Ok(Some("running".to_owned()));
         }
         if let Some(record) = host.store.take_over_run(run_id, &host.claims.run).await? {
@@ -156,7 +143,7 @@ impl Orchestrator {
     /// Drives a run this host now holds from its journal; false when it is driving it already
     /// or no contract defines its workflow any more.
     async fn resume(&self, host: &Arc<RuntimeHost>, record: RunRecord) -> Result<bool, SpiError> {
-        if self.is_driving(record.run_id) {
+        if host.runs.is_driving(record.run_id) {
             return Ok(false);
         }
         let Some(spec) = self.workflows.get(&record.workflow) else {
@@ -174,7 +161,7 @@ impl Orchestrator {
         let journal = host.store.journal(record.run_id).await?;
         tracing::info!(run_id = %record.run_id, workflow = %record.workflow, journal = journal.len(), "resuming run");
         host.metrics.run_taken_over();
-        self.spawn(host, Arc::clone(spec), record.run_id, trigger, journal);
+        host.runs.spawn(host, Arc::clone(spec), record.run_id, trigger, journal);
         Ok(true)
     }
 
@@ -184,10 +171,14 @@ impl Orchestrator {
         self.view_of(host, record).await.map(Some)
     }
 
-    /// [`Self::view`] of a run record already read.
+    /// [`Self::view`] of a run record already read. A finished run is shown against the
+    /// definition served now: after a reload that changed its workflow, its `steps` are left
+    /// empty when its journal does not fit (the journal itself is always shown).
     pub(super) async fn view_of(&self, host: &RuntimeHost, record: RunRecord) -> Result<Json, onex_spi::SpiError> {
         let journal = host.store.journal(record.run_id).await?;
-        let steps: Vec<Json> = match self.workflows.get(&record.workflow) {
+        // A run being driven is shown with its own definition (it may predate a reload).
+        let driven = host.runs.spec_of(record.run_id);
+        let steps: Vec<Json> = match driven.as_ref().or_else(|| self.workflows.get(&record.workflow)) {
             Some(spec) => match WorkflowRun::resume(spec.plan.clone(), &journal) {
                 Ok(run) => spec
                     .plan
@@ -204,70 +195,6 @@ impl Orchestrator {
             "run_id": record.run_id, "workflow": record.workflow, "status": record.status,
             "steps": steps, "journal": journal,
         }))
-    }
-
-    /// Waits up to `bound` for runs in progress; runs still going are stopped and stay
-    /// `running` in the store, to be taken over once their lease expires. Returns how many were
-    /// stopped.
-    pub(super) async fn drain(&self, bound: Duration) -> usize {
-        let deadline = Instant::now() + bound;
-        loop {
-            let mut runs = std::mem::take(&mut self.lock_runs().tasks);
-            if runs.is_empty() {
-                return 0;
-            }
-            let all_done = async { while runs.join_next().await.is_some() {} };
-            if tokio::time::timeout_at(deadline, all_done).await.is_err() {
-                let stopped = runs.len();
-                runs.abort_all();
-                while runs.join_next().await.is_some() {}
-                return stopped;
-            }
-        }
-    }
-
-    fn lock_runs(&self) -> std::sync::MutexGuard<'_, Runs> {
-        self.runs.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn is_driving(&self, run_id: Uuid) -> bool {
-        let driving = Arc::clone(&self.lock_runs().driving);
-        let set = driving.lock().unwrap_or_else(PoisonError::into_inner);
-        set.contains(&run_id)
-    }
-
-    /// Drives a run in a task of its own, unless this host drives it already.
-    fn spawn(
-        &self,
-        host: &Arc<RuntimeHost>,
-        spec: Arc<WorkflowSpec>,
-        run_id: Uuid,
-        trigger: Envelope,
-        journal: Vec<onex_core::workflow::JournalEntry>,
-    ) {
-        let mut runs = self.lock_runs();
-        while runs.tasks.try_join_next().is_some() {}
-        let driving = Arc::clone(&runs.driving);
-        if !driving.lock().unwrap_or_else(PoisonError::into_inner).insert(run_id) {
-            return;
-        }
-        let host = Arc::clone(host);
-        runs.tasks.spawn(async move {
-            let _driving = Driving { set: driving, run_id };
-            drive(host, spec, run_id, trigger, journal).await;
-        });
-    }
-}
-
-/// Removes a run from the set of runs being driven when its task ends (also when aborted).
-struct Driving {
-    set: Arc<Mutex<HashSet<Uuid>>>,
-    run_id: Uuid,
-}
-
-impl Drop for Driving {
-    fn drop(&mut self) {
-        self.set.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.run_id);
     }
 }
 

@@ -7,6 +7,7 @@
 //! the loser steps again from the state the winner committed.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use onex_core::contract::{ContractSet, NodeKind};
@@ -14,11 +15,14 @@ use onex_core::envelope::{Envelope, ReplyError};
 use onex_core::error::{Classified, ErrorCategory, codes};
 use onex_core::fsm::{FsmEngine, Intent, IntentPhase, StepResult};
 use onex_spi::{CommitOutcome, EntityState, OutboundMessage, SpiError, StateStore, TransitionCommit};
+use opentelemetry::trace::SpanKind;
+use opentelemetry::{Context, KeyValue};
 use serde_json::{Value as Json, json};
 
 use super::commit::GroupCommitter;
 use super::wire::{fail, spi_reply_error, stored_reply, to_message};
 use crate::ids::{new_uuid_v7, now_utc};
+use crate::telemetry::span;
 
 /// How many times a step is retried after losing a version race.
 const CONFLICT_ATTEMPTS: u32 = 8;
@@ -38,8 +42,9 @@ pub struct ReducerNode {
 #[derive(Debug, Default)]
 pub struct Reducers {
     by_fsm: HashMap<String, ReducerNode>,
-    /// Intents committed steps emitted that no topic takes (`validate` warns of each).
-    dropped: AtomicU64,
+    /// Intents committed steps emitted that no topic takes (`validate` warns of each); shared
+    /// with the reducers of a reloaded set.
+    dropped: Arc<AtomicU64>,
 }
 
 impl Reducers {
@@ -59,7 +64,14 @@ impl Reducers {
             let reducer = ReducerNode { node: name.clone(), engine: FsmEngine::compile(fsm.clone()), intent_topics };
             by_fsm.insert(fsm.name.clone(), reducer);
         }
-        Self { by_fsm, dropped: AtomicU64::new(0) }
+        Self { by_fsm, dropped: Arc::default() }
+    }
+
+    /// These reducers, counting dropped intents on from `previous`'s count (a reload).
+    #[must_use]
+    pub fn counting_on(mut self, previous: &Self) -> Self {
+        self.dropped = Arc::clone(&previous.dropped);
+        self
     }
 
     /// `(node, machine)` of every reducer, by machine name.
@@ -236,7 +248,22 @@ impl Step<'_> {
             outbox,
             reply: serde_json::to_value(&reply).unwrap_or(Json::Null),
         };
-        match committer.commit(commit).await {
+        let committed = if crate::telemetry::enabled() {
+            let attributes = vec![
+                KeyValue::new("onex.fsm", fsm.to_owned()),
+                KeyValue::new("onex.entity_key", entity_key.to_owned()),
+                KeyValue::new("onex.from_state", from.to_owned()),
+                KeyValue::new("onex.to_state", to.to_owned()),
+                KeyValue::new("onex.version", i64::try_from(new_version).unwrap_or(i64::MAX)),
+            ];
+            let cx = span::start(format!("reducer.commit {fsm}"), SpanKind::Internal, &Context::current(), attributes);
+            let committed = committer.commit(commit).await;
+            span::end(&cx, committed.as_ref().err().map(ToString::to_string));
+            committed
+        } else {
+            committer.commit(commit).await
+        };
+        match committed {
             Ok(CommitOutcome::Committed { .. }) => {
                 if !dropped.is_empty() {
                     dropped_count.fetch_add(dropped.len() as u64, Ordering::Relaxed);

@@ -14,6 +14,8 @@ use onex_core::envelope::{Envelope, ReplyError};
 use onex_core::error::codes;
 use onex_core::workflow::{JournalEntry, RunAction, RunStatus, StepOutcome, WorkflowRun};
 use onex_spi::Lease;
+use opentelemetry::trace::SpanKind;
+use opentelemetry::{Context, KeyValue};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -22,6 +24,7 @@ use super::RuntimeHost;
 use super::orchestrator::WorkflowSpec;
 use super::wire::fail;
 use crate::ids::now_utc;
+use crate::telemetry::span;
 
 /// Why a drive ended without finishing its run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +87,8 @@ async fn keep_lease(host: &RuntimeHost, run_id: Uuid, lease: &Lease) {
     }
 }
 
-/// Runs the steps; the run's final status, or why it stopped.
+/// Runs the steps; the run's final status, or why it stopped. With tracing on, the run is a span
+/// under its trigger's (also when it is resumed by another host), each step a span under it.
 async fn steps(
     host: &Arc<RuntimeHost>,
     spec: &Arc<WorkflowSpec>,
@@ -92,6 +96,35 @@ async fn steps(
     trigger: Envelope,
     journal: &[JournalEntry],
     lease: &Lease,
+) -> Result<&'static str, Interrupted> {
+    if !crate::telemetry::enabled() {
+        return run_steps(host, spec, run_id, trigger, journal, lease, None).await;
+    }
+    let parent = trigger.metadata.traceparent.as_deref().and_then(span::parent_from).unwrap_or_default();
+    let attributes = vec![
+        KeyValue::new("onex.run_id", run_id.to_string()),
+        KeyValue::new("onex.workflow", spec.plan.name.clone()),
+        KeyValue::new("onex.journal_entries", i64::try_from(journal.len()).unwrap_or(i64::MAX)),
+    ];
+    let cx = span::start(format!("workflow.run {}", spec.plan.name), SpanKind::Internal, &parent, attributes);
+    let outcome = run_steps(host, spec, run_id, trigger, journal, lease, Some(&cx)).await;
+    let error = match outcome {
+        Ok("succeeded") => None,
+        Ok(status) => Some(format!("the run ended {status}")),
+        Err(interrupted) => Some(format!("stopped driving the run: {interrupted:?}")),
+    };
+    span::end(&cx, error);
+    outcome
+}
+
+async fn run_steps(
+    host: &Arc<RuntimeHost>,
+    spec: &Arc<WorkflowSpec>,
+    run_id: Uuid,
+    trigger: Envelope,
+    journal: &[JournalEntry],
+    lease: &Lease,
+    run_cx: Option<&Context>,
 ) -> Result<&'static str, Interrupted> {
     let workflow = spec.plan.name.as_str();
     let mut run = match WorkflowRun::resume(spec.plan.clone(), journal) {
@@ -106,7 +139,15 @@ async fn steps(
     let mut running = JoinSet::new();
     loop {
         for action in run.next_actions() {
-            let step = run_step(Arc::clone(host), Arc::clone(spec), run_id, Arc::clone(&trigger), action, deadline);
+            let step = run_step(
+                Arc::clone(host),
+                Arc::clone(spec),
+                run_id,
+                Arc::clone(&trigger),
+                action,
+                deadline,
+                run_cx.cloned(),
+            );
             running.spawn(step);
         }
         let Some(joined) = running.join_next().await else { break };
@@ -157,6 +198,7 @@ async fn run_step(
     trigger: Arc<Envelope>,
     action: RunAction,
     deadline: Option<Instant>,
+    run_cx: Option<Context>,
 ) -> JournalEntry {
     let (step, attempt, compensation, operation, payload, timeout_ms) = match action {
         RunAction::Dispatch { step, attempt, operation, payload, timeout_ms } => {
@@ -175,6 +217,17 @@ async fn run_step(
         (a, b) => a.or(b),
     };
     let name = spec.plan.steps.get(step).map_or("?", |s| s.name.as_str());
+    // The step's span; its envelope carries it, so the envelope's span is its child.
+    let step_cx = run_cx.map(|run_cx| {
+        let attributes = vec![
+            KeyValue::new("onex.step", name.to_owned()),
+            KeyValue::new("onex.attempt", i64::from(attempt)),
+            KeyValue::new("onex.compensation", compensation),
+        ];
+        let cx = span::start(format!("workflow.step {name}"), SpanKind::Internal, &run_cx, attributes);
+        envelope.metadata.traceparent = span::traceparent_of(&cx).or(envelope.metadata.traceparent.take());
+        cx
+    });
     let dispatched = RuntimeHost::handle_boxed(host, envelope.clone());
     let reply = match limit {
         Some(limit) => match tokio::time::timeout_at(limit, dispatched).await {
@@ -186,6 +239,9 @@ async fn run_step(
         },
         None => dispatched.await,
     };
+    if let Some(cx) = &step_cx {
+        span::end_with_reply(cx, &reply);
+    }
     let outcome = match (reply.success, reply.error) {
         (Some(true), _) => StepOutcome::Succeeded { output: reply.payload },
         (_, Some(error)) => StepOutcome::Failed { error },

@@ -5,12 +5,13 @@
 //! declares the operation (through its resilience stack). A reply always comes back.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
-use onex_core::contract::ContractSet;
 use onex_core::envelope::Envelope;
 use onex_spi::{EventBus, Lease, StateStore};
+use opentelemetry::context::FutureExt;
+use opentelemetry::trace::SpanKind;
 use serde_json::Value as Json;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -19,7 +20,9 @@ use uuid::Uuid;
 use super::commit::GroupCommitter;
 use super::dispatch::RouteKind;
 use super::metrics::{Gauges, Metrics, StackGauges};
-use super::{Dispatcher, Orchestrator, Reducers};
+use super::runs::Runs;
+use super::served::{Served, Wiring};
+use crate::telemetry::span;
 use onex_core::resilience::BreakerState;
 
 /// How long the readiness probe waits for the state store to answer.
@@ -77,9 +80,12 @@ impl Claims {
 /// Everything an envelope can reach, shared by the bus consumer, the admin API and the
 /// workflow runs.
 pub struct RuntimeHost {
-    pub(super) dispatcher: Dispatcher,
-    pub(super) reducers: Reducers,
-    pub(super) orchestrator: Orchestrator,
+    /// The contract set served now; replaced whole by a reload.
+    served: RwLock<Arc<Served>>,
+    /// What sets are built with; locked by a reload for its whole length (one at a time).
+    pub(super) wiring: tokio::sync::Mutex<Wiring>,
+    /// The workflow runs being driven, whichever set started them.
+    pub(super) runs: Runs,
     pub(super) store: Arc<dyn StateStore>,
     committer: GroupCommitter,
     pub(super) bus: Arc<dyn EventBus>,
@@ -89,8 +95,6 @@ pub struct RuntimeHost {
     pub(super) limits: Limits,
     pub(super) claims: Claims,
     ingress_slots: Arc<Semaphore>,
-    /// The contract set it serves.
-    contracts: Arc<ContractSet>,
     /// Places for workflow runs being driven (`max_workflow_runs`).
     pub(super) workflow_slots: Semaphore,
     ready: AtomicBool,
@@ -100,34 +104,28 @@ pub struct RuntimeHost {
 impl std::fmt::Debug for RuntimeHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RuntimeHost")
-            .field("dispatcher", &self.dispatcher)
-            .field("reducers", &self.reducers)
+            .field("served", &self.served())
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
 
 impl RuntimeHost {
-    /// Assembles a host; metrics are registered for every operation it can route. Must be called
-    /// inside a tokio runtime (it starts the state store's group-commit writer).
-    pub fn new(
-        dispatcher: Dispatcher,
-        reducers: Reducers,
-        orchestrator: Orchestrator,
+    /// Assembles a host serving `served` (built with `wiring`, its counters in `metrics`). Must
+    /// be called inside a tokio runtime (it starts the state store's group-commit writer).
+    pub(super) fn new(
+        served: Served,
+        wiring: Wiring,
+        metrics: Metrics,
         store: Arc<dyn StateStore>,
         bus: Arc<dyn EventBus>,
         limits: Limits,
         claims: Claims,
     ) -> Self {
-        let mut operations: Vec<(&str, String)> =
-            dispatcher.operations().map(|op| (dispatcher.stack(op).map_or("", |(n, _)| n), op.to_owned())).collect();
-        operations.extend(reducers.operations());
-        operations.extend(orchestrator.operations());
-        let metrics = Metrics::new(operations.iter().map(|(node, op)| (*node, op.as_str())));
         Self {
-            dispatcher,
-            reducers,
-            orchestrator,
+            served: RwLock::new(Arc::new(served)),
+            wiring: tokio::sync::Mutex::new(wiring),
+            runs: Runs::default(),
             committer: GroupCommitter::start(Arc::clone(&store)),
             store,
             bus,
@@ -137,22 +135,35 @@ impl RuntimeHost {
             claims,
             ingress_slots: Arc::new(Semaphore::new(limits.max_in_flight.max(1))),
             workflow_slots: Semaphore::new(limits.max_workflow_runs.max(1)),
-            contracts: Arc::default(),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
         }
     }
 
-    /// Routes `request` to its node and returns the reply; counts it in the metrics.
+    /// Routes `request` to its node in the set served now (kept to the reply, whatever is
+    /// reloaded meanwhile) and returns the reply; counts it in the metrics. With tracing on, the
+    /// envelope gets a span of its own (see [`crate::telemetry::span`]).
     pub async fn handle(self: &Arc<Self>, mut request: Envelope) -> Envelope {
-        let started = Instant::now();
-        if request.metadata.traceparent.is_none() {
-            request.metadata.traceparent = Some(traceparent(&request));
+        if !crate::telemetry::enabled() {
+            if request.metadata.traceparent.is_none() {
+                request.metadata.traceparent = Some(traceparent(&request));
+            }
+            return self.route(request).await;
         }
+        let name = format!("envelope {}", request.operation);
+        let cx = span::start_for(&mut request, name, SpanKind::Internal);
+        let reply = self.route(request).with_context(cx.clone()).await;
+        span::end_with_reply(&cx, &reply);
+        reply
+    }
+
+    async fn route(self: &Arc<Self>, request: Envelope) -> Envelope {
+        let started = Instant::now();
         let _in_flight = self.metrics.in_flight();
+        let served = self.served();
         let prefix = request.operation.split_once('.').map_or(request.operation.as_str(), |(p, _)| p);
-        let reply = if self.reducers.serves(prefix) {
-            let reply = self.reducers.apply(&*self.store, &self.committer, &request).await;
+        let reply = if served.reducers.serves(prefix) {
+            let reply = served.reducers.apply(&*self.store, &self.committer, &request).await;
             // Only a commit that wrote outbox messages gives the relay something to publish.
             let wrote_outbox = reply.payload.get("intents").and_then(Json::as_array).is_some_and(|i| !i.is_empty());
             if reply.success == Some(true) && wrote_outbox {
@@ -160,16 +171,16 @@ impl RuntimeHost {
             }
             reply
         } else if prefix == INTENT_PREFIX {
-            self.orchestrator.start(self, &request).await
+            served.orchestrator.start(self, &request).await
         } else {
-            match self.dispatcher.kind_of(&request) {
-                RouteKind::Compute => self.compute(&request).await,
-                RouteKind::Recorded => super::effects::dispatch_recorded(self, &request).await,
-                RouteKind::Direct => self.dispatcher.dispatch(&request).await,
+            match served.dispatcher.kind_of(&request) {
+                RouteKind::Compute => self.compute(&served.dispatcher, &request).await,
+                RouteKind::Recorded => super::effects::dispatch_recorded(self, &served.dispatcher, &request).await,
+                RouteKind::Direct => served.dispatcher.dispatch(&request).await,
             }
         };
         let success = reply.success == Some(true);
-        match self.metrics.operation(&request.operation) {
+        match served.counters(&request.operation) {
             Some(counters) => counters.observe(success, started.elapsed()),
             None => self.metrics.refused(reply.error.as_ref().map_or("", |e| e.code.as_str())),
         }
@@ -183,8 +194,8 @@ impl RuntimeHost {
     /// Runs a compute node and publishes what it emitted before answering: a success reply means
     /// the events are on the bus. When they cannot be published, the reply is a retryable error
     /// (the bus redelivers the request; the events' ids are the same on every attempt).
-    async fn compute(&self, request: &Envelope) -> Envelope {
-        let (reply, events) = self.dispatcher.dispatch_compute(request).await;
+    async fn compute(&self, dispatcher: &super::Dispatcher, request: &Envelope) -> Envelope {
+        let (reply, events) = dispatcher.dispatch_compute(request).await;
         for message in events {
             if let Err(e) = self.bus.publish(message).await {
                 let context =
@@ -253,15 +264,23 @@ impl RuntimeHost {
         &self.bus
     }
 
-    /// The effect dispatcher.
-    pub fn dispatcher(&self) -> &Dispatcher {
-        &self.dispatcher
+    /// The contract set served now: its routes, machines and workflows. A caller holding it
+    /// keeps that set, whatever is reloaded meanwhile.
+    pub fn served(&self) -> Arc<Served> {
+        Arc::clone(&self.served.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Serves `next` from now on: envelopes arriving after this take it, those in flight finish
+    /// on the set they took.
+    pub(super) fn replace_served(&self, next: Served) {
+        *self.served.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
     }
 
     /// The stored state of an entity: `Some((state, version))`, or the machine's initial state
     /// with version 0 for an entity never seen; `None` when no reducer serves `fsm`.
     pub async fn entity_state(&self, fsm: &str, key: &str) -> Result<Option<(String, u64)>, onex_spi::SpiError> {
-        let Some(initial) = self.reducers.initial_state(fsm) else { return Ok(None) };
+        let served = self.served();
+        let Some(initial) = served.reducers.initial_state(fsm) else { return Ok(None) };
         Ok(Some(match self.store.load_state(fsm, key).await? {
             Some(s) => (s.state, s.version),
             None => (initial.to_owned(), 0),
@@ -270,37 +289,27 @@ impl RuntimeHost {
 
     /// A workflow run with its steps and journal.
     pub async fn workflow_run(&self, run_id: Uuid) -> Result<Option<Json>, onex_spi::SpiError> {
-        self.orchestrator.view(self, run_id).await
+        self.served().orchestrator.view(self, run_id).await
     }
 
     /// The latest `limit` workflow runs, newest first, each as [`Self::workflow_run`] shows it.
     pub async fn recent_runs(&self, limit: u32) -> Result<Vec<Json>, onex_spi::SpiError> {
+        let served = self.served();
         let mut views = Vec::new();
         for record in self.store.recent_runs(limit).await? {
-            views.push(self.orchestrator.view_of(self, record).await?);
+            views.push(served.orchestrator.view_of(self, record).await?);
         }
         Ok(views)
     }
 
-    /// Every reducer's state machine with the number of entities in each state.
-    pub async fn machines(&self) -> Result<Vec<Machine<'_>>, onex_spi::SpiError> {
+    /// Every state machine of `served` with the number of entities in each state.
+    pub async fn machines<'a>(&self, served: &'a Served) -> Result<Vec<Machine<'a>>, onex_spi::SpiError> {
         let mut machines = Vec::new();
-        for (node, fsm) in self.reducers.machines() {
+        for (node, fsm) in served.reducers.machines() {
             let counts = self.store.state_counts(&fsm.name).await?.into_iter().collect();
             machines.push(Machine { node, fsm, counts });
         }
         Ok(machines)
-    }
-
-    /// The contract set the host serves.
-    pub fn contracts(&self) -> &ContractSet {
-        &self.contracts
-    }
-
-    /// The host serving `contracts` (set once, by `start`).
-    pub(super) fn with_contracts(mut self, contracts: Arc<ContractSet>) -> Self {
-        self.contracts = contracts;
-        self
     }
 
     /// This host's claims (its name in the store, lease durations).
@@ -312,9 +321,11 @@ impl RuntimeHost {
     pub async fn render_metrics(&self) -> String {
         let outbox_backlog = self.store.outbox_backlog().await.unwrap_or(0);
         let rows = self.store.row_counts().await.ok();
+        let served = self.served();
+        let dispatcher = &served.dispatcher;
         let mut stacks = Vec::new();
-        for op in self.dispatcher.operations() {
-            let Some((node, stack)) = self.dispatcher.stack(op) else { continue };
+        for op in dispatcher.operations() {
+            let Some((node, stack)) = dispatcher.stack(op) else { continue };
             if stacks.iter().any(|s: &StackGauges| s.node == node) {
                 continue;
             }
@@ -332,8 +343,8 @@ impl RuntimeHost {
                 timeouts: stack.stats.timeouts.load(Relaxed),
             });
         }
-        let unbound = self.dispatcher.unbound().clone();
-        let dropped_intents = self.reducers.dropped_intents();
+        let unbound = dispatcher.unbound().clone();
+        let dropped_intents = served.reducers.dropped_intents();
         let bus = self.bus.figures();
         self.metrics.render(&Gauges { outbox_backlog, stacks, rows, unbound, dropped_intents, bus })
     }

@@ -15,10 +15,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::consumer::{ConsumerConfig, consume};
+use super::metrics::Metrics;
 use super::outbox::OutboxRelay;
 use super::runtime_host::{Claims, Limits};
+use super::served::{Served, Wiring};
 use super::sweeper::sweep;
-use super::{DispatchError, Dispatcher, Orchestrator, Reducers, RuntimeHost};
+use super::{DispatchError, RuntimeHost};
 use crate::bus::{InMemoryEventBus, KafkaEventBus, KafkaSettings};
 use crate::error::codes;
 use crate::ids::new_uuid_v7;
@@ -37,6 +39,9 @@ pub struct HostSetup {
     pub data_dir: PathBuf,
     /// Resolves `${env:…}`/`${vault:…}` references in handler configs.
     pub secrets: Arc<dyn SecretStore>,
+    /// The directory `contracts` were loaded from, read again on reload; `None` when they are
+    /// not files (the bundled contracts, a set built in code): the host then cannot reload.
+    pub contracts_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for HostSetup {
@@ -156,7 +161,7 @@ pub fn host_topics(config: &RuntimeConfig, contracts: &ContractSet) -> Vec<Strin
 /// [`start`] on a bus the caller built (embedding the host, tests); `config.bus.kind` is not
 /// consulted, its topics and group are.
 pub async fn start_with_bus(setup: HostSetup, bus: Arc<dyn EventBus>) -> Result<RunningHost, HostError> {
-    let HostSetup { config, contracts, registry, data_dir, secrets } = setup;
+    let HostSetup { config, contracts, registry, data_dir, secrets, contracts_dir } = setup;
     std::fs::create_dir_all(&data_dir).map_err(|source| HostError::DataDir { path: data_dir.clone(), source })?;
     let store: Arc<dyn StateStore> = match config.state_store.kind {
         StoreKind::Sqlite => {
@@ -168,9 +173,11 @@ pub async fn start_with_bus(setup: HostSetup, bus: Arc<dyn EventBus>) -> Result<
             Arc::new(store.map_err(HostError::Store)?)
         }
     };
-    let dispatcher = Dispatcher::start(&contracts, &config, &registry, secrets, &data_dir).await?;
-    let reducers = Reducers::from_contracts(&contracts, &config.bus.request_topic);
-    let orchestrator = Orchestrator::from_contracts(&contracts).map_err(HostError::Workflow)?;
+    let consumed = consumed_topics(&contracts, &config);
+    let wiring = Wiring { config, registry, secrets, data_dir, contracts_dir, consumed };
+    let metrics = Metrics::default();
+    let served = Served::build(&wiring, contracts, None, &metrics).await?;
+    let config = &wiring.config;
     let limits = Limits {
         max_envelope_bytes: usize::try_from(config.max_envelope_bytes).unwrap_or(usize::MAX),
         max_in_flight: config.max_in_flight as usize,
@@ -182,29 +189,29 @@ pub async fn start_with_bus(setup: HostSetup, bus: Arc<dyn EventBus>) -> Result<
         Duration::from_millis(config.delivery.run_lease_ms),
         Duration::from_millis(config.delivery.outbox_claim_ms),
     );
-    let host = RuntimeHost::new(dispatcher, reducers, orchestrator, store, bus, limits, claims);
-    let host = Arc::new(host.with_contracts(Arc::new(contracts)));
-
-    // Runs left unfinished are taken over before anything is consumed. A host alone on its
-    // store (SQLite) takes every one now: their host was its own previous process. On a shared
-    // store only those whose lease expired; the sweeper takes the others when theirs do.
+    let retention = config.retention.clone();
     let at_start = match config.state_store.kind {
         StoreKind::Sqlite => RunsToTake::AllRunning,
         StoreKind::Postgres => RunsToTake::Expired,
     };
-    let resumed = host.orchestrator.take_over(&host, at_start).await.map_err(HostError::Store)?;
-    let (stop, stop_rx) = watch::channel(false);
-    let sweeper = tokio::spawn(sweep(Arc::clone(&host), config.retention.clone(), stop_rx.clone()));
-    let topics = consumed_topics(host.contracts(), &config);
-    let relay = tokio::spawn(OutboxRelay::new(Arc::clone(&host), topics.clone()).run(stop_rx.clone()));
+    let topics = wiring.consumed.clone();
     let consumer_config = ConsumerConfig {
         group: config.bus.group_id.clone(),
-        topics,
+        topics: topics.clone(),
         reply_topic: config.bus.reply_topic.clone(),
         dlq_topic: config.bus.dlq_topic.clone(),
         lanes: config.bus.partitions.clamp(1, 64) as usize,
         delivery: config.delivery.clone(),
     };
+    let host = Arc::new(RuntimeHost::new(served, wiring, metrics, store, bus, limits, claims));
+
+    // Runs left unfinished are taken over before anything is consumed. A host alone on its
+    // store (SQLite) takes every one now: their host was its own previous process. On a shared
+    // store only those whose lease expired; the sweeper takes the others when theirs do.
+    let resumed = host.served().orchestrator.take_over(&host, at_start).await.map_err(HostError::Store)?;
+    let (stop, stop_rx) = watch::channel(false);
+    let sweeper = tokio::spawn(sweep(Arc::clone(&host), retention, stop_rx.clone()));
+    let relay = tokio::spawn(OutboxRelay::new(Arc::clone(&host), topics).run(stop_rx.clone()));
     let consumer = tokio::spawn(consume(Arc::clone(&host), consumer_config, stop_rx));
     host.mark_ready();
     Ok(RunningHost { host, stop, consumer, relay, sweeper, resumed })
@@ -248,8 +255,7 @@ impl RunningHost {
         if !report.consumer_drained {
             consumer.abort();
         }
-        report.runs_interrupted =
-            self.host.orchestrator.drain(deadline.saturating_duration_since(Instant::now())).await;
+        report.runs_interrupted = self.host.runs.drain(deadline.saturating_duration_since(Instant::now())).await;
         let mut relay = self.relay;
         match tokio::time::timeout_at(deadline, &mut relay).await {
             Ok(Ok(())) => report.outbox_flushed = true,
@@ -264,7 +270,7 @@ impl RunningHost {
             }
         }
         let cleanup = || deadline.saturating_duration_since(Instant::now()).max(CLEANUP_FLOOR).min(drain);
-        match tokio::time::timeout(cleanup(), self.host.dispatcher.shutdown()).await {
+        match tokio::time::timeout(cleanup(), self.host.served().dispatcher.shutdown()).await {
             Ok(failures) => report.handler_failures = failures,
             Err(_) => tracing::warn!("handlers did not shut down within the drain timeout; exiting without them"),
         }

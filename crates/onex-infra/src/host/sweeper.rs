@@ -39,7 +39,7 @@ pub(super) async fn sweep(host: Arc<RuntimeHost>, retention: RetentionConfig, mu
 }
 
 async fn take_over_expired(host: &Arc<RuntimeHost>) {
-    match host.orchestrator.take_over(host, RunsToTake::Expired).await {
+    match host.served().orchestrator.take_over(host, RunsToTake::Expired).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(runs = n, "took over workflow runs whose lease expired"),
         Err(e) => tracing::warn!(error = %e, "cannot look for workflow runs whose lease expired"),

@@ -32,7 +32,7 @@ pub fn setup(label: &str, files: &[(&str, &str)], registry: Registry) -> HostSet
     let contracts = report.set.unwrap_or_else(|| panic!("contracts of {label}: {:?}", report.diagnostics));
     let config = contracts.runtime.clone().unwrap().1;
     let data_dir: PathBuf = dir.join("data");
-    HostSetup { config, contracts, registry, data_dir, secrets: Arc::new(EnvSecretStore) }
+    HostSetup { config, contracts, registry, data_dir, secrets: Arc::new(EnvSecretStore), contracts_dir: Some(dir) }
 }
 
 /// The next `n` messages on `topic`, read (and acknowledged) by a group of the test's own,

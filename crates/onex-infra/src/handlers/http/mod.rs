@@ -60,10 +60,11 @@ impl HttpHandler {
         Ok(Self { client, response_headers })
     }
 
-    async fn request(&self, ctx: &str, method: Method, payload: &Json) -> SpiResult<Json> {
-        let req: HttpRequest = decode(ctx, payload)?;
+    async fn request(&self, ctx: &str, method: Method, request: &Envelope) -> SpiResult<Json> {
+        let req: HttpRequest = decode(ctx, &request.payload)?;
         let url = parse_url(ctx, "url", &req.url)?;
         let mut headers = request_headers(ctx, &req.headers)?;
+        put_traceparent(&mut headers, request);
         let (body, content_type) = match req.body {
             None | Some(Json::Null) => (Bytes::new(), None),
             Some(Json::String(text)) => (Bytes::from(text), Some("text/plain; charset=utf-8")),
@@ -81,6 +82,16 @@ impl HttpHandler {
             return Err(status_error(ctx, &method, &answer.url, answer.status));
         }
         Ok(reply(answer, &self.response_headers))
+    }
+}
+
+/// Adds the W3C `traceparent` of `request`'s trace to an outgoing request, unless the payload set
+/// one itself: the server's spans join the envelope's trace.
+pub(crate) fn put_traceparent(headers: &mut HeaderMap, request: &Envelope) {
+    const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+    let given = request.metadata.traceparent.as_deref().and_then(|t| HeaderValue::from_str(t).ok());
+    if let Some(value) = given.filter(|_| !headers.contains_key(TRACEPARENT)) {
+        headers.insert(TRACEPARENT, value);
     }
 }
 
@@ -155,7 +166,7 @@ impl Handler for HttpHandler {
             }
         };
         let ctx = format!("envelope {}: {}", request.envelope_id, request.operation);
-        self.request(&ctx, method, &request.payload).await
+        self.request(&ctx, method, request).await
     }
 
     async fn health(&self) -> Health {

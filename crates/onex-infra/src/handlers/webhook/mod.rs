@@ -123,6 +123,7 @@ impl WebhookHandler {
         }
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(header::USER_AGENT, HeaderValue::from_static(super::http::USER_AGENT));
+        super::http::put_traceparent(&mut headers, request);
         let body = Bytes::from(req.body.to_string());
         let before = store.begin(&delivery_id, &display_url(&url), req.event.as_deref()).await?;
         let mut attempt = 0;

@@ -1,0 +1,87 @@
+//! OpenTelemetry tracing in the runtime config, `telemetry:`; off unless an endpoint is set.
+//!
+//! ```yaml
+//! telemetry:
+//!   endpoint: http://127.0.0.1:4318      # OTLP over HTTP/protobuf; spans go to <endpoint>/v1/traces
+//!   service_name: onex-runtime-host      # `service.name` of the resource
+//!   sampling_ratio: 1.0                  # share of new traces kept; a sampled parent is always followed
+//!   export_interval_ms: 5000             # how often finished spans are sent
+//! ```
+
+use super::decode::{Cx, Decode, join};
+use super::fields::Fields;
+use crate::error::codes;
+use crate::yaml::Node;
+
+/// `telemetry:` of the runtime config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryConfig {
+    /// Base URL of an OTLP/HTTP receiver; `None` turns tracing off.
+    pub endpoint: Option<String>,
+    /// `service.name` of the spans' resource.
+    pub service_name: String,
+    /// Share of traces started here that are recorded (0.0 to 1.0); a trace whose incoming
+    /// `traceparent` is sampled is always recorded.
+    pub sampling_ratio: f64,
+    /// Most time a finished span waits before it is sent.
+    pub export_interval_ms: u64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            service_name: "onex-runtime-host".to_owned(),
+            sampling_ratio: 1.0,
+            export_interval_ms: 5_000,
+        }
+    }
+}
+
+impl Decode for TelemetryConfig {
+    fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
+        let d = Self::default();
+        let mut f = Fields::new(cx, node, path)?;
+        let config = Self {
+            endpoint: f.opt(cx, "endpoint"),
+            service_name: f.or(cx, "service_name", d.service_name),
+            sampling_ratio: f.or(cx, "sampling_ratio", d.sampling_ratio),
+            export_interval_ms: f.or(cx, "export_interval_ms", d.export_interval_ms),
+        };
+        let keys = ["endpoint", "sampling_ratio", "export_interval_ms"];
+        let positions = keys.map(|k| f.pos_of(k));
+        f.finish(cx);
+        let endpoint_ok = config.endpoint.as_deref().is_none_or(is_http_url);
+        let problems = [
+            (!endpoint_ok, "endpoint", "must be an http:// or https:// URL (the OTLP/HTTP receiver)"),
+            (!(0.0..=1.0).contains(&config.sampling_ratio), "sampling_ratio", "must be between 0.0 and 1.0"),
+            (config.export_interval_ms == 0, "export_interval_ms", "must be at least 1 ms"),
+        ];
+        for ((bad, key, message), pos) in problems.into_iter().zip(positions) {
+            if bad {
+                cx.error(codes::CONTRACT_INVALID_VALUE, pos, &join(path, key), message);
+            }
+        }
+        Some(config)
+    }
+}
+
+/// Whether `text` looks like an absolute http(s) URL with a host.
+pub(crate) fn is_http_url(text: &str) -> bool {
+    let rest = text.strip_prefix("http://").or_else(|| text.strip_prefix("https://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_must_be_http_urls() {
+        assert!(is_http_url("http://127.0.0.1:4318"));
+        assert!(is_http_url("https://otel.example/base"));
+        for bad in ["127.0.0.1:4318", "grpc://x", "http://", "http:///v1"] {
+            assert!(!is_http_url(bad), "{bad}");
+        }
+    }
+}
