@@ -75,6 +75,37 @@ pub(crate) fn is_http_url(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contract::load_runtime_config;
+
+    #[test]
+    fn telemetry_is_off_by_default_and_read_from_the_config_and_the_environment() {
+        let config = load_runtime_config("rt", b"runtime_name: t\n").unwrap().value;
+        assert_eq!(config.telemetry, TelemetryConfig::default());
+        assert_eq!(config.telemetry.endpoint, None);
+
+        let text = b"telemetry: {endpoint: 'http://otel:4318', sampling_ratio: 0.25, service_name: a}\n";
+        let mut config = load_runtime_config("rt", text).unwrap().value;
+        assert_eq!(config.telemetry.endpoint.as_deref(), Some("http://otel:4318"));
+        assert_eq!((config.telemetry.sampling_ratio, config.telemetry.service_name.as_str()), (0.25, "a"));
+        let problems = config.apply_overrides([
+            ("ONEX_TELEMETRY_ENDPOINT", "https://collector.example"),
+            ("ONEX_TELEMETRY_SAMPLING_RATIO", "1.5"),
+            ("ONEX_TELEMETRY_EXPORT_INTERVAL_MS", "100"),
+        ]);
+        assert_eq!(config.telemetry.endpoint.as_deref(), Some("https://collector.example"));
+        assert_eq!(config.telemetry.export_interval_ms, 100);
+        assert_eq!(config.telemetry.sampling_ratio, 0.25, "a bad ratio leaves the setting alone");
+        let named: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(named, ["ONEX_TELEMETRY_SAMPLING_RATIO"]);
+    }
+
+    #[test]
+    fn bad_settings_are_errors_naming_the_field() {
+        let text = b"telemetry:\n  endpoint: otel:4318\n  sampling_ratio: 2\n";
+        let errors = load_runtime_config("rt", text).unwrap_err();
+        let fields: Vec<&str> = errors.diagnostics.iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(fields, ["telemetry.endpoint", "telemetry.sampling_ratio"], "{errors:?}");
+    }
 
     #[test]
     fn endpoints_must_be_http_urls() {

@@ -36,7 +36,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve: load the contracts, start handlers, consume the bus and answer the admin API until
-    /// SIGTERM/SIGINT; then drain in-flight work and exit 0.
+    /// SIGTERM/SIGINT; then drain in-flight work and exit 0. SIGHUP reloads the contracts.
     Run(RunArgs),
     /// Check contracts (files or directories); lists every error with file:line:column.
     Validate {
