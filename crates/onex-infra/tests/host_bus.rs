@@ -56,6 +56,17 @@ async fn replies_go_to_the_reply_topic_and_failures_to_the_dlq() {
     assert_eq!(reply_envelope.payload, json!({"n": 1}));
     assert_eq!(reply.key.as_deref(), Some("k1"), "the reply keeps the request's key");
 
+    // A trace named only in the headers (a Python producer's trace_id/span_id) is the envelope's.
+    let traced = Envelope::request(new_uuid_v7(), "local.echo", json!({"n": 2}), now_utc());
+    let mut message = to_message(&request_topic, None, &traced);
+    let headers = Arc::make_mut(&mut message.headers);
+    headers.insert("trace_id".into(), "4bf92f3577b34da6a3ce929d0e0e4736".into());
+    headers.insert("span_id".into(), "00f067aa0ba902b7".into());
+    bus.publish(message).await.unwrap();
+    let traced_reply: Envelope = serde_json::from_slice(&next(&mut replies).await.payload).unwrap();
+    let expected = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    assert_eq!(traced_reply.metadata.traceparent.as_deref(), Some(expected));
+
     let failing =
         Envelope::request(new_uuid_v7(), "local.fail", json!({"code": "ONEX_CORE_081_OPERATION_FAILED"}), now_utc());
     bus.publish(to_message(&request_topic, None, &failing)).await.unwrap();

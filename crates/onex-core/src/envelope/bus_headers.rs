@@ -131,6 +131,16 @@ pub fn read(headers: &BTreeMap<String, String>) -> Read {
     }
 }
 
+/// The trace a consumed message's headers name: its W3C `traceparent`, else the Python runtime's
+/// `trace_id` and `span_id` (for an envelope whose body names none).
+pub fn traceparent(headers: &BTreeMap<String, String>) -> Option<String> {
+    let given = headers.get(TRACEPARENT).map(|t| t.trim()).filter(|t| t.split('-').count() == 4 && t.len() == 55);
+    given.map(str::to_owned).or_else(|| {
+        let (trace, span) = (headers.get(python::TRACE_ID)?, headers.get(python::SPAN_ID)?);
+        super::trace::traceparent(trace, span)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
@@ -160,6 +170,10 @@ mod tests {
         assert_eq!((get(python::RETRY_COUNT), get(python::MAX_RETRIES)), (Some("0"), Some("3")));
         assert_eq!(get(python::PARTITION_KEY), Some("entity-7"));
         assert_eq!(get(python::TRACE_ID), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert_eq!(traceparent(&headers), envelope().metadata.traceparent, "read back as written");
+        let python_only: BTreeMap<String, String> =
+            headers.iter().filter(|(k, _)| k.as_str() != TRACEPARENT).map(|(k, v)| (k.clone(), v.clone())).collect();
+        assert_eq!(traceparent(&python_only), envelope().metadata.traceparent, "from trace_id and span_id");
         assert_eq!(get(python::SPAN_ID), Some("00f067aa0ba902b7"));
         assert_eq!(get(python::DESTINATION), None, "written only when set");
     }

@@ -148,6 +148,10 @@ async fn decide(
         tracing::debug!(envelope_id = %request.envelope_id, "a reply on a request topic; skipped");
         return Ok(Outcome::Ignored);
     }
+    // A trace the headers name (this runtime's or the Python runtime's) when the body has none.
+    if request.metadata.traceparent.is_none() {
+        request.metadata.traceparent = bus_headers::traceparent(&message.headers);
+    }
     // The message's span: the envelope (each attempt a span of its own) and the reply's
     // publishing are its children.
     let consumed = crate::telemetry::enabled().then(|| {
