@@ -214,8 +214,11 @@ async fn a_reload_changes_a_state_machine_and_keeps_its_entities() {
     assert!(!ok(&refused), "the first machine has no way back");
 
     h.write("door.yaml", &door_back());
+    h.write("runtime.yaml", &RUNTIME.replace("reload-test", "renamed"));
     let report = h.running.host().reload().await.unwrap();
     assert_eq!(report.changed, ["door_reducer"]);
+    let restart = report.warnings.iter().find(|w| w.contains("runtime config changed"));
+    assert!(restart.is_some_and(|w| w.contains("runtime.yaml")), "{:?}", report.warnings);
 
     let pulled = h.send("door.pull", json!({"entity_key": "front"})).await;
     assert!(ok(&pulled), "{:?}", pulled.error);

@@ -99,6 +99,11 @@ impl RuntimeHost {
         let previous = self.served();
         let (added, removed, changed) = node_changes(previous.contracts(), &next);
         warnings.extend(unconsumed_topics(&next, &wiring.consumed));
+        let config_of = |set: &ContractSet| set.runtime.as_ref().map(|(_, config)| config.clone());
+        let config_changed = config_of(&next) != config_of(previous.contracts());
+        if let Some((source, _)) = next.runtime.as_ref().filter(|_| config_changed) {
+            warnings.push(format!("{source}: the runtime config changed; it is read at start only (restart to apply)"));
+        }
         let served =
             Served::build(&wiring, next, Some(&previous), &self.metrics).await.map_err(ReloadError::Unservable)?;
         let report = ReloadReport {

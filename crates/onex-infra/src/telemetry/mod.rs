@@ -9,11 +9,13 @@
 pub mod export;
 pub mod span;
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use onex_core::contract::TelemetryConfig;
 use onex_core::error::{Classified, ErrorCode};
+use opentelemetry::global::BoxedTracer;
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider};
@@ -22,6 +24,14 @@ use crate::error::codes;
 
 /// Whether spans are recorded (a provider is installed).
 static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// The host's tracer, taken once from the provider [`init`] installed.
+static TRACER: OnceLock<BoxedTracer> = OnceLock::new();
+
+/// The host's tracer (the global one, a no-op, before [`init`]).
+pub(crate) fn tracer() -> &'static BoxedTracer {
+    TRACER.get_or_init(|| opentelemetry::global::tracer(SCOPE))
+}
 
 /// The instrumentation scope every span of the host is created under.
 pub const SCOPE: &str = "onex-runtime-host";
@@ -80,6 +90,9 @@ pub fn init(config: &TelemetryConfig, data_dir: &std::path::Path) -> Result<Opti
         .with_resource(Resource::builder().with_service_name(config.service_name.clone()).build())
         .build();
     opentelemetry::global::set_tracer_provider(provider.clone());
+    if TRACER.set(opentelemetry::global::tracer(SCOPE)).is_err() {
+        tracing::warn!("telemetry: a tracer was taken before the provider was installed; spans may go nowhere");
+    }
     ENABLED.store(true, Ordering::Relaxed);
     tracing::info!(endpoint = %endpoint, sampling_ratio = config.sampling_ratio, "OpenTelemetry traces on");
     Ok(Some(Telemetry { provider }))

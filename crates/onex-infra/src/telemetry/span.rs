@@ -13,8 +13,6 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, KeyValue};
 
-use super::SCOPE;
-
 /// `traceparent` as a remote parent context; `None` when it is not a valid version-00 header.
 pub fn parent_from(traceparent: &str) -> Option<Context> {
     let mut parts = traceparent.trim().split('-');
@@ -53,9 +51,8 @@ pub fn start(
     parent: &Context,
     attributes: Vec<KeyValue>,
 ) -> Context {
-    let tracer = opentelemetry::global::tracer(SCOPE);
-    let span =
-        tracer.span_builder(name).with_kind(kind).with_attributes(attributes).start_with_context(&tracer, parent);
+    let tracer = super::tracer();
+    let span = tracer.span_builder(name).with_kind(kind).with_attributes(attributes).start_with_context(tracer, parent);
     parent.with_span(span)
 }
 
