@@ -187,11 +187,14 @@ async fn a_reload_adds_a_node_and_counts_it() {
     let before = h.send("door.push", json!({"entity_key": "front"})).await;
     assert!(!ok(&before), "no reducer serves `door` yet");
 
-    h.write("door.yaml", DOOR);
+    let publishing = "node_type: REDUCER\npublished_events:\n  - {topic: onex.evt.test.door.v1, event_type: opened}\n";
+    h.write("door.yaml", &DOOR.replace("node_type: REDUCER\n", publishing));
     let report = h.running.host().reload().await.unwrap();
     assert_eq!(report.generation, 2);
     assert_eq!(report.added, ["door_reducer"]);
     assert!(report.removed.is_empty() && report.changed.is_empty(), "{report:?}");
+    let new_topic = report.warnings.iter().find(|w| w.contains("`onex.evt.test.door.v1`, new since the host started"));
+    assert!(new_topic.is_some(), "{:?}", report.warnings);
 
     let pushed = h.send("door.push", json!({"entity_key": "front"})).await;
     assert!(ok(&pushed), "{:?}", pushed.error);

@@ -14,7 +14,7 @@ use onex_core::contract::{ContractSet, Severity};
 use onex_core::error::{Classified, ErrorCode};
 use serde::Serialize;
 
-use super::served::Served;
+use super::served::{Served, Wiring};
 use super::{HostError, RuntimeHost};
 use crate::contracts::load_contracts;
 use crate::error::codes;
@@ -98,7 +98,7 @@ impl RuntimeHost {
         };
         let previous = self.served();
         let (added, removed, changed) = node_changes(previous.contracts(), &next);
-        warnings.extend(unconsumed_topics(&next, &wiring.consumed));
+        warnings.extend(new_topics(&next, &wiring));
         let config_of = |set: &ContractSet| set.runtime.as_ref().map(|(_, config)| config.clone());
         let config_changed = config_of(&next) != config_of(previous.contracts());
         if let Some((source, _)) = next.runtime.as_ref().filter(|_| config_changed) {
@@ -133,17 +133,22 @@ fn node_changes(current: &ContractSet, next: &ContractSet) -> (Vec<String>, Vec<
 }
 
 /// A warning for each topic a node of `next` subscribes to that the consumer, subscribed at
-/// start, does not read: envelopes sent there wait until the host restarts.
-fn unconsumed_topics(next: &ContractSet, consumed: &[String]) -> Vec<String> {
-    let consumed: BTreeSet<&str> = consumed.iter().map(String::as_str).collect();
+/// start, does not read (envelopes sent there wait until the host restarts), and for each it
+/// publishes to that the host did not know at start (on Kafka: created only at the next start).
+fn new_topics(next: &ContractSet, wiring: &Wiring) -> Vec<String> {
+    let consumed: BTreeSet<&str> = wiring.consumed.iter().map(String::as_str).collect();
+    let known: BTreeSet<&str> = wiring.topics.iter().map(String::as_str).collect();
     let mut warnings = Vec::new();
     for (name, (source, node)) in &next.nodes {
-        for topic in node.subscribe_topics() {
-            if !consumed.contains(topic) {
-                warnings.push(format!(
-                    "{source}: node `{name}` subscribes to topic `{topic}`, which this host consumes only after a restart"
-                ));
-            }
+        for topic in node.subscribe_topics().into_iter().filter(|t| !consumed.contains(t)) {
+            warnings.push(format!(
+                "{source}: node `{name}` subscribes to topic `{topic}`, which this host consumes only after a restart"
+            ));
+        }
+        for topic in node.publish_topics().into_iter().filter(|t| !known.contains(t)) {
+            warnings.push(format!(
+                "{source}: node `{name}` publishes to topic `{topic}`, new since the host started (a Kafka bus creates it at the next start; create it first)"
+            ));
         }
     }
     warnings

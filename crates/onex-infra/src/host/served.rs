@@ -32,6 +32,8 @@ pub struct Wiring {
     pub contracts_dir: Option<PathBuf>,
     /// The topics the consumer reads (fixed at start).
     pub consumed: Vec<String>,
+    /// Every topic the host used at start ([`super::start::host_topics`]; on Kafka, created then).
+    pub topics: Vec<String>,
 }
 
 impl std::fmt::Debug for Wiring {

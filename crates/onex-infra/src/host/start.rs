@@ -173,8 +173,8 @@ pub async fn start_with_bus(setup: HostSetup, bus: Arc<dyn EventBus>) -> Result<
             Arc::new(store.map_err(HostError::Store)?)
         }
     };
-    let consumed = consumed_topics(&contracts, &config);
-    let wiring = Wiring { config, registry, secrets, data_dir, contracts_dir, consumed };
+    let (consumed, topics) = (consumed_topics(&contracts, &config), host_topics(&config, &contracts));
+    let wiring = Wiring { config, registry, secrets, data_dir, contracts_dir, consumed, topics };
     let metrics = Metrics::default();
     let served = Served::build(&wiring, contracts, None, &metrics).await?;
     let config = &wiring.config;
