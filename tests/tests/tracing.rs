@@ -204,3 +204,23 @@ fn an_envelope_running_a_workflow_is_one_span_tree_in_the_callers_trace() {
     let commit = one(&spans, "reducer.commit infrastructure_state");
     assert_eq!(parent_name(commit), "envelope infrastructure_state.initialization_complete");
 }
+
+#[test]
+fn an_unreachable_receiver_loses_only_the_spans() {
+    // A port nothing listens on: every export fails.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let contracts = contracts_with("tracing-unreachable", &[]);
+    let options = HostOptions::new(&contracts, &scratch_dir("tracing-unreachable-data"))
+        .env("ONEX_TELEMETRY_ENDPOINT", &format!("http://{closed}"))
+        .env("ONEX_TELEMETRY_EXPORT_INTERVAL_MS", "50")
+        .env("ONEX_DRAIN_TIMEOUT_MS", "2000");
+    let mut host = HostProcess::start(&options);
+    for i in 0..20 {
+        let (status, reply) = post_traced(&host, "local.echo", json!({ "i": i }));
+        assert_eq!(status, 200, "{reply}");
+        assert!(reply["metadata"]["traceparent"].as_str().unwrap().contains(TRACE_ID), "{reply}");
+    }
+    host.signal("TERM");
+    let exited = host.wait_exit(Duration::from_secs(15)).expect("the host exits though its spans cannot be sent");
+    assert!(exited.success(), "{exited:?}\n{}", host.logs());
+}

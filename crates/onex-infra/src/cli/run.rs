@@ -29,6 +29,9 @@ use crate::host::{HostSetup, start};
 use crate::registry::Registry;
 use crate::secrets::EnvSecretStore;
 
+/// Most time the last spans get to reach the trace receiver at exit.
+const TELEMETRY_FLUSH: Duration = Duration::from_secs(2);
+
 /// Flags of `run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
@@ -152,7 +155,7 @@ async fn serve(args: RunArgs) -> Result<(), String> {
         tracing::warn!(handler, error = %e, "handler shutdown failed");
     }
     if let Some(telemetry) = telemetry {
-        telemetry.shutdown().await;
+        telemetry.shutdown(drain.min(TELEMETRY_FLUSH)).await;
     }
     tracing::info!(runs_interrupted = report.runs_interrupted, consumer_drained = report.consumer_drained, "stopped");
     Ok(())

@@ -99,12 +99,13 @@ pub fn init(config: &TelemetryConfig, data_dir: &std::path::Path) -> Result<Opti
 }
 
 impl Telemetry {
-    /// Stops recording and sends every finished span still buffered (off the async workers:
-    /// the export runs on them while this waits).
-    pub async fn shutdown(self) {
+    /// Stops recording and sends every finished span still buffered, for at most `bound` (an
+    /// unreachable receiver does not hold the exit up). It waits off the async workers: the
+    /// export runs on them.
+    pub async fn shutdown(self, bound: Duration) {
         ENABLED.store(false, Ordering::Relaxed);
         let provider = self.provider;
-        match tokio::task::spawn_blocking(move || provider.shutdown()).await {
+        match tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(bound)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "telemetry: the last spans could not be sent"),
             Err(e) => tracing::warn!(error = %e, "telemetry: shutting the exporter down failed"),
