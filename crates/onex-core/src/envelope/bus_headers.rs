@@ -134,7 +134,7 @@ pub fn read(headers: &BTreeMap<String, String>) -> Read {
 /// The trace a consumed message's headers name: its W3C `traceparent`, else the Python runtime's
 /// `trace_id` and `span_id` (for an envelope whose body names none).
 pub fn traceparent(headers: &BTreeMap<String, String>) -> Option<String> {
-    let given = headers.get(TRACEPARENT).map(|t| t.trim()).filter(|t| t.split('-').count() == 4 && t.len() == 55);
+    let given = headers.get(TRACEPARENT).map(|t| t.trim()).filter(|t| super::trace::parse_traceparent(t).is_some());
     given.map(str::to_owned).or_else(|| {
         let (trace, span) = (headers.get(python::TRACE_ID)?, headers.get(python::SPAN_ID)?);
         super::trace::traceparent(trace, span)

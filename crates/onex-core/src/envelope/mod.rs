@@ -34,7 +34,7 @@ pub use metadata::{EnvelopeMetadata, Tags};
 pub use minimal::failure_class;
 pub use reply_error::ReplyError;
 pub use semver::SemVer;
-pub use trace::traceparent;
+pub use trace::{TraceParent, parse_traceparent, traceparent};
 pub use upstream::{DEFAULT_ONEX_ENVELOPE_VERSION, HOST_NODE};
 
 /// A request, event or reply.

@@ -21,7 +21,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use onex_core::envelope::{Envelope, ReplyError, bus_headers};
+use onex_core::envelope::{Envelope, ReplyError, bus_headers, parse_traceparent};
 use onex_core::error::{Classified, ErrorCategory, codes as core_codes};
 use serde_json::{Value as Json, json};
 
@@ -157,7 +157,7 @@ async fn metrics(State(state): State<AdminState>) -> Response {
 async fn handle_traced(host: &Arc<RuntimeHost>, mut request: Envelope, headers: &axum::http::HeaderMap) -> Envelope {
     if request.metadata.traceparent.is_none() {
         let given = headers.get("traceparent").and_then(|v| v.to_str().ok());
-        request.metadata.traceparent = given.filter(|t| span::parent_from(t).is_some()).map(str::to_owned);
+        request.metadata.traceparent = given.filter(|t| parse_traceparent(t).is_some()).map(str::to_owned);
     }
     if !crate::telemetry::enabled() {
         return host.handle(request).await;

@@ -7,23 +7,19 @@
 
 use std::borrow::Cow;
 
-use onex_core::envelope::Envelope;
+use onex_core::envelope::{Envelope, parse_traceparent};
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer,
 };
 use opentelemetry::{Context, KeyValue};
 
-/// `traceparent` as a remote parent context; `None` when it is not a valid version-00 header.
+/// `traceparent` as a remote parent context; `None` when it is not a valid version-00 header
+/// ([`parse_traceparent`]).
 pub fn parent_from(traceparent: &str) -> Option<Context> {
-    let mut parts = traceparent.trim().split('-');
-    let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if version != "00" || parts.next().is_some() || trace.len() != 32 || span.len() != 16 || flags.len() != 2 {
-        return None;
-    }
-    let trace_id = TraceId::from_hex(trace).ok().filter(|t| *t != TraceId::INVALID)?;
-    let span_id = SpanId::from_hex(span).ok().filter(|s| *s != SpanId::INVALID)?;
-    let flags = TraceFlags::new(u8::from_str_radix(flags, 16).ok()? & 1);
-    let remote = SpanContext::new(trace_id, span_id, flags, true, TraceState::default());
+    let parsed = parse_traceparent(traceparent)?;
+    let trace_id = TraceId::from_hex(parsed.trace_id).ok()?;
+    let span_id = SpanId::from_hex(parsed.span_id).ok()?;
+    let remote = SpanContext::new(trace_id, span_id, TraceFlags::new(parsed.flags & 1), true, TraceState::default());
     Some(Context::new().with_remote_span_context(remote))
 }
 
