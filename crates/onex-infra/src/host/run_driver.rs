@@ -46,14 +46,23 @@ pub(super) async fn drive(
     let lease = host.claims.run.clone();
     let workflow = spec.plan.name.clone();
     // A run beyond `max_workflow_runs` waits here for a place, its lease kept alive meanwhile.
+    let run_cx = run_span(&spec, run_id, &trigger, journal.len());
     let run = async {
         let _place = host.workflow_slots.acquire().await.ok();
-        steps(&host, &spec, run_id, trigger, &journal, &lease).await
+        steps(&host, &spec, run_id, trigger, &journal, &lease, run_cx.as_ref()).await
     };
     let outcome = tokio::select! {
         outcome = run => outcome,
         () = keep_lease(&host, run_id, &lease) => Err(Interrupted::LeaseLost),
     };
+    if let Some(cx) = &run_cx {
+        let error = match outcome {
+            Ok("succeeded") => None,
+            Ok(status) => Some(format!("the run ended {status}")),
+            Err(interrupted) => Some(format!("stopped driving the run: {interrupted:?}")),
+        };
+        span::end(cx, error);
+    }
     match outcome {
         Ok(status) => finish(&host, run_id, &workflow, &lease, status).await,
         Err(Interrupted::LeaseLost) => {
@@ -87,37 +96,24 @@ async fn keep_lease(host: &RuntimeHost, run_id: Uuid, lease: &Lease) {
     }
 }
 
-/// Runs the steps; the run's final status, or why it stopped. With tracing on, the run is a span
-/// under its trigger's (also when it is resumed by another host), each step a span under it.
-async fn steps(
-    host: &Arc<RuntimeHost>,
-    spec: &Arc<WorkflowSpec>,
-    run_id: Uuid,
-    trigger: Envelope,
-    journal: &[JournalEntry],
-    lease: &Lease,
-) -> Result<&'static str, Interrupted> {
+/// With tracing on, the run's span: under its trigger's (also when another host resumes it);
+/// each step is a span under it.
+fn run_span(spec: &WorkflowSpec, run_id: Uuid, trigger: &Envelope, journaled: usize) -> Option<Context> {
     if !crate::telemetry::enabled() {
-        return run_steps(host, spec, run_id, trigger, journal, lease, None).await;
+        return None;
     }
     let parent = trigger.metadata.traceparent.as_deref().and_then(span::parent_from).unwrap_or_default();
     let attributes = vec![
         KeyValue::new("onex.run_id", run_id.to_string()),
         KeyValue::new("onex.workflow", spec.plan.name.clone()),
-        KeyValue::new("onex.journal_entries", i64::try_from(journal.len()).unwrap_or(i64::MAX)),
+        KeyValue::new("onex.journal_entries", i64::try_from(journaled).unwrap_or(i64::MAX)),
     ];
-    let cx = span::start(format!("workflow.run {}", spec.plan.name), SpanKind::Internal, &parent, attributes);
-    let outcome = run_steps(host, spec, run_id, trigger, journal, lease, Some(&cx)).await;
-    let error = match outcome {
-        Ok("succeeded") => None,
-        Ok(status) => Some(format!("the run ended {status}")),
-        Err(interrupted) => Some(format!("stopped driving the run: {interrupted:?}")),
-    };
-    span::end(&cx, error);
-    outcome
+    Some(span::start(format!("workflow.run {}", spec.plan.name), SpanKind::Internal, &parent, attributes))
 }
 
-async fn run_steps(
+/// Runs the steps (each under `run_cx`, the run's span, when tracing); the run's final status,
+/// or why it stopped.
+async fn steps(
     host: &Arc<RuntimeHost>,
     spec: &Arc<WorkflowSpec>,
     run_id: Uuid,
