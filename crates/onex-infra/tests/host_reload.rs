@@ -60,31 +60,29 @@ fn door_back() -> String {
     format!("{DOOR}    - {{from: open, to: closed, event: pull}}\n")
 }
 
-/// A two-step workflow whose first step waits at the gate.
-const FLOW_TWO_STEPS: &str = "name: flow_orchestrator
+/// The orchestrator routing intent `go` to workflow `flow` of `steps` (YAML list items).
+fn flow(steps: &str) -> String {
+    format!(
+        "name: flow_orchestrator
 contract_version: '1.0.0'
 node_type: ORCHESTRATOR
 workflow_coordination:
   intent_routing:
     go: flow
   workflow_definition:
-    workflow_metadata: {workflow_name: flow, execution_mode: sequential}
+    workflow_metadata: {{workflow_name: flow, execution_mode: sequential}}
     steps:
-      - {step_name: first, operation: gate.wait}
+{steps}"
+    )
+}
+
+/// Two steps, the first waiting at the gate.
+const TWO_STEPS: &str = "      - {step_name: first, operation: gate.wait}
       - {step_name: second, operation: local.echo, depends_on: [first]}
 ";
 
 /// The same workflow changed to one other step.
-const FLOW_ONE_STEP: &str = "name: flow_orchestrator
-contract_version: '1.0.0'
-node_type: ORCHESTRATOR
-workflow_coordination:
-  intent_routing:
-    go: flow
-  workflow_definition:
-    workflow_metadata: {workflow_name: flow, execution_mode: sequential}
-    steps:
-      - {step_name: only, operation: local.echo}
+const ONE_STEP: &str = "      - {step_name: only, operation: local.echo}
 ";
 
 /// `gate.wait`: waits until the test opens the gate; tells how many calls are waiting.
@@ -328,14 +326,14 @@ async fn an_envelope_in_flight_finishes_on_the_set_it_started_with() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workflow_run_keeps_the_definition_it_started_with() {
-    let files = [("local.yaml", LOCAL), ("gate.yaml", GATE), ("flow.yaml", FLOW_TWO_STEPS)];
+    let files = [("local.yaml", LOCAL), ("gate.yaml", GATE), ("flow.yaml", &flow(TWO_STEPS))];
     let h = harness("reload-workflow", &files).await;
     let started = h.send("intent.go", json!({})).await;
     assert!(ok(&started), "{:?}", started.error);
     let old_run: uuid::Uuid = serde_json::from_value(started.payload["run_id"].clone()).unwrap();
     h.gate.wait_for(1).await;
 
-    h.write("flow.yaml", FLOW_ONE_STEP);
+    h.write("flow.yaml", &flow(ONE_STEP));
     assert_eq!(h.running.host().reload().await.unwrap().changed, ["flow_orchestrator"]);
     h.gate.open.notify_waiters();
 
