@@ -177,7 +177,7 @@ pub fn check_request(req: &StampRequest<'_>) -> Result<(), StampError> {
 pub fn stamp_fields(req: &StampRequest<'_>, hash: &blake3::Hash) -> StampFields {
     StampFields {
         uid: req.uid,
-        hash: hash.to_hex().to_string(),
+        hash: hash.to_hex().as_str().to_owned(),
         timestamp: req.timestamp,
         author: req.author.map(str::to_owned),
         version: req.version.map(str::to_owned),

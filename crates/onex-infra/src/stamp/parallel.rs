@@ -4,11 +4,16 @@
 //! chaining values are merged into the root exactly as BLAKE3's tree defines it
 //! (`blake3::hazmat`; tested against `blake3::hash` at every size boundary).
 //!
-//! Content of one block or less never leaves the calling thread.
+//! Content of one block or less never leaves the calling thread. Longer content wakes the
+//! worker before its first block is full, the worker spins briefly between blocks instead of
+//! sleeping, and block buffers are reused across runs: waking a thread and faulting in fresh
+//! pages each cost more than hashing a block.
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{Sender, channel};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use blake3::hazmat::{ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root};
 use onex_core::stamp::{NormalizedHash, Normalizer};
@@ -16,13 +21,41 @@ use onex_core::stamp::{NormalizedHash, Normalizer};
 /// Bytes per block: 64 chunks, a power of two, so every full block is a subtree of the tree.
 pub const BLOCK: usize = 64 * 1024;
 /// Blocks queued at most; beyond that the producer hashes the oldest itself (bounded memory).
-pub const MAX_PENDING: usize = 8;
+pub const MAX_PENDING: usize = 2;
+
+/// Block buffers kept between runs, at most this many (640 KiB): a fresh 64 KiB buffer per
+/// block, freed on the other thread, made the allocator hand pages back and fault them in
+/// again on every run, which cost more than hashing the block.
+const MAX_SPARE: usize = MAX_PENDING + 2;
+static SPARE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// An empty block buffer with room for a whole block.
+fn take_buffer() -> Vec<u8> {
+    let spare = SPARE.lock().unwrap_or_else(PoisonError::into_inner).pop();
+    spare.unwrap_or_else(|| Vec::with_capacity(BLOCK))
+}
+
+/// Keeps a hashed block's buffer for the next block (or frees it when enough are kept).
+fn give_back(mut buffer: Vec<u8>) {
+    buffer.clear();
+    let mut spare = SPARE.lock().unwrap_or_else(PoisonError::into_inner);
+    if spare.len() < MAX_SPARE && buffer.capacity() >= BLOCK {
+        spare.push(buffer);
+    }
+}
+
+/// How long the worker spins for the next block before it sleeps: waking a sleeping thread
+/// took longer here than hashing a block, so a run is handed to the worker before its first
+/// block is ready and the worker waits for blocks awake.
+const SPIN: Duration = Duration::from_micros(50);
 
 /// One hashing run's shared state: blocks waiting, chaining values done.
 #[derive(Default)]
 struct Run {
     state: Mutex<RunState>,
     changed: Condvar,
+    /// Counts pushes and the close, so a spinning worker sees news without the lock.
+    news: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -52,7 +85,27 @@ impl Run {
         }
         state.pending.push_back((index, block));
         drop(state);
+        self.news.fetch_add(1, Ordering::Release);
         self.changed.notify_all();
+    }
+
+    /// No more blocks will come.
+    fn close(&self) {
+        self.lock().closed = true;
+        self.news.fetch_add(1, Ordering::Release);
+        self.changed.notify_all();
+    }
+
+    /// Spins up to [`SPIN`] for a push or the close after `seen` pushes; false if none came.
+    fn spin_for_news(&self, seen: usize) -> bool {
+        let until = Instant::now() + SPIN;
+        while Instant::now() < until {
+            if self.news.load(Ordering::Acquire) != seen {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        false
     }
 
     /// Hashes one block outside the lock and records its chaining value.
@@ -64,6 +117,7 @@ impl Run {
         state.in_progress += 1;
         drop(state);
         let cv = block_cv(index, &block);
+        give_back(block);
         let mut state = self.lock();
         if state.cvs.len() <= index {
             state.cvs.resize(index + 1, None);
@@ -83,6 +137,14 @@ impl Run {
                 state = self.hash_one(state, job);
             } else if (until_done && state.in_progress == 0) || (!until_done && state.closed) {
                 return;
+            } else if !until_done {
+                let seen = self.news.load(Ordering::Acquire);
+                drop(state);
+                let news = self.spin_for_news(seen);
+                state = self.lock();
+                if !news && state.pending.is_empty() && !state.closed {
+                    state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+                }
             } else {
                 state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
             }
@@ -122,6 +184,16 @@ impl std::fmt::Debug for Run {
 }
 
 impl ParallelSink {
+    /// A sink for about `len` bytes: past one block, the worker is woken now, while the first
+    /// block is still being filled.
+    pub fn with_len_hint(len: usize) -> Self {
+        let mut sink = Self::default();
+        if len > BLOCK {
+            sink.run = Some(start_run());
+        }
+        sink
+    }
+
     /// Adds bytes.
     pub fn write(&mut self, mut bytes: &[u8]) {
         self.len += bytes.len() as u64;
@@ -130,7 +202,7 @@ impl ParallelSink {
                 self.hand_off();
             }
             if self.block.capacity() == 0 {
-                self.block.reserve_exact(BLOCK);
+                self.block = take_buffer();
             }
             let take = bytes.len().min(BLOCK - self.block.len());
             self.block.extend_from_slice(&bytes[..take]);
@@ -140,26 +212,32 @@ impl ParallelSink {
 
     /// Passes the full current block to the worker (starting the run on the first one).
     fn hand_off(&mut self) {
-        let run = self.run.get_or_insert_with(|| {
-            let run = Arc::new(Run::default());
-            // If the worker is gone, the caller drains the run alone in `finalize`.
-            let _ = worker().send(Arc::clone(&run));
-            run
-        });
-        run.push(self.index, std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK)));
+        let run = self.run.get_or_insert_with(start_run);
+        run.push(self.index, std::mem::take(&mut self.block));
         self.index += 1;
     }
 
     /// The BLAKE3 hash of everything written, and its length.
     pub fn finalize(mut self) -> (blake3::Hash, u64) {
-        let Some(run) = self.run.take() else {
-            return (blake3::hash(&self.block), self.len);
+        // One block or less: its hash is the root, computed here (a run started on a length
+        // hint that normalising shrank is just closed).
+        let run = match self.run.take() {
+            Some(run) if self.index > 0 => Some(run),
+            Some(run) => {
+                run.close();
+                None
+            }
+            None => None,
+        };
+        let Some(run) = run else {
+            let hash = blake3::hash(&self.block);
+            give_back(std::mem::take(&mut self.block));
+            return (hash, self.len);
         };
         if !self.block.is_empty() {
             run.push(self.index, std::mem::take(&mut self.block));
         }
-        run.lock().closed = true;
-        run.changed.notify_all();
+        run.close();
         run.work(true);
         let cvs: Vec<ChainingValue> = run.lock().cvs.iter().map(|cv| cv.unwrap_or_default()).collect();
         let mut lens = vec![BLOCK as u64; cvs.len()];
@@ -170,10 +248,18 @@ impl ParallelSink {
     }
 }
 
+/// A run handed to the worker (if the worker is gone, the caller drains it alone in
+/// `finalize`).
+fn start_run() -> Arc<Run> {
+    let run = Arc::new(Run::default());
+    let _ = worker().send(Arc::clone(&run));
+    run
+}
+
 /// Normalises and hashes content, hashing on a second core once it exceeds one block.
 pub fn normalized_hash_parallel(content: &[u8]) -> NormalizedHash {
-    let mut sink = ParallelSink::default();
-    let mut normalizer = Normalizer::new();
+    let mut sink = ParallelSink::with_len_hint(content.len());
+    let mut normalizer = Normalizer::with_len_hint(content.len());
     normalizer.push(content, &mut |b: &[u8]| sink.write(b));
     let outcome = normalizer.finish(&mut |b: &[u8]| sink.write(b));
     let (hash, len) = sink.finalize();
@@ -182,7 +268,7 @@ pub fn normalized_hash_parallel(content: &[u8]) -> NormalizedHash {
 
 /// Raw BLAKE3 of binary content, on a second core once it exceeds one block.
 pub fn raw_hash_parallel(content: &[u8]) -> NormalizedHash {
-    let mut sink = ParallelSink::default();
+    let mut sink = ParallelSink::with_len_hint(content.len());
     sink.write(content);
     let (hash, len) = sink.finalize();
     NormalizedHash::raw(hash, len, content.last().copied())
@@ -268,6 +354,18 @@ mod tests {
         let parallel = normalized_hash_parallel(text.as_bytes());
         assert_eq!((parallel.hash, parallel.len, parallel.stamp_count), (single.hash, single.len, single.stamp_count));
         assert_eq!(raw_hash_parallel(text.as_bytes()).hash, blake3::hash(text.as_bytes()));
+    }
+
+    #[test]
+    fn content_that_normalises_to_one_block_or_less_is_hashed_as_its_root() {
+        // Long enough to start a run on the second core, but normalised to one block or less.
+        for (blank, body) in [(3 * BLOCK, "x".to_owned()), (2 * BLOCK, "y".repeat(BLOCK))] {
+            let text = format!("{}{body}\n\n\n", " \n".repeat(blank / 2));
+            let parallel = normalized_hash_parallel(text.as_bytes());
+            let single = onex_core::stamp::normalized_hash(text.as_bytes());
+            assert_eq!((parallel.hash, parallel.len), (single.hash, single.len));
+            assert_eq!(parallel.hash, blake3::hash(body.as_bytes()));
+        }
     }
 
     #[test]
