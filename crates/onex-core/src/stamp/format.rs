@@ -1,6 +1,5 @@
 //! Writing and reading stamps: the one-line lightweight form and the rich block.
 
-
 use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use uuid::Uuid;
 
@@ -54,7 +53,9 @@ fn write_rfc3339(out: &mut String, ts: &DateTime<Utc>) {
         return;
     }
     push_digits(out, year.unsigned_abs(), 4);
-    for (separator, value) in [('-', ts.month()), ('-', ts.day()), ('T', ts.hour()), (':', ts.minute()), (':', ts.second())] {
+    for (separator, value) in
+        [('-', ts.month()), ('-', ts.day()), ('T', ts.hour()), (':', ts.minute()), (':', ts.second())]
+    {
         out.push(separator);
         push_digits(out, value, 2);
     }

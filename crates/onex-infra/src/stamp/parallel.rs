@@ -10,8 +10,8 @@
 //! pages each cost more than hashing a block.
 
 use std::collections::VecDeque;
-use std::sync::mpsc::{Sender, channel};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
