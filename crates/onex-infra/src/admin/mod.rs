@@ -261,11 +261,11 @@ async fn ingest(State(state): State<AdminState>, headers: axum::http::HeaderMap,
     let mut response = (status, [(header::CONTENT_TYPE, "application/json")], reply.encode()).into_response();
     let headers = response.headers_mut();
     let ids = [(bus_headers::ENVELOPE_ID, envelope_id), (bus_headers::CORRELATION_ID, correlation_id)];
+    let mut buffer = uuid::Uuid::encode_buffer();
     for (name, id) in ids {
-        headers.insert(
-            HeaderName::from_static(name),
-            HeaderValue::from_str(&id.to_string()).unwrap_or(HeaderValue::from_static("")),
-        );
+        let text = id.hyphenated().encode_lower(&mut buffer);
+        headers
+            .insert(HeaderName::from_static(name), HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("")));
     }
     // A client's own traceparent text is echoed only if it is a valid header value.
     if let Some(value) = reply.metadata.traceparent.as_deref().and_then(|t| HeaderValue::from_str(t).ok()) {

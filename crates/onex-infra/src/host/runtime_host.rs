@@ -33,10 +33,16 @@ pub const INTENT_PREFIX: &str = "intent";
 
 /// A W3C `traceparent` for an envelope that arrived without one: the correlation id is the trace
 /// id (so everything one request causes shares a trace), the envelope id's first half the span.
+/// Written into one allocation: every envelope without a traceparent takes this path.
 fn traceparent(request: &Envelope) -> String {
-    let trace = request.correlation_id.simple().to_string();
-    let span = request.envelope_id.simple().to_string();
-    format!("00-{trace}-{}-01", &span[..16])
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let mut out = String::with_capacity(55);
+    out.push_str("00-");
+    out.push_str(request.correlation_id.simple().encode_lower(&mut buffer));
+    out.push('-');
+    out.push_str(&request.envelope_id.simple().encode_lower(&mut buffer)[..16]);
+    out.push_str("-01");
+    out
 }
 
 /// Limits the host applies to input.
@@ -347,5 +353,20 @@ impl RuntimeHost {
         let dropped_intents = served.reducers.dropped_intents();
         let bus = self.bus.figures();
         self.metrics.render(&Gauges { outbox_backlog, stacks, rows, unbound, dropped_intents, bus })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::DateTime;
+    use onex_core::envelope::Envelope;
+    use uuid::Uuid;
+
+    #[test]
+    fn a_trace_started_for_an_envelope_is_its_correlation_id_and_half_its_id() {
+        let id = Uuid::parse_str("0af76519-16cd-43dd-8448-eb211c80319c").unwrap();
+        let mut request = Envelope::request(id, "local.echo", serde_json::json!({}), DateTime::UNIX_EPOCH);
+        request.correlation_id = Uuid::parse_str("4bf92f35-77b3-4da6-a3ce-929d0e0e4736").unwrap();
+        assert_eq!(super::traceparent(&request), "00-4bf92f3577b34da6a3ce929d0e0e4736-0af7651916cd43dd-01");
     }
 }
