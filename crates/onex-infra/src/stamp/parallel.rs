@@ -23,7 +23,7 @@ pub const BLOCK: usize = 64 * 1024;
 /// Blocks queued at most; beyond that the producer hashes the oldest itself (bounded memory).
 pub const MAX_PENDING: usize = 2;
 
-/// Block buffers kept between runs, at most this many (640 KiB): a fresh 64 KiB buffer per
+/// Block buffers kept between runs, at most this many (256 KiB): a fresh 64 KiB buffer per
 /// block, freed on the other thread, made the allocator hand pages back and fault them in
 /// again on every run, which cost more than hashing the block.
 const MAX_SPARE: usize = MAX_PENDING + 2;
@@ -248,6 +248,16 @@ impl ParallelSink {
     }
 }
 
+impl Drop for ParallelSink {
+    /// A sink dropped without `finalize` (a file that failed to read mid-way) still ends its
+    /// run: otherwise the worker would wait for its next block forever and serve no other run.
+    fn drop(&mut self) {
+        if let Some(run) = self.run.take() {
+            run.close();
+        }
+    }
+}
+
 /// A run handed to the worker (if the worker is gone, the caller drains it alone in
 /// `finalize`).
 fn start_run() -> Arc<Run> {
@@ -366,6 +376,22 @@ mod tests {
             assert_eq!((parallel.hash, parallel.len), (single.hash, single.len));
             assert_eq!(parallel.hash, blake3::hash(body.as_bytes()));
         }
+    }
+
+    #[test]
+    fn a_sink_dropped_mid_run_releases_the_worker() {
+        let mut sink = ParallelSink::default();
+        sink.write(&vec![7u8; 3 * BLOCK]);
+        let run = Arc::clone(sink.run.as_ref().expect("three blocks start a run"));
+        drop(sink);
+        // The worker lets go of a run once it is closed and drained; until then it waits for
+        // the run's next block and serves no other run.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Arc::strong_count(&run) > 1 {
+            assert!(std::time::Instant::now() < deadline, "the worker still holds the dropped sink's run");
+            std::thread::yield_now();
+        }
+        assert!(run.lock().closed);
     }
 
     #[test]
