@@ -220,7 +220,7 @@ fn three_hosts_share_twelve_partitions_and_one_killed_under_load_loses_nothing()
     let at = Instant::now();
     client
         .wait_for_outcomes(&requests, Duration::from_secs(300))
-        .unwrap_or_else(|e| panic!("{e}\n{}", hosts[0].logs()));
+        .unwrap_or_else(|e| panic!("{e}\n{}", bus_report(&hosts)));
     eprintln!("the rest of the run after the kill took {:?}", at.elapsed());
     rig.assert_landed(&requests, &hosts[0], ENTITIES, PER_ENTITY);
     let consumed: f64 = hosts.iter().map(|h| h.metric("onex_bus_consumed_total").unwrap_or(0.0)).sum();
@@ -228,6 +228,17 @@ fn three_hosts_share_twelve_partitions_and_one_killed_under_load_loses_nothing()
         consumed > 0.0 && hosts.iter().all(|h| h.metric("onex_bus_consumed_total").unwrap_or(0.0) > 0.0),
         "both surviving hosts consumed"
     );
+}
+
+/// What each host says of its partitions (rebalances, lag per partition, messages consumed)
+/// and its log, for a failure message: whether a dead member's partitions moved shows here.
+fn bus_report(hosts: &[HostProcess]) -> String {
+    let report = |(i, host): (usize, &HostProcess)| {
+        let (_, metrics) = host.get("/metrics");
+        let bus: Vec<&str> = metrics.lines().filter(|l| l.starts_with("onex_bus_")).collect();
+        format!("host {i}, /metrics:\n{}\nhost {i}, log:\n{}", bus.join("\n"), host.logs())
+    };
+    hosts.iter().enumerate().map(report).collect::<Vec<_>>().join("\n")
 }
 
 #[test]

@@ -260,14 +260,24 @@ impl Client {
     }
 
     /// Waits until every one of `requests` has a reply or a dead letter; after `within`, how
-    /// many are missing.
+    /// many are missing, and the first of them (their ids, to look for in the hosts' logs).
     pub fn wait_for_outcomes(&self, requests: &[String], within: Duration) -> Result<(), String> {
+        let unanswered = |seen: &Seen| {
+            let answered = |r: &&String| seen.replies.contains_key(*r) || seen.dead.contains_key(*r);
+            requests.iter().filter(|r| !answered(r)).cloned().collect::<Vec<_>>()
+        };
         let missing = |seen: &Seen| {
             requests.iter().filter(|r| !seen.replies.contains_key(*r) && !seen.dead.contains_key(*r)).count()
         };
         self.wait_until(within, |seen| missing(seen) == 0).map_err(|()| {
-            let missing = missing(&self.seen.borrow());
-            format!("{missing} of {} requests have no outcome after {within:?}", requests.len())
+            let missing = unanswered(&self.seen.borrow());
+            let first: Vec<&str> = missing.iter().take(10).map(String::as_str).collect();
+            format!(
+                "{} of {} requests have no outcome after {within:?}; the first: {}",
+                missing.len(),
+                requests.len(),
+                first.join(", ")
+            )
         })
     }
 
