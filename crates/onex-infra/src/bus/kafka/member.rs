@@ -57,6 +57,7 @@ impl ConsumerContext for MemberContext {
         match rebalance {
             Rebalance::Assign(partitions) => {
                 self.metrics.rebalanced();
+                tracing::info!(group = %self.group, partitions = %listed(partitions), "kafka bus: partitions assigned");
                 let mut book = self.book();
                 for element in partitions.elements() {
                     book.assign((element.topic().to_owned(), element.partition()));
@@ -64,6 +65,7 @@ impl ConsumerContext for MemberContext {
             }
             Rebalance::Revoke(partitions) => {
                 self.metrics.rebalanced();
+                tracing::info!(group = %self.group, partitions = %listed(partitions), "kafka bus: partitions revoked");
                 let mut positions = TopicPartitionList::new();
                 {
                     let mut book = self.book();
@@ -86,6 +88,12 @@ impl ConsumerContext for MemberContext {
             Rebalance::Error(e) => tracing::warn!(group = %self.group, error = %e, "kafka bus: rebalance error"),
         }
     }
+}
+
+/// `topic:partition` for each partition of a rebalance, comma-separated (for the log).
+fn listed(partitions: &TopicPartitionList) -> String {
+    let each = partitions.elements().into_iter().map(|e| format!("{}:{}", e.topic(), e.partition()));
+    each.collect::<Vec<_>>().join(",")
 }
 
 /// A group member: its consumer, shared by its stream and the bus (for acknowledgements).
