@@ -98,18 +98,12 @@ mod tests {
         assert_eq!(traceparent_of(&parent_from(unsampled).unwrap()).as_deref(), Some(unsampled));
     }
 
+    /// Which texts are traceparents is core's `parse_traceparent` (its tests hold the cases);
+    /// here: what it refuses is no parent.
     #[test]
-    fn invalid_traceparents_are_no_parent() {
-        for bad in [
-            "",
-            "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
-            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b71692033-01",
-            "00-xyz7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
-        ] {
-            assert!(parent_from(bad).is_none(), "{bad}");
+    fn what_core_refuses_as_a_traceparent_is_no_parent() {
+        for bad in ["", "00-00000000000000000000000000000000-b7ad6b7169203331-01"] {
+            assert!(parse_traceparent(bad).is_none() && parent_from(bad).is_none(), "{bad}");
         }
     }
 }
