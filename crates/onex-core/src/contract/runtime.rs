@@ -57,6 +57,10 @@ pub struct BusConfig {
     pub dlq_topic: String,
     /// Partitions per topic (the in-memory bus's; on Kafka, of the topics the host creates).
     pub partitions: u32,
+    /// Group members (lanes) this host runs, each processing its partitions in order, in
+    /// parallel with the others; unset, one per partition. On Kafka each lane is a consumer the
+    /// brokers see: hosts that share a group need fewer of them each.
+    pub lanes: Option<u32>,
     /// Messages buffered per partition before publishers wait (in-memory bus).
     pub capacity: u32,
     /// Replication factor of the topics the host creates on Kafka.
@@ -77,12 +81,21 @@ impl Decode for BusConfig {
             reply_topic: f.or(cx, "reply_topic", "onex.evt.runtime.reply.v1".to_owned()),
             dlq_topic: f.or(cx, "dlq_topic", "onex.dlq.runtime.envelope.v1".to_owned()),
             partitions: f.or(cx, "partitions", 8),
+            lanes: f.opt(cx, "lanes"),
             capacity: f.or(cx, "capacity", 1024),
             replication_factor: f.or(cx, "replication_factor", 1),
             kafka: f.or(cx, "kafka", BTreeMap::new()),
         };
         if let Some(properties) = f.node("kafka") {
             check_secrets(cx, properties, &join(path, "kafka"));
+        }
+        if bus.lanes == Some(0) {
+            cx.error(
+                codes::CONTRACT_INVALID_VALUE,
+                f.pos_of("lanes"),
+                &join(path, "lanes"),
+                "a host needs at least one lane",
+            );
         }
         let topic_positions = [f.pos_of("request_topic"), f.pos_of("reply_topic"), f.pos_of("dlq_topic")];
         f.finish(cx);
@@ -310,6 +323,7 @@ pub const OVERRIDES: &[(&str, &str)] = &[
     ("ONEX_BUS_BOOTSTRAP_SERVERS", "bus.bootstrap_servers"),
     ("ONEX_BUS_GROUP_ID", "bus.group_id"),
     ("ONEX_BUS_PARTITIONS", "bus.partitions"),
+    ("ONEX_BUS_LANES", "bus.lanes"),
     ("ONEX_BUS_REPLICATION_FACTOR", "bus.replication_factor"),
     ("ONEX_BUS_REQUEST_TOPIC", "bus.request_topic"),
     ("ONEX_BUS_REPLY_TOPIC", "bus.reply_topic"),
@@ -388,6 +402,11 @@ impl RuntimeConfig {
             "bus.bootstrap_servers" => self.bus.bootstrap_servers = Some(value.to_owned()),
             "bus.group_id" => self.bus.group_id = value.to_owned(),
             "bus.partitions" => put!(self.bus.partitions),
+            "bus.lanes" => match Decode::decode(cx, &node, var) {
+                Some(0) => cx.error(codes::CONTRACT_INVALID_VALUE, pos, var, "a host needs at least one lane"),
+                Some(lanes) => self.bus.lanes = Some(lanes),
+                None => {}
+            },
             "bus.replication_factor" => put!(self.bus.replication_factor),
             "bus.request_topic" | "bus.reply_topic" | "bus.dlq_topic" => {
                 if let Err(e) = value.parse::<crate::topic::TopicName>() {
@@ -447,6 +466,7 @@ mod tests {
             ("ONEX_ADMIN_ADDR", "0.0.0.0:9000"),
             ("ONEX_BUS_KIND", "kafka"),
             ("ONEX_BUS_PARTITIONS", "32"),
+            ("ONEX_BUS_LANES", "4"),
             ("ONEX_HANDLER_VAULT_ENABLED", "true"),
             ("ONEX_MAX_IN_FLIGHT", "lots"),
             ("ONEX_BUS_REQUEST_TOPIC", "onex.cmd.team.envelope.v1"),
@@ -455,7 +475,7 @@ mod tests {
             ("ONEX_LOG_LEVEL", "debug"),
         ]);
         assert_eq!(config.admin_addr, "0.0.0.0:9000");
-        assert_eq!((config.bus.kind, config.bus.partitions), (BusKind::Kafka, 32));
+        assert_eq!((config.bus.kind, config.bus.partitions, config.bus.lanes), (BusKind::Kafka, 32, Some(4)));
         assert!(config.handlers["vault"].enabled);
         assert_eq!(config.max_in_flight, 1024, "a bad value leaves the setting alone");
         assert_eq!(config.bus.request_topic, "onex.cmd.team.envelope.v1");
@@ -463,6 +483,15 @@ mod tests {
         let named: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(named, ["ONEX_MAX_IN_FLIGHT", "ONEX_BUS_DLQ_TOPIC"], "{problems:?}");
         assert!(problems.iter().all(|p| p.code == codes::BAD_OVERRIDE));
+    }
+
+    #[test]
+    fn a_host_without_lanes_is_refused_with_the_field_named() {
+        let errors = crate::contract::load_runtime_config("rt.yaml", b"bus:\n  lanes: 0\n").unwrap_err();
+        assert_eq!(errors.diagnostics[0].field, "bus.lanes", "{errors:?}");
+        let mut config = crate::contract::load_runtime_config("rt", b"{}\n").unwrap().value;
+        let problems = config.apply_overrides([("ONEX_BUS_LANES", "0")]);
+        assert_eq!((problems.len(), config.bus.lanes), (1, None), "{problems:?}");
     }
 
     #[test]
