@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use onex_spi::{InboundMessage, SpiResult};
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::statistics::Statistics;
@@ -48,6 +49,18 @@ impl ClientContext for MemberContext {
                     self.metrics.record_lag(&self.group, topic, partition, lag);
                 }
             }
+        }
+    }
+
+    /// librdkafka's own log lines, in the host's log. Its debug lines appear only when the
+    /// `debug` property asks for them (`bus.kafka: {debug: cgrp}`), so they are logged at info.
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        use RDKafkaLogLevel as L;
+        let group = &self.group;
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error => tracing::error!(group, facility, "librdkafka: {message}"),
+            L::Warning => tracing::warn!(group, facility, "librdkafka: {message}"),
+            L::Notice | L::Info | L::Debug => tracing::info!(group, facility, "librdkafka: {message}"),
         }
     }
 }
