@@ -11,6 +11,7 @@ mod fsm;
 mod handler_contract;
 mod include;
 mod node;
+mod overrides;
 mod resilience;
 mod routing;
 mod runtime;
@@ -33,11 +34,10 @@ pub use fsm::{ActionDef, ConditionDef, FromState, FsmContract, StateDef, Transit
 pub use handler_contract::HandlerContract;
 pub use include::{IncludeSource, MAX_INCLUDE_DEPTH, NoIncludes};
 pub use node::{EventSpec, IoOperation, NodeContract, NodeKind, OperationBinding};
+pub use overrides::OVERRIDES;
 pub use resilience::{BackoffStrategy, CircuitBreakerPolicy, RateLimitPolicy, Resilience, RetryPolicy};
 pub use routing::{EventBusTopics, HandlerRoute, HandlerRouting, NamedRef};
-pub use runtime::{
-    BusConfig, BusKind, HandlerConfig, OVERRIDES, RuntimeConfig, SecretRef, StateStoreConfig, StoreKind,
-};
+pub use runtime::{BusConfig, BusKind, HandlerConfig, RuntimeConfig, SecretRef, StateStoreConfig, StoreKind};
 pub use set::{ContractSet, HandlerCatalogue};
 pub use telemetry::TelemetryConfig;
 pub use version::VersionText;
