@@ -92,8 +92,15 @@ impl HostProcess {
         let logs = Arc::new(Mutex::new(String::new()));
         let (ready_tx, ready_rx) = mpsc::channel();
         let sink = Arc::clone(&logs);
+        // Also on disk, for a run that hangs or is killed before it can print them.
+        let file = options.data_dir.join(format!("host-{}.log", child.id()));
+        let _ = std::fs::create_dir_all(&options.data_dir);
+        let mut on_disk = std::fs::File::create(&file).ok();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(file) = on_disk.as_mut() {
+                    let _ = writeln!(file, "{line}");
+                }
                 if let Ok(event) = serde_json::from_str::<Json>(&line)
                     && event["fields"]["message"] == "onex-runtime-host ready"
                 {

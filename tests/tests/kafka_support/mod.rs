@@ -109,9 +109,11 @@ impl KafkaRun {
         }
     }
 
-    /// A runtime config for hosts of this run: Kafka with a short session (a killed host's
-    /// partitions move within seconds), state on `store_url` (PostgreSQL).
-    pub fn runtime_config(&self, store_url: &str, max_attempts: u32) -> String {
+    /// A runtime config for hosts of this run: Kafka with a 15 s session (a killed host's
+    /// partitions move within it; with 6 s, tansu on two cores answered heartbeats too late
+    /// under load and the group rebalanced every few seconds), `lanes` group members per host,
+    /// state on `store_url` (PostgreSQL).
+    pub fn runtime_config(&self, store_url: &str, lanes: u32, max_attempts: u32) -> String {
         format!(
             r#"runtime_name: kafka-e2e
 bus:
@@ -122,8 +124,9 @@ bus:
   reply_topic: {reply}
   dlq_topic: {dlq}
   partitions: {partitions}
+  lanes: {lanes}
   kafka:
-    session.timeout.ms: "6000"
+    session.timeout.ms: "15000"
     heartbeat.interval.ms: "1000"
     auto.commit.interval.ms: "1000"
 delivery:
@@ -144,6 +147,7 @@ handlers:
             reply = self.reply_topic,
             dlq = self.dlq_topic,
             partitions = self.partitions,
+            lanes = lanes,
         )
     }
 
@@ -159,13 +163,16 @@ handlers:
 /// What the client saw: per request id, the ids of the replies to it (more than one when a
 /// request was delivered again) and of the `toggled` events the reducer's outbox published
 /// for it (more than one when a row was published again), and the dead letters' request ids
-/// with their error codes.
+/// with their error codes; and why a reader stopped, if one did.
 #[derive(Debug, Default)]
 pub struct Seen {
     pub replies: BTreeMap<String, Vec<String>>,
     pub failed_replies: BTreeSet<String>,
     pub dead: BTreeMap<String, String>,
     pub events: BTreeMap<String, Vec<String>>,
+    /// A reader that stopped (a fatal consumer error, a message that is no envelope) says why
+    /// here, so a wait that then times out is not read as the hosts' fault.
+    pub stopped_readers: Vec<String>,
 }
 
 /// Which of the run's topics a reader of the client reads.
@@ -245,7 +252,10 @@ impl Client {
                     tokio::spawn(async move {
                         for (key, envelope) in lane {
                             let room = |seen: &Seen| sent.load(Ordering::Relaxed) < outcomes(seen) - before + WINDOW;
-                            changes.wait_for(room).await.unwrap();
+                            // Bounded: hosts that answer nothing fail the run instead of hanging it.
+                            if tokio::time::timeout(STALLED, changes.wait_for(room)).await.is_err() {
+                                panic!("no outcome for {STALLED:?} with {WINDOW} requests in flight");
+                            }
                             sent.fetch_add(1, Ordering::Relaxed);
                             bus.publish(to_message(&topic, Some(key), &envelope)).await.unwrap();
                         }
@@ -273,10 +283,11 @@ impl Client {
             let missing = unanswered(&self.seen.borrow());
             let first: Vec<&str> = missing.iter().take(10).map(String::as_str).collect();
             format!(
-                "{} of {} requests have no outcome after {within:?}; the first: {}",
+                "{} of {} requests have no outcome after {within:?}; the first: {}; stopped readers: {:?}",
                 missing.len(),
                 requests.len(),
-                first.join(", ")
+                first.join(", "),
+                self.seen.borrow().stopped_readers
             )
         })
     }
@@ -309,6 +320,9 @@ impl Client {
 /// Requests published and not yet answered that [`Client::send_all`] allows.
 pub const WINDOW: usize = 400;
 
+/// How long a publisher waits for room in its window before it gives the run up.
+const STALLED: Duration = Duration::from_secs(300);
+
 /// Replies and dead letters seen so far.
 fn outcomes(seen: &Seen) -> usize {
     seen.replies.len() + seen.dead.len()
@@ -321,8 +335,16 @@ async fn collect(
     seen: Arc<watch::Sender<Seen>>,
     feed: Feed,
 ) {
-    while let Some(Ok(message)) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
-        let envelope: Envelope = serde_json::from_slice(&message.payload).unwrap();
+    let stopped = |why: String| seen.send_modify(|seen| seen.stopped_readers.push(format!("{feed:?}: {why}")));
+    while let Some(item) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+        let message = match item {
+            Ok(message) => message,
+            Err(e) => return stopped(format!("consumer error: {e}")),
+        };
+        let envelope: Envelope = match serde_json::from_slice(&message.payload) {
+            Ok(envelope) => envelope,
+            Err(e) => return stopped(format!("{}@{}: not an envelope: {e}", message.partition, message.offset)),
+        };
         let id = envelope.envelope_id.to_string();
         let request = envelope.causation_id.map(|c| c.to_string()).unwrap_or_default();
         seen.send_modify(|seen| match feed {
@@ -340,6 +362,7 @@ async fn collect(
         });
         let _ = bus.acknowledge(&group, &message).await;
     }
+    stopped("the stream ended".to_owned());
 }
 
 /// Holds until `probe` (a question to a process: `/health/ready`) returns true, asking every
