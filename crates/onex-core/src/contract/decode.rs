@@ -215,6 +215,17 @@ macro_rules! decode_number {
 
 decode_number!(u64 => "a non-negative integer", u32 => "a non-negative integer (32-bit)", i64 => "an integer", f64 => "a number");
 
+/// A count that must be at least 1 (`bus.lanes`): zero is an error naming the field.
+impl Decode for std::num::NonZeroU32 {
+    fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
+        let value = Self::new(u32::decode(cx, node, path)?);
+        if value.is_none() {
+            cx.error(codes::CONTRACT_INVALID_VALUE, node.pos, path, "must be at least 1");
+        }
+        value
+    }
+}
+
 impl<T: Decode> Decode for Vec<T> {
     fn decode(cx: &mut Cx, node: &Node, path: &str) -> Option<Self> {
         match &node.value {

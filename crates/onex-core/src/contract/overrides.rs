@@ -96,11 +96,11 @@ impl RuntimeConfig {
             "bus.bootstrap_servers" => self.bus.bootstrap_servers = Some(value.to_owned()),
             "bus.group_id" => self.bus.group_id = value.to_owned(),
             "bus.partitions" => put!(self.bus.partitions),
-            "bus.lanes" => match Decode::decode(cx, &node, var) {
-                Some(0) => cx.error(codes::CONTRACT_INVALID_VALUE, pos, var, "a host needs at least one lane"),
-                Some(lanes) => self.bus.lanes = Some(lanes),
-                None => {}
-            },
+            "bus.lanes" => {
+                if let Some(lanes) = Decode::decode(cx, &node, var) {
+                    self.bus.lanes = Some(lanes);
+                }
+            }
             "bus.replication_factor" => put!(self.bus.replication_factor),
             "bus.request_topic" | "bus.reply_topic" | "bus.dlq_topic" => {
                 if let Err(e) = value.parse::<crate::topic::TopicName>() {
@@ -170,7 +170,8 @@ mod tests {
             ("ONEX_LOG_LEVEL", "debug"),
         ]);
         assert_eq!(config.admin_addr, "0.0.0.0:9000");
-        assert_eq!((config.bus.kind, config.bus.partitions, config.bus.lanes), (BusKind::Kafka, 32, Some(4)));
+        assert_eq!((config.bus.kind, config.bus.partitions), (BusKind::Kafka, 32));
+        assert_eq!(config.bus.lanes.map(std::num::NonZeroU32::get), Some(4));
         assert!(config.handlers["vault"].enabled);
         assert_eq!(config.max_in_flight, 1024, "a bad value leaves the setting alone");
         assert_eq!(config.bus.request_topic, "onex.cmd.team.envelope.v1");
@@ -182,6 +183,8 @@ mod tests {
 
     #[test]
     fn a_host_without_lanes_is_refused_with_the_field_named() {
+        let four = crate::contract::load_runtime_config("rt.yaml", b"bus:\n  lanes: 4\n").unwrap().value;
+        assert_eq!(four.bus.lanes.map(std::num::NonZeroU32::get), Some(4));
         let errors = crate::contract::load_runtime_config("rt.yaml", b"bus:\n  lanes: 0\n").unwrap_err();
         assert_eq!(errors.diagnostics[0].field, "bus.lanes", "{errors:?}");
         let mut config = crate::contract::load_runtime_config("rt", b"{}\n").unwrap().value;

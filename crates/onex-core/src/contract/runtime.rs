@@ -59,7 +59,7 @@ pub struct BusConfig {
     /// Group members (lanes) this host runs, each processing its partitions in order, in
     /// parallel with the others; unset, one per partition. On Kafka each lane is a consumer the
     /// brokers see: hosts that share a group need fewer of them each.
-    pub lanes: Option<u32>,
+    pub lanes: Option<std::num::NonZeroU32>,
     /// Messages buffered per partition before publishers wait (in-memory bus).
     pub capacity: u32,
     /// Replication factor of the topics the host creates on Kafka.
@@ -87,14 +87,6 @@ impl Decode for BusConfig {
         };
         if let Some(properties) = f.node("kafka") {
             check_secrets(cx, properties, &join(path, "kafka"));
-        }
-        if bus.lanes == Some(0) {
-            cx.error(
-                codes::CONTRACT_INVALID_VALUE,
-                f.pos_of("lanes"),
-                &join(path, "lanes"),
-                "a host needs at least one lane",
-            );
         }
         let topic_positions = [f.pos_of("request_topic"), f.pos_of("reply_topic"), f.pos_of("dlq_topic")];
         f.finish(cx);

@@ -200,7 +200,7 @@ pub async fn start_with_bus(setup: HostSetup, bus: Arc<dyn EventBus>) -> Result<
         topics: topics.clone(),
         reply_topic: config.bus.reply_topic.clone(),
         dlq_topic: config.bus.dlq_topic.clone(),
-        lanes: config.bus.lanes.unwrap_or(config.bus.partitions).clamp(1, 64) as usize,
+        lanes: config.bus.lanes.map_or(config.bus.partitions, std::num::NonZeroU32::get).clamp(1, 64) as usize,
         delivery: config.delivery.clone(),
     };
     let host = Arc::new(RuntimeHost::new(served, wiring, metrics, store, bus, limits, claims));
