@@ -3,9 +3,10 @@
 //! how long a host's claim on a workflow run or an outbox row lasts) and `retention:` (how long
 //! finished records are kept).
 
-use super::decode::{Cx, Decode, join};
+use super::decode::{Cx, Decode};
 use super::fields::Fields;
 use super::resilience::{BackoffStrategy, RetryPolicy};
+use super::rules::{Broken, Rules, finish_checked};
 use crate::error::codes;
 use crate::resilience::RetrySchedule;
 use crate::yaml::Node;
@@ -70,22 +71,22 @@ impl Decode for DeliveryConfig {
             run_lease_ms: f.or(cx, "run_lease_ms", d.run_lease_ms),
             outbox_claim_ms: f.or(cx, "outbox_claim_ms", d.outbox_claim_ms),
         };
-        let keys = ["max_attempts", "max_backoff_ms", "jitter_factor", "run_lease_ms", "outbox_claim_ms"];
-        let positions = keys.map(|k| f.pos_of(k));
-        f.finish(cx);
-        let problems = [
-            (config.max_attempts == 0, "max_attempts", "must be at least 1 (the first attempt)"),
-            (config.max_backoff_ms < config.backoff_ms, "max_backoff_ms", "must not be below backoff_ms"),
-            (!(0.0..=1.0).contains(&config.jitter_factor), "jitter_factor", "must be between 0.0 and 1.0"),
-            (config.run_lease_ms < MIN_LEASE_MS, "run_lease_ms", "must be at least 100 ms"),
-            (config.outbox_claim_ms < MIN_LEASE_MS, "outbox_claim_ms", "must be at least 100 ms"),
-        ];
-        for ((bad, key, message), pos) in problems.into_iter().zip(positions) {
-            if bad {
-                cx.error(codes::CONTRACT_INVALID_VALUE, pos, &join(path, key), message);
-            }
-        }
+        finish_checked(cx, f, &config);
         Some(config)
+    }
+}
+
+impl Rules for DeliveryConfig {
+    fn broken(&self) -> Vec<Broken> {
+        let rules = [
+            (self.max_attempts == 0, "max_attempts", "must be at least 1 (the first attempt)"),
+            (self.max_backoff_ms < self.backoff_ms, "max_backoff_ms", "must not be below backoff_ms"),
+            (!(0.0..=1.0).contains(&self.jitter_factor), "jitter_factor", "must be between 0.0 and 1.0"),
+            (self.run_lease_ms < MIN_LEASE_MS, "run_lease_ms", "must be at least 100 ms"),
+            (self.outbox_claim_ms < MIN_LEASE_MS, "outbox_claim_ms", "must be at least 100 ms"),
+        ];
+        let broken = rules.into_iter().filter(|(bad, ..)| *bad);
+        broken.map(|(_, key, message)| Broken::new(key, codes::CONTRACT_INVALID_VALUE, message)).collect()
     }
 }
 
@@ -130,12 +131,17 @@ impl Decode for RetentionConfig {
             finished_runs_ms: f.or(cx, "finished_runs_ms", d.finished_runs_ms),
             sweep_interval_ms: f.or(cx, "sweep_interval_ms", d.sweep_interval_ms),
         };
-        let pos = f.pos_of("sweep_interval_ms");
-        f.finish(cx);
-        if config.sweep_interval_ms == 0 {
-            cx.error(codes::CONTRACT_INVALID_VALUE, pos, &join(path, "sweep_interval_ms"), "must be above 0");
-        }
+        finish_checked(cx, f, &config);
         Some(config)
+    }
+}
+
+impl Rules for RetentionConfig {
+    fn broken(&self) -> Vec<Broken> {
+        let zero = self.sweep_interval_ms == 0;
+        zero.then(|| Broken::new("sweep_interval_ms", codes::CONTRACT_INVALID_VALUE, "must be above 0"))
+            .into_iter()
+            .collect()
     }
 }
 

