@@ -1,7 +1,7 @@
 //! Host processes on Kafka (a tansu broker of each test's own) with reducer state and outbox on
 //! PostgreSQL, under faults: 10,000 envelopes with exact replies and versions, a poison message
 //! dead-lettered after its budget while its partition moves on, a host SIGKILLed five times in
-//! 5,000 envelopes and restarted, three hosts in one group with one killed under load, and the
+//! 10,000 envelopes and restarted, three hosts in one group with one killed under load, and the
 //! broker stopped for ten seconds mid-run. In the last two every transition also emits an
 //! outbox event to Kafka, and each must arrive, once per envelope id, with its row marked.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
@@ -187,10 +187,7 @@ fn ten_thousand_envelopes_get_exact_replies_and_a_poison_message_is_dead_lettere
 #[test]
 fn a_host_killed_five_times_and_restarted_loses_nothing_and_applies_each_transition_once() {
     let _serial = one_at_a_time();
-    // 5,000 rather than 10,000: tansu's SQLite engine (about 10 ms of CPU a message, and a
-    // fetch that reads a partition's whole backlog) makes a 10,000 run with five restarts take
-    // longer than the CI budget on two cores.
-    const ENTITIES: usize = 250;
+    const ENTITIES: usize = 500;
     const PER_ENTITY: usize = 20;
     let rig = Rig::new("kafka-kill", 4, 1, 5, Events::None);
     let (client, options) = (&rig.client, &rig.options);
