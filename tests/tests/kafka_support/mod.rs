@@ -64,6 +64,20 @@ impl Broker {
         onex_e2e::host::wait_for("the broker to answer", Duration::from_secs(30), || {
             std::net::TcpStream::connect(&self.addr).ok()
         });
+        self.index_headers();
+    }
+
+    /// Adds the index tansu 0.6's store lacks (`xtask/src/services/tansu.rs` says why and adds
+    /// the same to the broker `services up` starts): without it every record fetched scans every
+    /// header stored, and the broker slows down as the test's log grows.
+    fn index_headers(&self) {
+        let sql = "CREATE INDEX IF NOT EXISTS onex_header_by_record ON header (topition, offset_id)";
+        let status = std::process::Command::new("sqlite3")
+            .args(["-cmd", ".timeout 10000", "tansu.db", sql])
+            .current_dir(&self.dir)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run sqlite3 (`cargo xtask services up` installs it): {e}"));
+        assert!(status.success(), "indexing the broker's headers failed: {status}");
     }
 
     /// Kills the broker (its store stays).

@@ -2,6 +2,12 @@
 //! cache outside the repo (skipped when cached), started on loopback with its SQLite storage
 //! engine in a temp dir, so a broker restart keeps what it acknowledged. It creates no topic on
 //! first use: the host and the tests create theirs.
+//!
+//! tansu 0.6's SQLite schema has no index on its `header` table, and a fetch looks up each
+//! record's headers by `(topition, offset_id)`: every record fetched scans every header stored
+//! (an envelope carries about twenty), so the broker slows down as its log grows (20 ms a record
+//! at 13,000 records). Once the broker has made its schema, `up` adds that index
+//! ([`HEADER_INDEX`], with Debian's `sqlite3`); the tests' own brokers do the same.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -20,17 +26,30 @@ const BINARY: &str = "tansu";
 /// working directory).
 const STORAGE: &str = "sqlite://tansu.db";
 
+/// The index tansu's store lacks (the tests' own brokers, `tests/tests/kafka_support/`, add the
+/// same).
+const HEADER_INDEX: &str = "CREATE INDEX IF NOT EXISTS onex_header_by_record ON header (topition, offset_id)";
+
 /// `tansu` in the cached cargo root ([`cmd::cargo_root`]), else on `PATH`.
 fn binary() -> Option<PathBuf> {
     cmd::find_tool(BINARY)
 }
 
 pub(super) fn installed() -> bool {
-    binary().is_some()
+    binary().is_some() && cmd::find_tool("sqlite3").is_some()
 }
 
-/// `cargo install tansu --locked --features libsql` into [`cmd::cargo_root`].
+/// `cargo install tansu --locked --features libsql` into [`cmd::cargo_root`], and Debian's
+/// `sqlite3` (for [`HEADER_INDEX`]); each only when missing.
 pub(super) fn install() -> Result<(), String> {
+    if cmd::find_tool("sqlite3").is_none() {
+        println!("services: installing sqlite3 (to index the broker's store)");
+        run_with_env("apt-get", &["update"], &[])?;
+        run_with_env("apt-get", &["install", "-y", "sqlite3"], &[("DEBIAN_FRONTEND", "noninteractive")])?;
+    }
+    if binary().is_some() {
+        return Ok(());
+    }
     let root = cmd::cargo_root().to_string_lossy().into_owned();
     println!(
         "services: `cargo install {CRATE}@{VERSION} --locked --features libsql --root {root}` (20-30 min on 2 cores; cached afterwards)"
@@ -65,14 +84,25 @@ pub(super) fn stop(_files: &Files, details: &Details) -> Result<(), String> {
     process::stop(detail(details, "pid"), BINARY, detail(details, "dir"))
 }
 
-/// The env lines: where the broker is, and the binary (tests that stop and restart a broker run
-/// their own on another port).
-pub(super) fn prepare(_files: &Files, _details: &Details, _deadline: Instant) -> Result<Pairs, String> {
+/// Adds [`HEADER_INDEX`] to the store of the broker `start` started (a broker that was running
+/// before `up` is left as it is); the env lines: where the broker is, and the binary (tests that
+/// stop and restart a broker run their own on another port).
+pub(super) fn prepare(_files: &Files, details: &Details, _deadline: Instant) -> Result<Pairs, String> {
     let bin = binary().ok_or("tansu is not installed")?;
+    if let Some(dir) = detail(details, "dir") {
+        index_headers(&PathBuf::from(dir).join("tansu.db"))?;
+    }
     Ok(vec![
         ("ONEX_KAFKA_BOOTSTRAP".to_owned(), ADDR.to_owned()),
         ("ONEX_TANSU_BIN".to_owned(), bin.to_string_lossy().into_owned()),
     ])
+}
+
+/// Runs [`HEADER_INDEX`] on the store at `db`, waiting up to 10 s for the broker's own writes.
+fn index_headers(db: &std::path::Path) -> Result<(), String> {
+    let sqlite3 = cmd::find_tool("sqlite3").ok_or("sqlite3 is not installed")?;
+    let (sqlite3, db) = (sqlite3.to_string_lossy(), db.to_string_lossy());
+    run_with_env(&sqlite3, &["-cmd", ".timeout 10000", &db, HEADER_INDEX], &[])
 }
 
 #[cfg(test)]
