@@ -119,11 +119,6 @@ state_machine:
       event: "flop"
 "#;
 
-/// [`TOGGLE_REDUCER`] without its events: transitions only, no outbox rows.
-pub fn toggle_reducer_without_events() -> String {
-    TOGGLE_REDUCER.lines().filter(|line| !line.contains("entry_actions")).collect::<Vec<_>>().join("\n")
-}
-
 /// The topic [`TOGGLE_REDUCER`]'s outbox publishes to.
 pub const TOGGLED_TOPIC: &str = "onex.evt.test.toggled.v1";
 

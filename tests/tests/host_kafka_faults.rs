@@ -2,8 +2,8 @@
 //! PostgreSQL, under faults: 10,000 envelopes with exact replies and versions, a poison message
 //! dead-lettered after its budget while its partition moves on, a host SIGKILLed five times in
 //! 10,000 envelopes and restarted, three hosts in one group with one killed under load, and the
-//! broker stopped for ten seconds mid-run. In the last two every transition also emits an
-//! outbox event to Kafka, and each must arrive, once per envelope id, with its row marked.
+//! broker stopped for ten seconds mid-run. Every transition also emits an outbox event to Kafka,
+//! and each must arrive, once per envelope id, with its row marked.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
 
 mod kafka_support;
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use kafka_support::{Broker, Client, KafkaRun, eventually};
 use onex_e2e::host::{HostOptions, HostProcess};
 use onex_e2e::postgres::Database;
-use onex_e2e::{TOGGLE_REDUCER, contracts_with, scratch_dir, toggle_reducer_without_events};
+use onex_e2e::{TOGGLE_REDUCER, contracts_with, scratch_dir};
 use serde_json::{Value as Json, json};
 
 /// How long the broker stays down in the outage test.
@@ -43,14 +43,6 @@ fn toggles(entities: usize, per_entity: usize) -> Vec<(String, String, Json)> {
     out
 }
 
-/// Whether a test's transitions emit outbox events to Kafka. tansu spends about 10 ms of CPU on
-/// a message, so the tests that push the most through it leave the events out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Events {
-    Emitted,
-    None,
-}
-
 /// One test's world. Fields drop in this order: the client before the broker it talks to.
 struct Rig {
     client: Arc<Client>,
@@ -58,7 +50,6 @@ struct Rig {
     database: Database,
     /// Host processes on the run's topics and database, with the toggle reducer.
     options: HostOptions,
-    events: Events,
 }
 
 impl Rig {
@@ -66,19 +57,15 @@ impl Rig {
     /// `hosts` hosts in one group, whose delivery budget is `max_attempts`. The hosts' lanes
     /// make one group member per partition in all (12 in the three-host test, not 36): every
     /// member is a consumer tansu serves fetches and heartbeats for, on the same two cores.
-    fn new(label: &str, partitions: u32, hosts: u32, max_attempts: u32, events: Events) -> Self {
+    fn new(label: &str, partitions: u32, hosts: u32, max_attempts: u32) -> Self {
         let database = Database::create(label);
         let broker = Broker::start(label);
         let run = KafkaRun::new(label, partitions, Some(&broker.addr));
         let client = Arc::new(Client::connect(&run));
         let config = run.runtime_config(&database.url, (partitions / hosts).max(1), max_attempts);
-        let reducer = match events {
-            Events::Emitted => TOGGLE_REDUCER.to_owned(),
-            Events::None => toggle_reducer_without_events(),
-        };
-        let files = [("reducers/toggle.yaml", reducer.as_str()), ("runtime/runtime_config.yaml", &config)];
+        let files = [("reducers/toggle.yaml", TOGGLE_REDUCER), ("runtime/runtime_config.yaml", &config)];
         let options = HostOptions::new(&contracts_with(label, &files), &scratch_dir(label));
-        Self { client, broker, database, options, events }
+        Self { client, broker, database, options }
     }
 
     /// Publishes `requests` from a thread of its own; join it for their ids.
@@ -95,13 +82,8 @@ impl Rig {
         assert_versions(host, entities, per_entity);
     }
 
-    /// Every outbox row is marked published, and there is one per transition (none without
-    /// events).
+    /// Every outbox row is marked published, and there is one per transition.
     fn assert_outbox_drained(&self, transitions: usize) {
-        if self.events == Events::None {
-            assert_eq!(self.database.count("SELECT COUNT(*) FROM onex_outbox"), 0);
-            return;
-        }
         eventually("the outbox to be marked published", Duration::from_secs(60), || {
             self.database.count("SELECT COUNT(*) FROM onex_outbox WHERE published_at IS NULL") == 0
         });
@@ -119,13 +101,11 @@ fn assert_versions(host: &HostProcess, entities: usize, per_entity: usize) {
 }
 
 /// No request got a failed reply or a dead letter; every request answered more than once got
-/// the same reply envelope each time; with events, every request's transition published its
-/// outbox event on Kafka, and a row published again carried the same event envelope.
+/// the same reply envelope each time; every request's transition published its outbox event on
+/// Kafka, and a row published again carried the same event envelope.
 fn assert_clean(rig: &Rig, requests: &[String]) {
     let client = &rig.client;
-    if rig.events == Events::Emitted {
-        client.wait_for_events(requests, Duration::from_secs(120)).unwrap();
-    }
+    client.wait_for_events(requests, Duration::from_secs(120)).unwrap();
     let seen = client.seen.borrow();
     assert!(seen.failed_replies.is_empty(), "failed: {:?}", seen.failed_replies.iter().take(5).collect::<Vec<_>>());
     assert!(seen.dead.is_empty(), "dead letters: {:?}", seen.dead.iter().take(5).collect::<Vec<_>>());
@@ -134,10 +114,8 @@ fn assert_clean(rig: &Rig, requests: &[String]) {
         let ids: BTreeSet<&String> = seen.replies[request].iter().collect();
         assert_eq!(ids.len(), 1, "request {request} got different replies: {ids:?}");
         redelivered += usize::from(seen.replies[request].len() > 1);
-        if rig.events == Events::Emitted {
-            let events: BTreeSet<&String> = seen.events[request].iter().collect();
-            assert_eq!(events.len(), 1, "request {request} led to different events: {events:?}");
-        }
+        let events: BTreeSet<&String> = seen.events[request].iter().collect();
+        assert_eq!(events.len(), 1, "request {request} led to different events: {events:?}");
     }
     eprintln!(
         "{redelivered} of {} requests were answered more than once, each time with the same reply",
@@ -152,7 +130,7 @@ fn ten_thousand_envelopes_get_exact_replies_and_a_poison_message_is_dead_lettere
         .ok()
         .and_then(|s| Some((s.split_once('x')?.0.parse().ok()?, s.split_once('x')?.1.parse().ok()?)))
         .unwrap_or((500, 20));
-    let rig = Rig::new("kafka-10k", 4, 1, 3, Events::None);
+    let rig = Rig::new("kafka-10k", 4, 1, 3);
     let client = &rig.client;
     let host = HostProcess::start(&rig.options);
 
@@ -189,7 +167,7 @@ fn a_host_killed_five_times_and_restarted_loses_nothing_and_applies_each_transit
     let _serial = one_at_a_time();
     const ENTITIES: usize = 500;
     const PER_ENTITY: usize = 20;
-    let rig = Rig::new("kafka-kill", 4, 1, 5, Events::None);
+    let rig = Rig::new("kafka-kill", 4, 1, 5);
     let (client, options) = (&rig.client, &rig.options);
     let mut host = HostProcess::start(options);
     let publisher = rig.publish_in_background(toggles(ENTITIES, PER_ENTITY));
@@ -216,7 +194,7 @@ fn three_hosts_share_twelve_partitions_and_one_killed_under_load_loses_nothing()
     let _serial = one_at_a_time();
     const ENTITIES: usize = 240;
     const PER_ENTITY: usize = 20;
-    let rig = Rig::new("kafka-three", 12, 3, 5, Events::Emitted);
+    let rig = Rig::new("kafka-three", 12, 3, 5);
     let client = &rig.client;
     let mut hosts: Vec<HostProcess> = (0..3).map(|_| HostProcess::start(&rig.options)).collect();
     // Published from a thread of its own, so the kill comes a third of the way through the run,
@@ -259,7 +237,7 @@ fn the_broker_stopped_for_ten_seconds_mid_run_is_ridden_out_without_losing_anyth
     let _serial = one_at_a_time();
     const ENTITIES: usize = 100;
     const PER_ENTITY: usize = 20;
-    let mut rig = Rig::new("kafka-broker", 4, 1, 5, Events::Emitted);
+    let mut rig = Rig::new("kafka-broker", 4, 1, 5);
     let client = Arc::clone(&rig.client);
     let host = HostProcess::start(&rig.options);
     let ready = || host.get("/health/ready").0;
