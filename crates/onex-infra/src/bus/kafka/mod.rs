@@ -43,6 +43,8 @@ pub struct KafkaEventBus {
     producer: FutureProducer,
     /// The members `subscribe` made, for acknowledgements; a dropped stream's member goes away.
     members: Mutex<Vec<Weak<Member>>>,
+    /// How many members `subscribe` made: each is numbered in the log by its place.
+    joined: std::sync::atomic::AtomicUsize,
     metrics: Arc<KafkaMetrics>,
 }
 
@@ -108,6 +110,7 @@ impl KafkaEventBus {
             settings: Arc::new(settings),
             producer,
             members: Mutex::new(Vec::new()),
+            joined: std::sync::atomic::AtomicUsize::new(0),
             metrics: Arc::new(KafkaMetrics::default()),
         })
     }
@@ -156,7 +159,8 @@ impl EventBus for KafkaEventBus {
         if topics.is_empty() {
             return Err(SpiError::new(codes::KAFKA_CONFIG, format!("group `{group}` subscribed to no topic")));
         }
-        let context = MemberContext::new(group, Arc::clone(&self.metrics));
+        let number = self.joined.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let context = MemberContext::new(group, number, Arc::clone(&self.metrics));
         let consumer: rdkafka::consumer::StreamConsumer<MemberContext> = self
             .settings
             .consumer(group)
