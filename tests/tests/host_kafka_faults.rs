@@ -78,7 +78,7 @@ impl Rig {
     /// entity is at version `per_entity` as `host` reports it.
     fn assert_landed(&self, requests: &[String], host: &HostProcess, entities: usize, per_entity: usize) {
         self.assert_outbox_drained(requests.len());
-        assert_clean(self, requests);
+        assert_clean(&self.client, requests);
         assert_versions(host, entities, per_entity);
     }
 
@@ -103,8 +103,7 @@ fn assert_versions(host: &HostProcess, entities: usize, per_entity: usize) {
 /// No request got a failed reply or a dead letter; every request answered more than once got
 /// the same reply envelope each time; every request's transition published its outbox event on
 /// Kafka, and a row published again carried the same event envelope.
-fn assert_clean(rig: &Rig, requests: &[String]) {
-    let client = &rig.client;
+fn assert_clean(client: &Client, requests: &[String]) {
     client.wait_for_events(requests, Duration::from_secs(120)).unwrap();
     let seen = client.seen.borrow();
     assert!(seen.failed_replies.is_empty(), "failed: {:?}", seen.failed_replies.iter().take(5).collect::<Vec<_>>());

@@ -67,11 +67,11 @@ impl Broker {
         self.index_headers();
     }
 
-    /// Adds the index tansu 0.6's store lacks (`xtask/src/services/tansu.rs` says why and adds
-    /// the same to the broker `services up` starts): without it every record fetched scans every
+    /// Adds the index tansu 0.6's store lacks, as `services up` does to its broker
+    /// (`xtask/src/services/tansu.rs` says why): without it every record fetched scans every
     /// header stored, and the broker slows down as the test's log grows.
     fn index_headers(&self) {
-        let sql = "CREATE INDEX IF NOT EXISTS onex_header_by_record ON header (topition, offset_id)";
+        let sql = include_str!("../../../xtask/src/services/tansu_header_index.sql");
         let status = std::process::Command::new("sqlite3")
             .args(["-cmd", ".timeout 10000", "tansu.db", sql])
             .current_dir(&self.dir)

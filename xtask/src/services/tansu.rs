@@ -26,9 +26,10 @@ const BINARY: &str = "tansu";
 /// working directory).
 const STORAGE: &str = "sqlite://tansu.db";
 
-/// The index tansu's store lacks (the tests' own brokers, `tests/tests/kafka_support/`, add the
-/// same).
-const HEADER_INDEX: &str = "CREATE INDEX IF NOT EXISTS onex_header_by_record ON header (topition, offset_id)";
+/// The index tansu's store lacks, in the file the tests' own brokers
+/// (`tests/tests/kafka_support/`) read too: one statement, handed to `sqlite3` as an argument
+/// (so no leading `--` comment, which it would take for an option).
+const HEADER_INDEX: &str = include_str!("tansu_header_index.sql");
 
 /// `tansu` in the cached cargo root ([`cmd::cargo_root`]), else on `PATH`.
 fn binary() -> Option<PathBuf> {

@@ -1,0 +1,1 @@
+CREATE INDEX IF NOT EXISTS onex_header_by_record ON header (topition, offset_id);
