@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod error;
 pub mod fsm;
 pub mod resilience;
+pub mod rfc3339;
 pub mod secret;
 pub mod stamp;
 pub mod time;

@@ -16,7 +16,7 @@ use onex_core::contract::{BusConfig, load_runtime_config};
 use onex_infra::bus::{InMemoryEventBus, KafkaEventBus, KafkaSettings};
 use onex_infra::ids::new_uuid_v7;
 use onex_infra::secrets::EnvSecretStore;
-use onex_spi::{EventBus, Health, InboundMessage, MessageStream, OutboundMessage};
+use onex_spi::{EventBus, HeaderMap, Health, InboundMessage, MessageStream, OutboundMessage};
 use tokio::sync::watch;
 use tokio::time::timeout;
 
@@ -66,12 +66,12 @@ fn fresh(name: &str) -> String {
 }
 
 fn message(topic: &str, key: Option<&str>, payload: &str) -> OutboundMessage {
-    let headers = BTreeMap::from([("onex-test".to_owned(), format!("h-{payload}"))]);
+    let headers = HeaderMap::from([("onex-test", format!("h-{payload}"))]);
     OutboundMessage {
         topic: topic.into(),
         key: key.map(Into::into),
         payload: payload.as_bytes().to_vec().into(),
-        headers: headers.into(),
+        headers: Arc::new(headers),
     }
 }
 
@@ -125,7 +125,7 @@ async fn keyed_messages_keep_their_order_and_arrive_with_key_and_headers(backend
         let m = next(&mut stream).await;
         let (key, seq) = text(&m).split_once(':').map(|(k, s)| (k.to_owned(), s.parse::<u32>().unwrap())).unwrap();
         assert_eq!(m.key.as_deref(), Some(key.as_str()));
-        assert_eq!(m.headers.get("onex-test"), Some(&format!("h-{}", text(&m))));
+        assert_eq!(m.headers.get("onex-test"), Some(format!("h-{}", text(&m)).as_str()));
         assert_eq!(m.partition, placed[&key]);
         let expected = seen.entry(key.clone()).or_insert(0);
         assert_eq!(seq, *expected, "{key} out of order");

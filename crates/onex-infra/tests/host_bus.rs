@@ -60,8 +60,8 @@ async fn replies_go_to_the_reply_topic_and_failures_to_the_dlq() {
     let traced = Envelope::request(new_uuid_v7(), "local.echo", json!({"n": 2}), now_utc());
     let mut message = to_message(&request_topic, None, &traced);
     let headers = Arc::make_mut(&mut message.headers);
-    headers.insert("trace_id".into(), "4bf92f3577b34da6a3ce929d0e0e4736".into());
-    headers.insert("span_id".into(), "00f067aa0ba902b7".into());
+    headers.insert("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736");
+    headers.insert("span_id", "00f067aa0ba902b7");
     bus.publish(message).await.unwrap();
     let traced_reply: Envelope = serde_json::from_slice(&next(&mut replies).await.payload).unwrap();
     let expected = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -73,7 +73,7 @@ async fn replies_go_to_the_reply_topic_and_failures_to_the_dlq() {
     let failed_reply: Envelope = serde_json::from_slice(&next(&mut replies).await.payload).unwrap();
     assert_eq!(failed_reply.success, Some(false));
     let letter = next(&mut dead).await;
-    assert_eq!(letter.headers.get(HEADER_ERROR_CODE).map(String::as_str), Some("ONEX_CORE_081_OPERATION_FAILED"));
+    assert_eq!(letter.headers.get(HEADER_ERROR_CODE), Some("ONEX_CORE_081_OPERATION_FAILED"));
     assert_eq!(serde_json::from_slice::<Envelope>(&letter.payload).unwrap(), failing, "the original is kept");
 
     let garbage = OutboundMessage {
@@ -85,8 +85,12 @@ async fn replies_go_to_the_reply_topic_and_failures_to_the_dlq() {
     bus.publish(garbage).await.unwrap();
     let letter = next(&mut dead).await;
     assert_eq!(letter.payload, b"{not json".as_slice(), "unparseable bytes are dead-lettered as they came");
-    assert_eq!(letter.headers.get(HEADER_ERROR_CODE).map(String::as_str), Some("ONEX_CORE_050_ENVELOPE_INVALID"));
-    assert!(letter.headers["onex-error-message"].contains(&request_topic), "{:?}", letter.headers);
+    assert_eq!(letter.headers.get(HEADER_ERROR_CODE), Some("ONEX_CORE_050_ENVELOPE_INVALID"));
+    assert!(
+        letter.headers.get("onex-error-message").unwrap_or_default().contains(&request_topic),
+        "{:?}",
+        letter.headers
+    );
 
     // Everything the host consumed is acknowledged: nothing is left for its group.
     let acknowledged = || async { (memory.backlog(&group, &request_topic) == 0).then_some(()) };

@@ -82,6 +82,11 @@ impl Answer {
     }
 }
 
+/// Headers as a client reading the bus sees them.
+fn headers_of(headers: &onex_spi::HeaderMap) -> BTreeMap<String, String> {
+    headers.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
+
 impl Fixture {
     async fn post(&self, request: &Json) -> Answer {
         let http = Request::post("/v1/envelopes").header("content-type", "application/json");
@@ -97,15 +102,15 @@ impl Fixture {
     /// skipping other traffic on the reply topic.
     async fn publish(&self, request: &Json, headers: BTreeMap<String, String>, request_id: Uuid) -> Answer {
         let payload = serde_json::to_vec(request).unwrap();
-        let (payload, headers) = (payload.into(), headers.into());
+        let (payload, headers) = (payload.into(), Arc::new(headers.into_iter().collect()));
         let message = OutboundMessage { topic: self.request_topic.clone(), key: None, payload, headers };
         self.memory.publish(message).await.unwrap();
         loop {
             let reply = host_support::read_topic(&self.memory, &self.reply_topic, 1, Duration::from_secs(10)).await;
             let reply = reply.into_iter().next().unwrap();
-            if reply.headers.get("onex-causation-id").map(String::as_str) == Some(&request_id.to_string()) {
+            if reply.headers.get("onex-causation-id") == Some(request_id.to_string().as_str()) {
                 let body = serde_json::from_slice(&reply.payload).unwrap();
-                return Answer { via: "bus", status: None, headers: (*reply.headers).clone(), body };
+                return Answer { via: "bus", status: None, headers: headers_of(&reply.headers), body };
             }
         }
     }

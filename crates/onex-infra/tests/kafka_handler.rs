@@ -43,7 +43,7 @@ async fn a_published_record_is_read_back_where_the_reply_says_it_landed() {
         tokio::time::timeout(Duration::from_secs(60), poll).await.expect("the record in time").unwrap().unwrap();
     assert_eq!(reply, json!({"topic": topic, "partition": record.partition, "offset": record.offset}));
     assert_eq!(record.key.as_deref(), Some("order-7"));
-    assert_eq!(record.headers.get("source").map(String::as_str), Some("test"));
+    assert_eq!(record.headers.get("source"), Some("test"));
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&record.payload).unwrap(), json!({"total": 42}));
 
     let both = json!({"topic": topic, "value": 1, "value_base64": "AA=="});

@@ -15,8 +15,8 @@ mod inspect;
 #[path = "state_store/leases.rs"]
 mod leases;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use onex_core::envelope::ReplyError;
@@ -25,8 +25,8 @@ use onex_core::workflow::{JournalEntry, StepOutcome};
 use onex_infra::error::codes;
 use onex_infra::stores::{PostgresStateStore, SqliteStateStore};
 use onex_spi::{
-    CommitOutcome, EntityState, Lease, OutboundMessage, OutboxEntry, OutboxStore, RunRecord, RunStore, RunsToTake,
-    StateStore, TransitionCommit,
+    CommitOutcome, EntityState, HeaderMap, Lease, OutboundMessage, OutboxEntry, OutboxStore, RunRecord, RunStore,
+    RunsToTake, StateStore, TransitionCommit,
 };
 use serde_json::{Value as Json, json};
 use uuid::Uuid;
@@ -69,11 +69,10 @@ fn message(topic: &str, key: Option<&str>, n: u32) -> OutboundMessage {
         key: key.map(str::to_owned),
         // Not UTF-8, with a NUL: the payload column must keep bytes as they are.
         payload: vec![0, 0xff, 0xfe, b'{', (n % 256) as u8].into(),
-        headers: BTreeMap::from([
-            ("onex-envelope-id".to_owned(), format!("envelope-{n}")),
-            ("note".to_owned(), "héllo \"quoted\" ✓".to_owned()),
-        ])
-        .into(),
+        headers: Arc::new(HeaderMap::from([
+            ("onex-envelope-id", format!("envelope-{n}")),
+            ("note", "héllo \"quoted\" ✓".to_owned()),
+        ])),
     }
 }
 

@@ -1,19 +1,19 @@
 //! The event bus: partitioned topics, keyed messages, consumer groups, at-least-once delivery.
 
-use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 pub use bytes::Bytes;
 use futures_core::Stream;
+pub use onex_core::envelope::HeaderMap;
 
 use crate::error::{SpiError, SpiResult};
 use crate::handler::Health;
 
 /// A message's headers, shared: a message passes through a bus, retries and redeliveries
 /// without its headers being copied (change them with `Arc::make_mut`).
-pub type Headers = Arc<BTreeMap<String, String>>;
+pub type Headers = Arc<HeaderMap>;
 
 /// A message to publish. Messages with one key go to one partition and keep their order.
 #[derive(Debug, Clone, PartialEq, Eq)]

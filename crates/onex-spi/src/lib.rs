@@ -17,7 +17,8 @@ mod stamp_store;
 mod state_store;
 
 pub use bus::{
-    BusFigures, Bytes, Delivery, EventBus, Headers, InboundMessage, MessageStream, OutboundMessage, PartitionLag,
+    BusFigures, Bytes, Delivery, EventBus, HeaderMap, Headers, InboundMessage, MessageStream, OutboundMessage,
+    PartitionLag,
 };
 pub use compute::{Compute, ComputeInput, ComputeOutput, EmittedEvent};
 pub use delivery_store::{DeliveryAttempt, DeliveryRecord, DeliveryStatus, DeliveryStore};

@@ -374,7 +374,7 @@ async fn collect(
         }
         seen.send_modify(|seen| match feed {
             Feed::DeadLetters => {
-                let code = message.headers.get("onex-error-code").cloned().unwrap_or_default();
+                let code = message.headers.get("onex-error-code").map(str::to_owned).unwrap_or_default();
                 seen.dead.insert(id, code);
             }
             Feed::Replies => {

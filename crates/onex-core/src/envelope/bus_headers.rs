@@ -3,12 +3,12 @@
 //! written on every message and read from every message, so the Python runtime and this host
 //! can share topics during a migration.
 
-use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
-use chrono::SecondsFormat;
 use uuid::Uuid;
 
-use super::{Dialect, Envelope, HOST_NODE};
+use super::{Dialect, Envelope, HOST_NODE, HeaderMap};
+use crate::rfc3339::{self, Fraction};
 
 /// Header carrying the envelope id.
 pub const ENVELOPE_ID: &str = "onex-envelope-id";
@@ -64,48 +64,64 @@ pub const PYTHON_MAX_RETRIES: u32 = 3;
 /// The headers of `envelope` on a bus message with partition key `key`: this runtime's and the
 /// Python runtime's. `attempts` is the message-level delivery attempts so far (0 for a new
 /// message) and `max_retries` the attempts allowed ([`PYTHON_MAX_RETRIES`] unless known).
-pub fn write(envelope: &Envelope, key: Option<&str>, attempts: u32, max_retries: u32) -> BTreeMap<String, String> {
-    let mut headers = BTreeMap::new();
-    let mut put = |name: &str, value: String| {
-        headers.insert(name.to_owned(), value);
+/// Every value is written straight into the map's one text (see [`HeaderMap`]).
+pub fn write(envelope: &Envelope, key: Option<&str>, attempts: u32, max_retries: u32) -> HeaderMap {
+    let operation = envelope.operation.as_str();
+    let source = envelope.source_node.as_deref().unwrap_or(HOST_NODE);
+    let traceparent = envelope.metadata.traceparent.as_deref();
+    let text = 5 * 36
+        + 100
+        + 3 * operation.len()
+        + source.len()
+        + envelope.target_node.as_ref().map_or(0, String::len)
+        + key.map_or(0, str::len)
+        + traceparent.map_or(0, |t| 2 * t.len());
+    let mut headers = HeaderMap::with_capacity(20, text);
+    let uuid =
+        |id: Uuid| move |text: &mut String| text.push_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+    let number = |n: u32| {
+        move |text: &mut String| {
+            // Writing into a `String` cannot fail.
+            let _ = write!(text, "{n}");
+        }
     };
-    put(ENVELOPE_ID, envelope.envelope_id.to_string());
-    put(CORRELATION_ID, envelope.correlation_id.to_string());
-    put(OPERATION, envelope.operation.clone());
+    headers.insert_with(ENVELOPE_ID, uuid(envelope.envelope_id));
+    headers.insert_with(CORRELATION_ID, uuid(envelope.correlation_id));
+    headers.insert(OPERATION, operation);
     if let Some(causation) = envelope.causation_id {
-        put(CAUSATION_ID, causation.to_string());
+        headers.insert_with(CAUSATION_ID, uuid(causation));
     }
-    put(python::CONTENT_TYPE, "application/json".to_owned());
-    put(python::CORRELATION_ID, envelope.correlation_id.to_string());
-    put(python::MESSAGE_ID, envelope.envelope_id.to_string());
-    put(python::TIMESTAMP, envelope.timestamp.to_rfc3339_opts(SecondsFormat::Micros, true));
-    put(python::SOURCE, envelope.source_node.clone().unwrap_or_else(|| HOST_NODE.to_owned()));
+    headers.insert(python::CONTENT_TYPE, "application/json");
+    headers.insert_with(python::CORRELATION_ID, uuid(envelope.correlation_id));
+    headers.insert_with(python::MESSAGE_ID, uuid(envelope.envelope_id));
+    headers.insert_with(python::TIMESTAMP, |text| rfc3339::write(text, &envelope.timestamp, Fraction::Micros));
+    headers.insert(python::SOURCE, source);
     let event_type = match (&envelope.event, envelope.dialect) {
-        (Some(event), Dialect::UpstreamEvent) => event.event_type.clone(),
+        (Some(event), Dialect::UpstreamEvent) => event.event_type.as_deref(),
         _ => None,
     };
-    put(python::EVENT_TYPE, event_type.unwrap_or_else(|| envelope.operation.clone()));
-    put(python::SCHEMA_VERSION, PYTHON_SCHEMA_VERSION.to_owned());
-    put(python::PRIORITY, PYTHON_PRIORITY.to_owned());
-    put(python::RETRY_COUNT, attempts.to_string());
-    put(python::MAX_RETRIES, max_retries.to_string());
-    if !envelope.operation.is_empty() {
-        put(python::OPERATION_NAME, envelope.operation.clone());
+    headers.insert(python::EVENT_TYPE, event_type.unwrap_or(operation));
+    headers.insert(python::SCHEMA_VERSION, PYTHON_SCHEMA_VERSION);
+    headers.insert(python::PRIORITY, PYTHON_PRIORITY);
+    headers.insert_with(python::RETRY_COUNT, number(attempts));
+    headers.insert_with(python::MAX_RETRIES, number(max_retries));
+    if !operation.is_empty() {
+        headers.insert(python::OPERATION_NAME, operation);
     }
     if let Some(target) = &envelope.target_node {
-        put(python::DESTINATION, target.clone());
+        headers.insert(python::DESTINATION, target);
     }
     if let Some(key) = key {
-        put(python::PARTITION_KEY, key.to_owned());
+        headers.insert(python::PARTITION_KEY, key);
     }
-    if let Some(traceparent) = &envelope.metadata.traceparent {
+    if let Some(traceparent) = traceparent {
         // `00-<trace>-<span>-<flags>`: the Python headers carry the two ids apart.
         let mut parts = traceparent.split('-').skip(1);
         if let (Some(trace), Some(span)) = (parts.next(), parts.next()) {
-            put(python::TRACE_ID, trace.to_owned());
-            put(python::SPAN_ID, span.to_owned());
+            headers.insert(python::TRACE_ID, trace);
+            headers.insert(python::SPAN_ID, span);
         }
-        put(TRACEPARENT, traceparent.clone());
+        headers.insert(TRACEPARENT, traceparent);
     }
     headers
 }
@@ -122,8 +138,8 @@ pub struct Read {
 }
 
 /// Reads `headers` (ids that do not parse are left out).
-pub fn read(headers: &BTreeMap<String, String>) -> Read {
-    let uuid = |names: [&str; 2]| names.iter().find_map(|n| Uuid::parse_str(headers.get(*n)?.trim()).ok());
+pub fn read(headers: &HeaderMap) -> Read {
+    let uuid = |names: [&str; 2]| names.iter().find_map(|n| Uuid::parse_str(headers.get(n)?.trim()).ok());
     Read {
         envelope_id: uuid([ENVELOPE_ID, python::MESSAGE_ID]),
         correlation_id: uuid([CORRELATION_ID, python::CORRELATION_ID]),
@@ -133,7 +149,7 @@ pub fn read(headers: &BTreeMap<String, String>) -> Read {
 
 /// The trace a consumed message's headers name: its W3C `traceparent`, else the Python runtime's
 /// `trace_id` and `span_id` (for an envelope whose body names none).
-pub fn traceparent(headers: &BTreeMap<String, String>) -> Option<String> {
+pub fn traceparent(headers: &HeaderMap) -> Option<String> {
     let given = headers.get(TRACEPARENT).map(|t| t.trim()).filter(|t| super::trace::parse_traceparent(t).is_some());
     given.map(str::to_owned).or_else(|| {
         let (trace, span) = (headers.get(python::TRACE_ID)?, headers.get(python::SPAN_ID)?);
@@ -159,7 +175,7 @@ mod tests {
     #[test]
     fn every_message_carries_the_python_runtimes_headers_beside_this_runtimes() {
         let headers = write(&envelope(), Some("entity-7"), 0, PYTHON_MAX_RETRIES);
-        let get = |k: &str| headers.get(k).map(String::as_str);
+        let get = |k: &str| headers.get(k);
         assert_eq!(get(ENVELOPE_ID), Some("00000000-0000-0000-0000-000000000001"));
         assert_eq!(get(python::MESSAGE_ID), get(ENVELOPE_ID));
         assert_eq!(get(python::CORRELATION_ID), Some("00000000-0000-0000-0000-000000000002"));
@@ -171,8 +187,8 @@ mod tests {
         assert_eq!(get(python::PARTITION_KEY), Some("entity-7"));
         assert_eq!(get(python::TRACE_ID), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
         assert_eq!(traceparent(&headers), envelope().metadata.traceparent, "read back as written");
-        let python_only: BTreeMap<String, String> =
-            headers.iter().filter(|(k, _)| k.as_str() != TRACEPARENT).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut python_only = headers.clone();
+        python_only.remove(TRACEPARENT);
         assert_eq!(traceparent(&python_only), envelope().metadata.traceparent, "from trace_id and span_id");
         assert_eq!(get(python::SPAN_ID), Some("00f067aa0ba902b7"));
         assert_eq!(get(python::DESTINATION), None, "written only when set");
@@ -185,14 +201,11 @@ mod tests {
             read(&ours),
             Read { envelope_id: Some(Uuid::from_u128(1)), correlation_id: Some(Uuid::from_u128(2)), attempts: 2 }
         );
-        let python: BTreeMap<String, String> = [
+        let python = HeaderMap::from([
             ("message_id", "00000000-0000-0000-0000-000000000009"),
             ("correlation_id", "not a uuid"),
             ("retry_count", "1"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+        ]);
         assert_eq!(read(&python), Read { envelope_id: Some(Uuid::from_u128(9)), correlation_id: None, attempts: 1 });
     }
 }

@@ -1,7 +1,9 @@
 //! Writing and reading stamps: the one-line lightweight form and the rich block.
 
-use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
+
+use crate::rfc3339::{Fraction, write as write_rfc3339};
 
 use super::filter::{LIGHTWEIGHT_MARKER, RICH_END, RICH_START};
 use super::syntax::CommentStyle;
@@ -39,46 +41,8 @@ pub struct RichDetails {
 
 fn rfc3339(ts: &DateTime<Utc>) -> String {
     let mut out = String::with_capacity(30);
-    write_rfc3339(&mut out, ts);
+    write_rfc3339(&mut out, ts, Fraction::Auto);
     out
-}
-
-/// Appends `ts` as chrono's `to_rfc3339_opts(SecondsFormat::AutoSi, true)` writes it, digit by
-/// digit (chrono's formatter was most of the cost of writing a stamp line). Years outside
-/// 0..=9999 and leap seconds take chrono's own path.
-fn write_rfc3339(out: &mut String, ts: &DateTime<Utc>) {
-    let (year, nanos) = (ts.year(), ts.nanosecond());
-    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
-        out.push_str(&ts.to_rfc3339_opts(SecondsFormat::AutoSi, true));
-        return;
-    }
-    push_digits(out, year.unsigned_abs(), 4);
-    for (separator, value) in
-        [('-', ts.month()), ('-', ts.day()), ('T', ts.hour()), (':', ts.minute()), (':', ts.second())]
-    {
-        out.push(separator);
-        push_digits(out, value, 2);
-    }
-    // AutoSi: no fraction, or milli-, micro- or nanoseconds, whichever shows it exactly.
-    match nanos {
-        0 => {}
-        n if n % 1_000_000 == 0 => push_fraction(out, n / 1_000_000, 3),
-        n if n % 1_000 == 0 => push_fraction(out, n / 1_000, 6),
-        n => push_fraction(out, n, 9),
-    }
-    out.push('Z');
-}
-
-fn push_fraction(out: &mut String, value: u32, width: u32) {
-    out.push('.');
-    push_digits(out, value, width);
-}
-
-/// `value` in decimal, zero-padded to `width` digits (`value` has at most `width`).
-fn push_digits(out: &mut String, value: u32, width: u32) {
-    for place in (0..width).rev() {
-        out.push(char::from(b'0' + (value / 10u32.pow(place) % 10) as u8));
-    }
 }
 
 /// Checks a free-text value (author, version, path) can be written into a stamp.
@@ -103,7 +67,7 @@ pub fn render_lightweight(f: &StampFields, style: CommentStyle, eol: &str) -> St
     line.push_str(",hash=");
     line.push_str(&f.hash);
     line.push_str(",ts=");
-    write_rfc3339(&mut line, &f.timestamp);
+    write_rfc3339(&mut line, &f.timestamp, Fraction::Auto);
     if let Some(a) = &f.author {
         line.push_str(",author=");
         line.push_str(a);
@@ -236,22 +200,4 @@ pub fn parse_rich(block: &[u8]) -> Result<RichStamp, String> {
         content_type: get("content_type").unwrap_or_default().to_owned(),
     };
     Ok(RichStamp { fields, details })
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::{DateTime, SecondsFormat, Utc};
-    use proptest::prelude::*;
-
-    proptest! {
-        /// The hand-written timestamp is exactly chrono's, whatever the instant and fraction.
-        #[test]
-        fn timestamps_are_written_as_chrono_writes_them(
-            seconds in -70_000_000_000i64..300_000_000_000,
-            nanos in prop_oneof![Just(0u32), (0u32..1000).prop_map(|m| m * 1_000_000), (0u32..1_000_000).prop_map(|u| u * 1_000), 0u32..2_000_000_000],
-        ) {
-            let ts: DateTime<Utc> = DateTime::from_timestamp(seconds, nanos).unwrap_or_default();
-            prop_assert_eq!(super::rfc3339(&ts), ts.to_rfc3339_opts(SecondsFormat::AutoSi, true));
-        }
-    }
 }

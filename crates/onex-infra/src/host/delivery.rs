@@ -221,15 +221,16 @@ fn dead_letter(
     attempts: u32,
 ) -> OutboundMessage {
     let mut headers = (*message.headers).clone();
-    headers.insert(HEADER_ERROR_CODE.to_owned(), code.to_owned());
-    headers.insert(HEADER_ERROR_MESSAGE.to_owned(), text.to_owned());
-    headers.insert(HEADER_ATTEMPTS.to_owned(), attempts.to_string());
+    let (attempts, budget) = (attempts.to_string(), config.delivery.max_attempts.to_string());
+    headers.insert(HEADER_ERROR_CODE, code);
+    headers.insert(HEADER_ERROR_MESSAGE, text);
+    headers.insert(HEADER_ATTEMPTS, &attempts);
     // The Python runtime's names for the same: attempts made, of the budget.
-    headers.insert(bus_headers::python::RETRY_COUNT.to_owned(), attempts.to_string());
-    headers.insert(bus_headers::python::MAX_RETRIES.to_owned(), config.delivery.max_attempts.to_string());
-    headers.insert("onex-source-topic".to_owned(), message.topic.clone());
-    headers.insert("onex-source-partition".to_owned(), message.partition.to_string());
-    headers.insert("onex-source-offset".to_owned(), message.offset.to_string());
+    headers.insert(bus_headers::python::RETRY_COUNT, &attempts);
+    headers.insert(bus_headers::python::MAX_RETRIES, &budget);
+    headers.insert("onex-source-topic", &message.topic);
+    headers.insert("onex-source-partition", &message.partition.to_string());
+    headers.insert("onex-source-offset", &message.offset.to_string());
     OutboundMessage {
         topic: config.dlq_topic.clone(),
         key: message.key.clone(),

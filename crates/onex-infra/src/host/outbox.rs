@@ -86,8 +86,7 @@ impl OutboxRelay {
         for entry in &mut batch {
             let by_consumer = !durable && self.consumed.contains(&entry.message.topic);
             if by_consumer {
-                std::sync::Arc::make_mut(&mut entry.message.headers)
-                    .insert(HEADER_OUTBOX_ID.to_owned(), entry.id.to_string());
+                std::sync::Arc::make_mut(&mut entry.message.headers).insert(HEADER_OUTBOX_ID, &entry.id.to_string());
             }
             confirmed_by_consumer.push(by_consumer);
         }

@@ -2,10 +2,8 @@
 //! state stores: versions and ids as BIGINT, headers and journal entries as JSON, and the
 //! version-conflict error.
 
-use std::collections::BTreeMap;
-
 use onex_core::workflow::JournalEntry;
-use onex_spi::{OutboundMessage, OutboxEntry, SpiError, SpiResult, TransitionCommit};
+use onex_spi::{HeaderMap, OutboundMessage, OutboxEntry, SpiError, SpiResult, TransitionCommit};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
@@ -44,8 +42,8 @@ pub(crate) fn version_conflict(commit: &TransitionCommit, found: Option<i64>) ->
 }
 
 /// Headers as a JSON object.
-pub(crate) fn headers_json(headers: &BTreeMap<String, String>) -> Json {
-    Json::Object(headers.iter().map(|(k, v)| (k.clone(), Json::String(v.clone()))).collect())
+pub(crate) fn headers_json(headers: &HeaderMap) -> Json {
+    Json::Object(headers.iter().map(|(k, v)| (k.to_owned(), Json::String(v.to_owned()))).collect())
 }
 
 /// An outbox row as an entry.
@@ -130,7 +128,7 @@ mod tests {
 
     #[test]
     fn headers_round_trip_and_bad_ones_are_reported() {
-        let headers: BTreeMap<String, String> = [("onex-envelope-id".to_owned(), "x".to_owned())].into();
+        let headers = HeaderMap::from([("onex-envelope-id", "x")]);
         let entry = outbox_entry(4, "t".to_owned(), None, vec![0, 255], headers_json(&headers)).unwrap();
         assert_eq!(*entry.message.headers, headers);
         assert_eq!(entry.id, 4);

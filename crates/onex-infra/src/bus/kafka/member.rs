@@ -188,17 +188,10 @@ fn is_fatal(error: &rdkafka::error::KafkaError) -> bool {
 
 /// `message` copied out of librdkafka's buffer.
 fn inbound(message: &BorrowedMessage<'_>) -> InboundMessage {
-    let headers = message
-        .headers()
-        .map(|headers| {
-            headers
-                .iter()
-                .map(|h| {
-                    (h.key.to_owned(), h.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default())
-                })
-                .collect::<std::collections::BTreeMap<_, _>>()
-        })
-        .unwrap_or_default();
+    let mut headers = onex_spi::HeaderMap::new();
+    for header in message.headers().iter().flat_map(|headers| headers.iter()) {
+        headers.insert_read(header.key, &String::from_utf8_lossy(header.value.unwrap_or_default()));
+    }
     InboundMessage {
         topic: message.topic().to_owned(),
         partition: u32::try_from(message.partition()).unwrap_or_default(),
