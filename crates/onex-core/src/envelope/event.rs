@@ -97,32 +97,35 @@ struct EventEnvelope<'a> {
 }
 
 /// `envelope` as a `ModelEventEnvelope` (defaults for what it does not carry).
-pub(super) fn encode(envelope: &Envelope) -> serde_json::Result<Vec<u8>> {
+pub(super) fn encode(envelope: &Envelope, out: &mut Vec<u8>) -> serde_json::Result<()> {
     let none = EventFields::default();
     let event = envelope.event.as_deref().unwrap_or(&none);
-    serde_json::to_vec(&EventEnvelope {
-        payload: payload_object(&envelope.payload),
-        envelope_id: envelope.envelope_id,
-        envelope_timestamp: &envelope.timestamp,
-        correlation_id: envelope.correlation_id,
-        source_tool: envelope.source_node.as_deref(),
-        target_tool: envelope.target_node.as_deref(),
-        metadata: UpstreamMetadata::from(&envelope.metadata),
-        security_context: event.security_context.as_ref(),
-        event_type: event.event_type.as_deref(),
-        payload_type: event.payload_type.as_deref(),
-        payload_schema_version: event.payload_schema_version.as_ref(),
-        priority: event.priority.unwrap_or(DEFAULT_PRIORITY),
-        timeout_seconds: event.timeout_seconds,
-        retry_count: event.retry_count.unwrap_or(0),
-        request_id: event.request_id.as_deref(),
-        trace_id: event.trace_id.as_deref(),
-        span_id: event.span_id.as_deref(),
-        onex_version: event.onex_version.as_ref().unwrap_or(&DEFAULT_ONEX_VERSION),
-        envelope_version: envelope.envelope_version.as_ref().unwrap_or(&DEFAULT_EVENT_ENVELOPE_VERSION),
-        causation_id: envelope.causation_id,
-        is_response: envelope.is_response,
-        success: envelope.success,
-        error: envelope.error.as_ref().map(super::ReplyError::to_text),
-    })
+    serde_json::to_writer(
+        &mut *out,
+        &EventEnvelope {
+            payload: payload_object(&envelope.payload),
+            envelope_id: envelope.envelope_id,
+            envelope_timestamp: &envelope.timestamp,
+            correlation_id: envelope.correlation_id,
+            source_tool: envelope.source_node.as_deref(),
+            target_tool: envelope.target_node.as_deref(),
+            metadata: UpstreamMetadata::from(&envelope.metadata),
+            security_context: event.security_context.as_ref(),
+            event_type: event.event_type.as_deref(),
+            payload_type: event.payload_type.as_deref(),
+            payload_schema_version: event.payload_schema_version.as_ref(),
+            priority: event.priority.unwrap_or(DEFAULT_PRIORITY),
+            timeout_seconds: event.timeout_seconds,
+            retry_count: event.retry_count.unwrap_or(0),
+            request_id: event.request_id.as_deref(),
+            trace_id: event.trace_id.as_deref(),
+            span_id: event.span_id.as_deref(),
+            onex_version: event.onex_version.as_ref().unwrap_or(&DEFAULT_ONEX_VERSION),
+            envelope_version: envelope.envelope_version.as_ref().unwrap_or(&DEFAULT_EVENT_ENVELOPE_VERSION),
+            causation_id: envelope.causation_id,
+            is_response: envelope.is_response,
+            success: envelope.success,
+            error: envelope.error.as_ref().map(super::ReplyError::to_text),
+        },
+    )
 }

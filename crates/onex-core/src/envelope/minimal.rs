@@ -71,19 +71,19 @@ pub fn failure_class(category: ErrorCategory) -> &'static str {
 
 /// `envelope` in the Python runtime's shape: a reply as a success or error reply, anything else
 /// as the minimal request.
-pub(super) fn encode(envelope: &Envelope) -> serde_json::Result<Vec<u8>> {
+pub(super) fn encode(envelope: &Envelope, out: &mut Vec<u8>) -> serde_json::Result<()> {
     if !envelope.is_response {
         let request = Request {
             operation: &envelope.operation,
             payload: &envelope.payload,
             correlation_id: envelope.correlation_id,
         };
-        return serde_json::to_vec(&request);
+        return serde_json::to_writer(&mut *out, &request);
     }
     if envelope.success == Some(true) {
         let success =
             Success { status: "success", payload: &envelope.payload, correlation_id: envelope.correlation_id };
-        return serde_json::to_vec(&success);
+        return serde_json::to_writer(&mut *out, &success);
     }
     let unknown;
     let error = match &envelope.error {
@@ -113,5 +113,5 @@ pub(super) fn encode(envelope: &Envelope) -> serde_json::Result<Vec<u8>> {
         correlation_id: envelope.correlation_id,
         payload,
     };
-    serde_json::to_vec(&failure)
+    serde_json::to_writer(&mut *out, &failure)
 }

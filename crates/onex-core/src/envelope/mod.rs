@@ -39,6 +39,14 @@ pub use semver::SemVer;
 pub use trace::{TraceParent, parse_traceparent, traceparent};
 pub use upstream::{DEFAULT_ONEX_ENVELOPE_VERSION, HOST_NODE};
 
+/// Capacity past which [`Envelope::encode`]'s buffer is let go rather than kept for the next.
+const ENCODE_BUFFER_KEPT: usize = 64 * 1024;
+
+thread_local! {
+    /// Where [`Envelope::encode`] writes, reused by every envelope encoded on the thread.
+    static ENCODE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A request, event or reply.
 ///
 /// Serialised with serde it is this runtime's own shape, which is also how envelopes are stored
@@ -138,14 +146,33 @@ impl Envelope {
 
     /// The envelope as JSON in its dialect: a reply in its request's shape.
     pub fn encode(&self) -> Vec<u8> {
-        let bytes = match self.dialect {
-            Dialect::Native => serde_json::to_vec(self),
-            Dialect::UpstreamOnex => upstream::encode(self),
-            Dialect::UpstreamEvent => event::encode(self),
-            Dialect::PythonRuntime => minimal::encode(self),
-        };
-        // Strings, numbers and JSON values with string keys: serialising cannot fail.
-        bytes.unwrap_or_default()
+        // Written into this thread's buffer, then copied out at its exact size: one allocation
+        // instead of a growing vector's several (and no spare capacity kept by whoever holds it).
+        let copied = ENCODE_BUFFER.try_with(|buffer| {
+            let mut buffer = buffer.try_borrow_mut().ok()?;
+            buffer.clear();
+            let written = self.encode_into(&mut buffer);
+            let bytes = written.is_ok().then(|| buffer.as_slice().to_vec());
+            if buffer.capacity() > ENCODE_BUFFER_KEPT {
+                *buffer = Vec::new();
+            }
+            bytes
+        });
+        copied.ok().flatten().unwrap_or_else(|| {
+            let mut bytes = Vec::new();
+            // Strings, numbers and JSON values with string keys: serialising cannot fail.
+            self.encode_into(&mut bytes).map_or_else(|_| Vec::new(), |()| bytes)
+        })
+    }
+
+    /// Appends the envelope in its dialect to `out`.
+    fn encode_into(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        match self.dialect {
+            Dialect::Native => serde_json::to_writer(&mut *out, self),
+            Dialect::UpstreamOnex => upstream::encode(self, out),
+            Dialect::UpstreamEvent => event::encode(self, out),
+            Dialect::PythonRuntime => minimal::encode(self, out),
+        }
     }
 
     /// Checks what serde cannot: the operation's shape.

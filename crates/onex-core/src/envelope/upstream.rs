@@ -68,24 +68,27 @@ struct OnexEnvelope<'a> {
 
 /// `envelope` as a `ModelOnexEnvelope`. Its `source_node` (required upstream) is its own, else
 /// the node it answers (upstream `create_response`'s fallback), else [`HOST_NODE`].
-pub(super) fn encode(envelope: &Envelope) -> serde_json::Result<Vec<u8>> {
+pub(super) fn encode(envelope: &Envelope, out: &mut Vec<u8>) -> serde_json::Result<()> {
     let source_node = envelope.source_node.as_deref().or(envelope.target_node.as_deref()).unwrap_or(HOST_NODE);
-    serde_json::to_vec(&OnexEnvelope {
-        envelope_id: envelope.envelope_id,
-        envelope_version: envelope.envelope_version.as_ref().unwrap_or(&DEFAULT_ONEX_ENVELOPE_VERSION),
-        correlation_id: envelope.correlation_id,
-        causation_id: envelope.causation_id,
-        source_node,
-        source_node_id: envelope.source_node_id,
-        target_node: envelope.target_node.as_deref(),
-        handler_type: envelope.handler_type.as_deref(),
-        operation: &envelope.operation,
-        payload: payload_object(&envelope.payload),
-        metadata: UpstreamMetadata::from(&envelope.metadata),
-        timestamp: &envelope.timestamp,
-        is_response: envelope.is_response,
-        success: envelope.success,
-        error: envelope.error.as_ref().map(super::ReplyError::to_text),
-        chunking: envelope.chunking.as_ref(),
-    })
+    serde_json::to_writer(
+        &mut *out,
+        &OnexEnvelope {
+            envelope_id: envelope.envelope_id,
+            envelope_version: envelope.envelope_version.as_ref().unwrap_or(&DEFAULT_ONEX_ENVELOPE_VERSION),
+            correlation_id: envelope.correlation_id,
+            causation_id: envelope.causation_id,
+            source_node,
+            source_node_id: envelope.source_node_id,
+            target_node: envelope.target_node.as_deref(),
+            handler_type: envelope.handler_type.as_deref(),
+            operation: &envelope.operation,
+            payload: payload_object(&envelope.payload),
+            metadata: UpstreamMetadata::from(&envelope.metadata),
+            timestamp: &envelope.timestamp,
+            is_response: envelope.is_response,
+            success: envelope.success,
+            error: envelope.error.as_ref().map(super::ReplyError::to_text),
+            chunking: envelope.chunking.as_ref(),
+        },
+    )
 }

@@ -210,13 +210,31 @@ impl<'de> Deserialize<'de> for WireError {
 }
 
 /// A timestamp: RFC 3339, or an ISO 8601 date-time without an offset (Python's naive
-/// `datetime.now()`), read as UTC; null is absent.
+/// `datetime.now()`), read as UTC; null is absent. Parsed from the text where it lies.
 fn lenient_time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-    let Some(text) = Option::<String>::deserialize(deserializer)? else { return Ok(None) };
-    if let Ok(at) = DateTime::parse_from_rfc3339(&text) {
-        return Ok(Some(at.with_timezone(&Utc)));
+    struct TimeVisitor;
+    impl<'de> Visitor<'de> for TimeVisitor {
+        type Value = Option<DateTime<Utc>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an ISO 8601 timestamp (2026-07-24T12:00:00Z)")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_str(self)
+        }
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+                return Ok(Some(at.with_timezone(&Utc)));
+            }
+            NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+                .map(|naive| Some(naive.and_utc()))
+                .map_err(|_| de::Error::invalid_value(de::Unexpected::Str(text), &self))
+        }
     }
-    NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f").map(|naive| Some(naive.and_utc())).map_err(|_| {
-        de::Error::invalid_value(de::Unexpected::Str(&text), &"an ISO 8601 timestamp (2026-07-24T12:00:00Z)")
-    })
+    deserializer.deserialize_option(TimeVisitor)
 }
