@@ -163,7 +163,7 @@ async fn decide(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let reply = host.handle(request.clone()).await;
+        let reply = host.handle_kept(&mut request).await;
         let retry_after = match &reply.error {
             Some(error) if reply.success != Some(true) => {
                 match schedule.decide(attempts - 1, &error.code, error.category, random_unit()) {

@@ -151,25 +151,35 @@ impl RuntimeHost {
     /// envelope gets a span of its own (see [`crate::telemetry::span`]).
     pub async fn handle(self: &Arc<Self>, mut request: Envelope) -> Envelope {
         if !crate::telemetry::enabled() {
-            if request.metadata.traceparent.is_none() {
-                request.metadata.traceparent = Some(traceparent(&request));
-            }
-            return self.route(request).await;
+            return self.handle_kept(&mut request).await;
         }
         let name = format!("envelope {}", request.operation);
         let cx = span::start_for(&mut request, name, SpanKind::Internal);
-        let reply = self.route(request).with_context(cx.clone()).await;
+        let reply = self.route(&request).with_context(cx.clone()).await;
         span::end_with_reply(&cx, &reply);
         reply
     }
 
-    async fn route(self: &Arc<Self>, request: Envelope) -> Envelope {
+    /// [`Self::handle`] on a request the caller keeps, to try it again: not copied when tracing
+    /// is off (it only gains the traceparent `handle` would give it, the same every time).
+    pub(super) async fn handle_kept(self: &Arc<Self>, request: &mut Envelope) -> Envelope {
+        if crate::telemetry::enabled() {
+            // Each attempt's span is a child of the request's own parent, not of the last attempt.
+            return Box::pin(self.handle(request.clone())).await;
+        }
+        if request.metadata.traceparent.is_none() {
+            request.metadata.traceparent = Some(traceparent(request));
+        }
+        self.route(request).await
+    }
+
+    async fn route(self: &Arc<Self>, request: &Envelope) -> Envelope {
         let started = Instant::now();
         let _in_flight = self.metrics.in_flight();
         let served = self.served();
         let prefix = request.operation.split_once('.').map_or(request.operation.as_str(), |(p, _)| p);
         let reply = if served.reducers.serves(prefix) {
-            let reply = served.reducers.apply(&*self.store, &self.committer, &request).await;
+            let reply = served.reducers.apply(&*self.store, &self.committer, request).await;
             // Only a commit that wrote outbox messages gives the relay something to publish.
             let wrote_outbox = reply.payload.get("intents").and_then(Json::as_array).is_some_and(|i| !i.is_empty());
             if reply.success == Some(true) && wrote_outbox {
@@ -177,12 +187,12 @@ impl RuntimeHost {
             }
             reply
         } else if prefix == INTENT_PREFIX {
-            served.orchestrator.start(self, &request).await
+            served.orchestrator.start(self, request).await
         } else {
-            match served.dispatcher.kind_of(&request) {
-                RouteKind::Compute => self.compute(&served.dispatcher, &request).await,
-                RouteKind::Recorded => super::effects::dispatch_recorded(self, &served.dispatcher, &request).await,
-                RouteKind::Direct => served.dispatcher.dispatch(&request).await,
+            match served.dispatcher.kind_of(request) {
+                RouteKind::Compute => self.compute(&served.dispatcher, request).await,
+                RouteKind::Recorded => super::effects::dispatch_recorded(self, &served.dispatcher, request).await,
+                RouteKind::Direct => served.dispatcher.dispatch(request).await,
             }
         };
         let success = reply.success == Some(true);
