@@ -80,13 +80,13 @@ impl Group {
     }
 
     /// Adds a member on `topics` (distinct) and rebalances; the caller wakes `wake`.
-    pub(super) fn join(&mut self, id: u64, topics: Vec<String>, partitions: u32, wake: &mut Vec<Waker>) {
+    pub(super) fn join(&mut self, id: u64, topics: Vec<String>, partitions: u32, wake: &mut impl Extend<Waker>) {
         self.members.push(Member { id, topics, assigned: Vec::new(), next_pick: 0, waker: None });
         self.rebalance(partitions, wake);
     }
 
     /// Removes member `id` and rebalances; the caller wakes `wake`.
-    pub(super) fn leave(&mut self, id: u64, partitions: u32, wake: &mut Vec<Waker>) {
+    pub(super) fn leave(&mut self, id: u64, partitions: u32, wake: &mut impl Extend<Waker>) {
         self.members.retain(|m| m.id != id);
         self.rebalance(partitions, wake);
     }
@@ -95,7 +95,7 @@ impl Group {
     /// partition `p` goes to the `p % n`-th of those `n` members in join order. A member keeps
     /// its position on a partition it already owned; a partition that changes hands resumes at
     /// the group's commit, so whatever is not acknowledged is delivered again.
-    fn rebalance(&mut self, partitions: u32, wake: &mut Vec<Waker>) {
+    fn rebalance(&mut self, partitions: u32, wake: &mut impl Extend<Waker>) {
         let mut wanted: Vec<Vec<(String, u32)>> = self.members.iter().map(|_| Vec::new()).collect();
         let topics: BTreeSet<&String> = self.members.iter().flat_map(|m| &m.topics).collect();
         for topic in topics {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 use onex_spi::{Delivery, InboundMessage, OutboundMessage, SpiError, SpiResult};
+use smallvec::SmallVec;
 
 use super::group::{Group, Progress};
 use super::topic::{Picked, Record, Topic};
@@ -29,17 +30,22 @@ pub(super) struct State {
     topics: HashMap<String, Topic>,
     groups: HashMap<String, Group>,
     next_member: u64,
-    /// Streams to wake after unlocking.
-    pub(super) wake: Vec<Waker>,
+    /// Streams to wake after unlocking (inline: taken out on every operation, so a heap
+    /// vector would be allocated again each time).
+    pub(super) wake: SmallVec<[Waker; 4]>,
     /// Whether publishers waiting for space must look again (space freed, or the bus closed).
     pub(super) space_freed: bool,
-    /// Records trimmed from the logs, freed after unlocking.
-    pub(super) dropped: Vec<Arc<Record>>,
+    /// Records trimmed from the logs, freed after unlocking (inline, as `wake`).
+    pub(super) dropped: SmallVec<[Arc<Record>; 4]>,
 }
 
 /// The topic `name` of `topics`, created with `partitions` partitions on first use.
 fn topic<'a>(topics: &'a mut HashMap<String, Topic>, name: &str, partitions: u32) -> &'a mut Topic {
-    topics.entry(name.to_owned()).or_insert_with(|| Topic::new(partitions))
+    // Looked up before the entry API, which would copy the name on every publish.
+    if !topics.contains_key(name) {
+        topics.insert(name.to_owned(), Topic::new(partitions));
+    }
+    topics.get_mut(name).unwrap_or_else(|| unreachable!("inserted above"))
 }
 
 fn closed() -> SpiError {
@@ -56,9 +62,9 @@ impl State {
             topics: HashMap::new(),
             groups: HashMap::new(),
             next_member: 0,
-            wake: Vec::new(),
+            wake: SmallVec::new(),
             space_freed: false,
-            dropped: Vec::new(),
+            dropped: SmallVec::new(),
         }
     }
 

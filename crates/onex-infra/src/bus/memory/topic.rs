@@ -85,11 +85,11 @@ impl Partition {
 
     /// Drops the messages below `floor` (every interested group committed past them, or
     /// retention makes room). Returns whether anything was dropped.
-    pub(super) fn trim(&mut self, floor: u64, dropped: &mut Vec<Arc<Record>>) -> bool {
+    pub(super) fn trim(&mut self, floor: u64, dropped: &mut impl Extend<Arc<Record>>) -> bool {
         let before = self.base;
         while self.base < floor {
             let Some(record) = self.log.pop_front() else { break };
-            dropped.push(record);
+            dropped.extend([record]);
             self.base += 1;
         }
         self.base != before
