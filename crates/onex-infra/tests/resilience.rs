@@ -16,7 +16,6 @@ use onex_infra::ids::{new_uuid_v7, now_utc};
 use onex_infra::resilience::ResilienceStack;
 use onex_spi::{Handler, HandlerDescriptor, Health, SpiError, SpiResult, async_trait};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 fn node(resilience: &str) -> NodeContract {
     let yaml = format!(
@@ -64,7 +63,7 @@ fn env(op: &str, payload: Value) -> Envelope {
 }
 
 async fn call(stack: &ResilienceStack, op: &str, payload: Value) -> Result<Value, SpiError> {
-    stack.service.clone().oneshot(env(op, payload)).await
+    stack.call(env(op, payload)).await
 }
 
 #[tokio::test(start_paused = true)]

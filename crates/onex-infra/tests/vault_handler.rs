@@ -25,7 +25,6 @@ use onex_infra::handlers::VaultSecretStore;
 use onex_infra::resilience::ResilienceStack;
 use onex_spi::{Handler, Health, SecretStore};
 use serde_json::json;
-use tower::ServiceExt;
 
 use support::{LogCapture, Tokens, call, envelope, handler, rvault, unique, vault_contract};
 
@@ -99,7 +98,7 @@ async fn a_refused_token_is_an_auth_error_the_resilience_stack_does_not_retry() 
     let stack = ResilienceStack::build(&vault_contract(), h.clone());
     for op in ["vault.read_secret", "vault.list_secrets", "vault.delete_secret"] {
         let env = envelope(op, json!({"mount": "secret", "path": "anything"}));
-        let e = stack.service.clone().oneshot(env).await.unwrap_err();
+        let e = stack.call(env).await.unwrap_err();
         assert_eq!((e.code(), e.category()), (codes::VAULT_DENIED.as_str(), ErrorCategory::Auth), "{op}: {e}");
         assert!(e.message().contains("HTTP 403"), "{e}");
         assert!(!e.message().contains(&bad_token), "the token is in the error: {e}");

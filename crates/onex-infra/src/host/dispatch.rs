@@ -15,7 +15,6 @@ use opentelemetry::KeyValue;
 use opentelemetry::context::FutureExt;
 use opentelemetry::trace::{SpanKind, TraceContextExt};
 use serde_json::Value as Json;
-use tower::ServiceExt;
 use uuid::Uuid;
 
 use super::wire::{fail, to_message};
@@ -407,11 +406,11 @@ impl Dispatcher {
             let name = format!("handler {}", request.operation);
             let cx = span::start_for(&mut call, name, SpanKind::Client);
             cx.span().set_attribute(KeyValue::new("onex.node", route.node.to_string()));
-            let outcome = route.stack.service.clone().oneshot(call).with_context(cx.clone()).await;
+            let outcome = route.stack.call(call).with_context(cx.clone()).await;
             span::end(&cx, outcome.as_ref().err().map(|e| e.to_reply_error().to_text()));
             outcome
         } else {
-            route.stack.service.clone().oneshot(call).await
+            route.stack.call(call).await
         };
         match outcome {
             Ok(payload) => request.reply_ok(new_uuid_v7(), payload, now_utc()),

@@ -1,11 +1,16 @@
-//! The tower middleware of a node's resilience stack, one small `Service` wrapper per concern;
-//! each consults a core state machine and refuses with a stable code.
+//! The stages of a node's resilience stack, one small wrapper per concern; each consults a core
+//! state machine and refuses with a stable code.
+//!
+//! A stage is called through a shared reference ([`Stage::call`]) and returns its one boxed
+//! future: a call through the whole stack allocates one future per stage the contract declares,
+//! and nothing to clone or re-box the stages themselves (tower's boxed clone services cost a box
+//! per call for the clone and another per stage for the future).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
+
 use std::time::Duration;
 
 use onex_core::envelope::Envelope;
@@ -14,23 +19,20 @@ use onex_core::resilience::{CircuitBreaker, RetryBudget, RetryDecision, RetrySch
 use onex_spi::SpiError;
 use serde_json::Value as Json;
 use tokio::sync::{Mutex, Semaphore};
-use tower::Service;
 
 use super::clock::{MonotonicClock, random_unit};
 
-/// The future every layer returns.
+/// The future every stage returns.
 pub type CallFuture = Pin<Box<dyn Future<Output = Result<Json, SpiError>> + Send>>;
 
-/// What every layer wraps: a cloneable service of envelopes.
-pub trait Inner:
-    Service<Envelope, Response = Json, Error = SpiError, Future = CallFuture> + Clone + Send + 'static
-{
+/// One stage of a node's stack (or the handler at its end).
+pub trait Stage: Send + Sync + 'static {
+    /// Calls the stage with `env`.
+    fn call(&self, env: Envelope) -> CallFuture;
 }
 
-impl<T> Inner for T where
-    T: Service<Envelope, Response = Json, Error = SpiError, Future = CallFuture> + Clone + Send + 'static
-{
-}
+/// A stage shared by every task that dispatches to the node.
+pub type Inner = Arc<dyn Stage>;
 
 /// Counters a stack exposes to metrics.
 #[derive(Debug, Default)]
@@ -43,30 +45,16 @@ pub struct ResilienceStats {
     pub timeouts: AtomicU64,
 }
 
-macro_rules! forward_ready {
-    () => {
-        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SpiError>> {
-            self.inner.poll_ready(cx)
-        }
-    };
-}
-
 /// Fails an attempt that takes longer than its timeout (per operation, else the node's).
-#[derive(Clone)]
-pub struct Timeout<S> {
-    pub(super) inner: S,
+pub struct Timeout {
+    pub(super) inner: Inner,
     pub(super) default: Option<Duration>,
     pub(super) per_operation: Arc<Vec<(String, Duration)>>,
     pub(super) stats: Arc<ResilienceStats>,
 }
 
-impl<S: Inner> Service<Envelope> for Timeout<S> {
-    type Response = Json;
-    type Error = SpiError;
-    type Future = CallFuture;
-    forward_ready!();
-
-    fn call(&mut self, env: Envelope) -> CallFuture {
+impl Stage for Timeout {
+    fn call(&self, env: Envelope) -> CallFuture {
         let limit = self.per_operation.iter().find(|(op, _)| *op == env.operation).map(|(_, d)| *d).or(self.default);
         let (id, op, stats) = (env.envelope_id, env.operation.clone(), Arc::clone(&self.stats));
         let call = self.inner.call(env);
@@ -84,21 +72,15 @@ impl<S: Inner> Service<Envelope> for Timeout<S> {
 }
 
 /// Caps the calls in flight; callers past the cap wait for a slot.
-#[derive(Clone)]
-pub struct ConcurrencyLimit<S> {
-    pub(super) inner: S,
+pub struct ConcurrencyLimit {
+    pub(super) inner: Inner,
     pub(super) slots: Arc<Semaphore>,
 }
 
-impl<S: Inner> Service<Envelope> for ConcurrencyLimit<S> {
-    type Response = Json;
-    type Error = SpiError;
-    type Future = CallFuture;
-    forward_ready!();
-
-    fn call(&mut self, env: Envelope) -> CallFuture {
+impl Stage for ConcurrencyLimit {
+    fn call(&self, env: Envelope) -> CallFuture {
         let slots = Arc::clone(&self.slots);
-        let mut inner = self.inner.clone();
+        let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             // The semaphore is never closed, so acquiring cannot fail.
             let _permit = slots.acquire_owned().await;
@@ -108,22 +90,16 @@ impl<S: Inner> Service<Envelope> for ConcurrencyLimit<S> {
 }
 
 /// Spaces calls to the node's rate: a call past the burst waits for its token.
-#[derive(Clone)]
-pub struct RateLimit<S> {
-    pub(super) inner: S,
+pub struct RateLimit {
+    pub(super) inner: Inner,
     pub(super) bucket: Arc<Mutex<TokenBucket>>,
     pub(super) clock: MonotonicClock,
 }
 
-impl<S: Inner> Service<Envelope> for RateLimit<S> {
-    type Response = Json;
-    type Error = SpiError;
-    type Future = CallFuture;
-    forward_ready!();
-
-    fn call(&mut self, env: Envelope) -> CallFuture {
+impl Stage for RateLimit {
+    fn call(&self, env: Envelope) -> CallFuture {
         let (bucket, clock) = (Arc::clone(&self.bucket), self.clock);
-        let mut inner = self.inner.clone();
+        let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             loop {
                 let wait = bucket.lock().await.try_acquire(clock.now());
@@ -139,25 +115,19 @@ impl<S: Inner> Service<Envelope> for RateLimit<S> {
 
 /// Retries failures of retryable categories (and listed codes) on the contract's schedule,
 /// within a budget of retries per call, so a failing dependency is not hit ever harder.
-#[derive(Clone)]
-pub struct Retry<S> {
-    pub(super) inner: S,
+pub struct Retry {
+    pub(super) inner: Inner,
     pub(super) schedule: Arc<RetrySchedule>,
     pub(super) budget: Arc<Mutex<RetryBudget>>,
     pub(super) stats: Arc<ResilienceStats>,
     pub(super) clock: MonotonicClock,
 }
 
-impl<S: Inner> Service<Envelope> for Retry<S> {
-    type Response = Json;
-    type Error = SpiError;
-    type Future = CallFuture;
-    forward_ready!();
-
-    fn call(&mut self, env: Envelope) -> CallFuture {
+impl Stage for Retry {
+    fn call(&self, env: Envelope) -> CallFuture {
         let (schedule, budget, stats) = (Arc::clone(&self.schedule), Arc::clone(&self.budget), Arc::clone(&self.stats));
         let clock = self.clock;
-        let mut inner = self.inner.clone();
+        let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             budget.lock().await.deposit(clock.now());
             let mut retries = 0;
@@ -183,22 +153,16 @@ impl<S: Inner> Service<Envelope> for Retry<S> {
 }
 
 /// Refuses calls while the node's breaker is open, and feeds it every outcome.
-#[derive(Clone)]
-pub struct Breaker<S> {
-    pub(super) inner: S,
+pub struct Breaker {
+    pub(super) inner: Inner,
     pub(super) breaker: Arc<std::sync::Mutex<CircuitBreaker>>,
     pub(super) node: Arc<str>,
     pub(super) stats: Arc<ResilienceStats>,
     pub(super) clock: MonotonicClock,
 }
 
-impl<S: Inner> Service<Envelope> for Breaker<S> {
-    type Response = Json;
-    type Error = SpiError;
-    type Future = CallFuture;
-    forward_ready!();
-
-    fn call(&mut self, env: Envelope) -> CallFuture {
+impl Stage for Breaker {
+    fn call(&self, env: Envelope) -> CallFuture {
         let breaker = Arc::clone(&self.breaker);
         let admitted = breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).try_acquire(self.clock.now());
         if let Err(open) = admitted {

@@ -1,4 +1,4 @@
-//! Resilience around every handler call, as tower middleware built from the node's contract.
+//! Resilience around every handler call, as stages built from the node's contract.
 //! The decisions (breaker, retry schedule and budget, token bucket) are core's pure state
 //! machines; this module only supplies time, randomness and waiting.
 
@@ -7,5 +7,5 @@ mod layers;
 mod stack;
 
 pub use clock::{MonotonicClock, random_unit};
-pub use layers::ResilienceStats;
+pub use layers::{CallFuture, ResilienceStats, Stage};
 pub use stack::{NodeService, RETRY_BUDGET_RATIO, RETRY_FLOOR_PER_SECOND, ResilienceStack};

@@ -3,46 +3,33 @@
 //! added; a node without a `resilience` section calls its handler directly.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use onex_core::contract::NodeContract;
 use onex_core::envelope::Envelope;
 use onex_core::resilience::{BreakerState, CircuitBreaker, RetryBudget, RetrySchedule, TokenBucket};
-use onex_spi::{Handler, SpiError};
-use serde_json::Value as Json;
-use tower::Service;
-use tower::util::BoxCloneSyncService;
+use onex_spi::Handler;
 
 use super::clock::MonotonicClock;
-use super::layers::{Breaker, CallFuture, ConcurrencyLimit, RateLimit, ResilienceStats, Retry, Timeout};
+use super::layers::{Breaker, CallFuture, ConcurrencyLimit, RateLimit, ResilienceStats, Retry, Stage, Timeout};
 
 /// Share of first attempts that may be retried on top of `RETRY_FLOOR_PER_SECOND`.
 pub const RETRY_BUDGET_RATIO: f64 = 0.2;
 /// Retries per second always allowed.
 pub const RETRY_FLOOR_PER_SECOND: f64 = 10.0;
 
-/// The innermost service: the handler itself.
-#[derive(Clone)]
-struct HandlerService(Arc<dyn Handler>);
+/// The innermost stage: the handler itself.
+struct HandlerStage(Arc<dyn Handler>);
 
-impl Service<Envelope> for HandlerService {
-    type Response = Json;
-    type Error = SpiError;
-    type Future = CallFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), SpiError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, env: Envelope) -> CallFuture {
+impl Stage for HandlerStage {
+    fn call(&self, env: Envelope) -> CallFuture {
         let handler = Arc::clone(&self.0);
         Box::pin(async move { handler.execute(&env).await })
     }
 }
 
-/// A node's stack, cheap to clone into every task that dispatches to it.
-pub type NodeService = BoxCloneSyncService<Envelope, Json, SpiError>;
+/// A node's stack, called through a shared reference by every task that dispatches to it.
+pub type NodeService = Arc<dyn Stage>;
 
 /// A built stack with what metrics read from it.
 #[derive(Clone)]
@@ -72,23 +59,23 @@ impl ResilienceStack {
             .iter()
             .filter_map(|op| op.timeout_ms.map(|ms| (op.operation.clone(), Duration::from_millis(ms))))
             .collect();
-        let mut service = NodeService::new(Timeout {
-            inner: HandlerService(handler),
+        let mut service: NodeService = Arc::new(Timeout {
+            inner: Arc::new(HandlerStage(handler)),
             default: r.timeout_ms.map(Duration::from_millis),
             per_operation: Arc::new(per_operation),
             stats: Arc::clone(&stats),
         });
         if let Some(max) = r.max_concurrency {
             let slots = Arc::new(tokio::sync::Semaphore::new(max.max(1) as usize));
-            service = NodeService::new(ConcurrencyLimit { inner: service, slots });
+            service = Arc::new(ConcurrencyLimit { inner: service, slots });
         }
         if let Some(policy) = r.rate_limit {
             let bucket = Arc::new(tokio::sync::Mutex::new(TokenBucket::new(policy, clock.now())));
-            service = NodeService::new(RateLimit { inner: service, bucket, clock });
+            service = Arc::new(RateLimit { inner: service, bucket, clock });
         }
         if let Some(policy) = &r.retry_policy {
             let budget = RetryBudget::new(RETRY_BUDGET_RATIO, RETRY_FLOOR_PER_SECOND);
-            service = NodeService::new(Retry {
+            service = Arc::new(Retry {
                 inner: service,
                 schedule: Arc::new(RetrySchedule::new(policy.clone())),
                 budget: Arc::new(tokio::sync::Mutex::new(budget)),
@@ -98,7 +85,7 @@ impl ResilienceStack {
         }
         let breaker = r.circuit_breaker.map(|policy| Arc::new(std::sync::Mutex::new(CircuitBreaker::new(policy))));
         if let Some(breaker) = &breaker {
-            service = NodeService::new(Breaker {
+            service = Arc::new(Breaker {
                 inner: service,
                 breaker: Arc::clone(breaker),
                 node: Arc::from(node.name.as_str()),
@@ -107,6 +94,11 @@ impl ResilienceStack {
             });
         }
         Self { service, stats, breaker, clock }
+    }
+
+    /// Calls the node through its stack.
+    pub fn call(&self, env: Envelope) -> CallFuture {
+        self.service.call(env)
     }
 
     /// The breaker's state now (`None` when the contract declares no breaker).

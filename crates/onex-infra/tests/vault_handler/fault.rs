@@ -14,7 +14,6 @@ use onex_infra::error::codes;
 use onex_infra::resilience::ResilienceStack;
 use onex_spi::{Handler, Health};
 use serde_json::{Value as Json, json};
-use tower::ServiceExt;
 
 use crate::common::service_url;
 use crate::support::{envelope, handler, unique, vault_contract};
@@ -144,7 +143,7 @@ async fn a_stopped_vault_is_unavailable_opens_the_breaker_and_recovers_after_res
     breaker.recovery_timeout_ms = recovery.as_millis() as u64;
     let threshold = breaker.failure_threshold;
     let stack = ResilienceStack::build(&contract, h.clone());
-    let send = |op: &str, payload: Json| stack.service.clone().oneshot(envelope(op, payload));
+    let send = |op: &str, payload: Json| stack.call(envelope(op, payload));
     let path = unique("fault");
     let read = json!({"mount": "secret", "path": path});
 
