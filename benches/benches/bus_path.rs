@@ -48,7 +48,7 @@ impl Sizes {
 }
 
 fn messages(fx: &Fixture, n: usize) -> Vec<OutboundMessage> {
-    (0..n).map(|i| to_message(&fx.request_topic, None, &echo_envelope(i))).collect()
+    (0..n).map(|i| to_message(fx.request_topic.as_str(), None, &echo_envelope(i))).collect()
 }
 
 fn micros(d: Duration) -> f64 {

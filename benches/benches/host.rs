@@ -66,7 +66,8 @@ fn split<T>(items: Vec<T>, parts: usize) -> Vec<Vec<T>> {
 
 fn echo(c: &mut Criterion, fx: &mut Fixture) {
     let envelopes: Vec<Envelope> = (0..N).map(echo_envelope).collect();
-    let messages: Vec<OutboundMessage> = envelopes.iter().map(|e| to_message(&fx.request_topic, None, e)).collect();
+    let messages: Vec<OutboundMessage> =
+        envelopes.iter().map(|e| to_message(fx.request_topic.as_str(), None, e)).collect();
     let payloads: Vec<Vec<u8>> = messages.iter().map(|m| m.payload.to_vec()).collect();
     let mut mpsc_echo = MpscEcho::start(&fx.runtime);
 

@@ -86,7 +86,7 @@ async fn drive(names: &Names, answer_of: fn(&[u8]) -> Option<String>) -> (Durati
                 window.acquire().await.unwrap().forget();
                 let request = Envelope::request(new_uuid_v7(), "local.echo", json!({"n": n}), now_utc());
                 sent.lock().unwrap().insert(request.envelope_id.to_string(), Instant::now());
-                bus.publish(to_message(&topic, Some(format!("entity-{}", n % 64)), &request)).await.unwrap();
+                bus.publish(to_message(topic.as_str(), Some(format!("entity-{}", n % 64)), &request)).await.unwrap();
             }
         })
     };

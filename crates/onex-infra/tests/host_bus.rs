@@ -49,7 +49,7 @@ async fn replies_go_to_the_reply_topic_and_failures_to_the_dlq() {
     let mut dead = bus.subscribe("test-dlq", std::slice::from_ref(&dlq_topic)).await.unwrap();
 
     let ok = Envelope::request(new_uuid_v7(), "local.echo", json!({"n": 1}), now_utc());
-    bus.publish(to_message(&request_topic, Some("k1".into()), &ok)).await.unwrap();
+    bus.publish(to_message(request_topic.as_str(), Some("k1".into()), &ok)).await.unwrap();
     let reply = next(&mut replies).await;
     let reply_envelope: Envelope = serde_json::from_slice(&reply.payload).unwrap();
     assert_eq!(reply_envelope.causation_id, Some(ok.envelope_id));
@@ -58,7 +58,7 @@ async fn replies_go_to_the_reply_topic_and_failures_to_the_dlq() {
 
     // A trace named only in the headers (a Python producer's trace_id/span_id) is the envelope's.
     let traced = Envelope::request(new_uuid_v7(), "local.echo", json!({"n": 2}), now_utc());
-    let mut message = to_message(&request_topic, None, &traced);
+    let mut message = to_message(request_topic.as_str(), None, &traced);
     let headers = Arc::make_mut(&mut message.headers);
     headers.insert("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736");
     headers.insert("span_id", "00f067aa0ba902b7");
@@ -69,7 +69,7 @@ async fn replies_go_to_the_reply_topic_and_failures_to_the_dlq() {
 
     let failing =
         Envelope::request(new_uuid_v7(), "local.fail", json!({"code": "ONEX_CORE_081_OPERATION_FAILED"}), now_utc());
-    bus.publish(to_message(&request_topic, None, &failing)).await.unwrap();
+    bus.publish(to_message(request_topic.as_str(), None, &failing)).await.unwrap();
     let failed_reply: Envelope = serde_json::from_slice(&next(&mut replies).await.payload).unwrap();
     assert_eq!(failed_reply.success, Some(false));
     let letter = next(&mut dead).await;
@@ -77,7 +77,7 @@ async fn replies_go_to_the_reply_topic_and_failures_to_the_dlq() {
     assert_eq!(serde_json::from_slice::<Envelope>(&letter.payload).unwrap(), failing, "the original is kept");
 
     let garbage = OutboundMessage {
-        topic: request_topic.clone(),
+        topic: request_topic.as_str().into(),
         key: None,
         payload: b"{not json".as_slice().into(),
         headers: Default::default(),

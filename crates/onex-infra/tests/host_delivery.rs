@@ -63,7 +63,7 @@ struct FaultyBus {
 #[async_trait]
 impl EventBus for FaultyBus {
     async fn publish(&self, message: OutboundMessage) -> SpiResult<Delivery> {
-        let fail = match self.faults.publish.lock().unwrap().get_mut(&message.topic) {
+        let fail = match self.faults.publish.lock().unwrap().get_mut(&*message.topic) {
             Some(n) if *n > 0 => {
                 *n -= 1;
                 true

@@ -103,7 +103,7 @@ impl Fixture {
     async fn publish(&self, request: &Json, headers: BTreeMap<String, String>, request_id: Uuid) -> Answer {
         let payload = serde_json::to_vec(request).unwrap();
         let (payload, headers) = (payload.into(), Arc::new(headers.into_iter().collect()));
-        let message = OutboundMessage { topic: self.request_topic.clone(), key: None, payload, headers };
+        let message = OutboundMessage { topic: self.request_topic.as_str().into(), key: None, payload, headers };
         self.memory.publish(message).await.unwrap();
         loop {
             let reply = host_support::read_topic(&self.memory, &self.reply_topic, 1, Duration::from_secs(10)).await;

@@ -63,7 +63,7 @@ async fn the_host_serves_requests_from_kafka_with_exact_replies_and_dead_letters
     let mut sent = BTreeMap::new();
     for n in 0..REQUESTS {
         let request = Envelope::request(new_uuid_v7(), "local.echo", json!({"n": n}), now_utc());
-        client.publish(to_message(&request_topic, Some(format!("entity-{}", n % 16)), &request)).await.unwrap();
+        client.publish(to_message(request_topic.as_str(), Some(format!("entity-{}", n % 16)), &request)).await.unwrap();
         sent.insert(request.envelope_id, n);
     }
     // request -> the ids of its replies. Kafka may deliver one reply message to this reader
@@ -87,7 +87,7 @@ async fn the_host_serves_requests_from_kafka_with_exact_replies_and_dead_letters
 
     let failing =
         Envelope::request(new_uuid_v7(), "local.fail", json!({"code": "ONEX_CORE_081_OPERATION_FAILED"}), now_utc());
-    client.publish(to_message(&request_topic, None, &failing)).await.unwrap();
+    client.publish(to_message(request_topic.as_str(), None, &failing)).await.unwrap();
     let letter = next(&mut dead).await;
     assert_eq!(letter.headers.get(HEADER_ERROR_CODE), Some("ONEX_CORE_081_OPERATION_FAILED"));
     assert_eq!(serde_json::from_slice::<Envelope>(&letter.payload).unwrap(), failing, "the original is kept");

@@ -65,7 +65,7 @@ impl Scope {
 
 fn message(topic: &str, key: Option<&str>, n: u32) -> OutboundMessage {
     OutboundMessage {
-        topic: topic.to_owned(),
+        topic: topic.into(),
         key: key.map(str::to_owned),
         // Not UTF-8, with a NUL: the payload column must keep bytes as they are.
         payload: vec![0, 0xff, 0xfe, b'{', (n % 256) as u8].into(),
@@ -110,7 +110,7 @@ fn entity(fsm: &str, key: &str, state: &str, version: u64) -> Option<EntityState
 async fn pending_on(store: &dyn StateStore, topic: &str) -> Vec<OutboxEntry> {
     let all = store.pending_outbox(u32::MAX).await.unwrap();
     assert!(all.windows(2).all(|w| w[0].id < w[1].id), "pending entries must come oldest first");
-    all.into_iter().filter(|e| e.message.topic == topic).collect()
+    all.into_iter().filter(|e| *e.message.topic == *topic).collect()
 }
 
 fn messages(entries: &[OutboxEntry]) -> Vec<OutboundMessage> {

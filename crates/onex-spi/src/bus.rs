@@ -18,8 +18,8 @@ pub type Headers = Arc<HeaderMap>;
 /// A message to publish. Messages with one key go to one partition and keep their order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundMessage {
-    /// Destination topic.
-    pub topic: String,
+    /// Destination topic, shared: the host names the same few topics in every message.
+    pub topic: Arc<str>,
     /// Partitioning key (the entity key); `None` spreads messages over partitions.
     pub key: Option<String>,
     /// Serialized envelope (JSON), shared immutable bytes: cloning a message does not copy it.
@@ -41,8 +41,8 @@ pub struct Delivery {
 /// does not parse, so nothing is lost at the bus boundary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundMessage {
-    /// Source topic.
-    pub topic: String,
+    /// Source topic, shared with the bus.
+    pub topic: Arc<str>,
     /// Partition.
     pub partition: u32,
     /// Offset within the partition.

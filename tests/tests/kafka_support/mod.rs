@@ -236,7 +236,7 @@ impl Client {
     /// Publishes one request for `operation` keyed by `key`; returns its envelope id.
     pub fn send(&self, operation: &str, key: &str, payload: Json) -> String {
         let request = Envelope::request(new_uuid_v7(), operation, payload, now_utc());
-        let message = to_message(&self.run.request_topic, Some(key.to_owned()), &request);
+        let message = to_message(self.run.request_topic.as_str(), Some(key.to_owned()), &request);
         self.runtime.block_on(self.bus.publish(message)).unwrap();
         request.envelope_id.to_string()
     }
@@ -274,7 +274,7 @@ impl Client {
                                 panic!("no outcome for {STALLED:?} with {WINDOW} requests in flight");
                             }
                             sent.fetch_add(1, Ordering::Relaxed);
-                            bus.publish(to_message(&topic, Some(key), &envelope)).await.unwrap();
+                            bus.publish(to_message(topic.as_str(), Some(key), &envelope)).await.unwrap();
                         }
                     })
                 })

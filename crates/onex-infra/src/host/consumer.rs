@@ -24,9 +24,9 @@ pub struct ConsumerConfig {
     /// Topics to read.
     pub topics: Vec<String>,
     /// Topic replies go to.
-    pub reply_topic: String,
+    pub reply_topic: Arc<str>,
     /// Topic failed messages go to.
-    pub dlq_topic: String,
+    pub dlq_topic: Arc<str>,
     /// Lanes (group members) processing partitions in parallel.
     pub lanes: usize,
     /// In-place retries and their waits.

@@ -93,14 +93,14 @@ pub(super) async fn settle(
     let mut backoff = Backoff::new(&config.delivery);
     match &outcome {
         Outcome::Replied { reply, attempts, span: consumed } => {
-            let published = to_message(&config.reply_topic, message.key.clone(), reply);
+            let published = to_message(Arc::clone(&config.reply_topic), message.key.clone(), reply);
             let publishing = consumed.as_ref().map(|parent| {
                 let name = format!("publish {}", config.reply_topic);
                 span::start(
                     name,
                     SpanKind::Producer,
                     parent,
-                    vec![KeyValue::new("onex.topic", config.reply_topic.clone())],
+                    vec![KeyValue::new("onex.topic", config.reply_topic.to_string())],
                 )
             });
             retry(host, stop, &mut backoff, "publish a reply", || host.bus.publish(published.clone())).await?;
@@ -232,7 +232,7 @@ fn dead_letter(
     headers.insert("onex-source-partition", &message.partition.to_string());
     headers.insert("onex-source-offset", &message.offset.to_string());
     OutboundMessage {
-        topic: config.dlq_topic.clone(),
+        topic: Arc::clone(&config.dlq_topic),
         key: message.key.clone(),
         payload: message.payload.clone(),
         headers: std::sync::Arc::new(headers),

@@ -376,7 +376,11 @@ impl Dispatcher {
             envelope.causation_id = Some(request.envelope_id);
             envelope.metadata.traceparent.clone_from(&request.metadata.traceparent);
             envelope.source_node = Some(route.node.to_string());
-            messages.push(to_message(topic, request.metadata.headers.get("partition_key").cloned(), &envelope));
+            messages.push(to_message(
+                topic.as_str(),
+                request.metadata.headers.get("partition_key").cloned(),
+                &envelope,
+            ));
         }
         (Envelope { payload: result, ..reply }, messages)
     }

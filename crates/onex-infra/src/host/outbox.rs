@@ -84,7 +84,7 @@ impl OutboxRelay {
         let durable = host.bus.is_durable();
         let mut confirmed_by_consumer = Vec::with_capacity(batch.len());
         for entry in &mut batch {
-            let by_consumer = !durable && self.consumed.contains(&entry.message.topic);
+            let by_consumer = !durable && self.consumed.contains(&*entry.message.topic);
             if by_consumer {
                 std::sync::Arc::make_mut(&mut entry.message.headers).insert(HEADER_OUTBOX_ID, &entry.id.to_string());
             }

@@ -307,7 +307,7 @@ impl ReducerNode {
             envelope.causation_id = Some(event.envelope_id);
             envelope.metadata = event.metadata.clone();
             envelope.source_node = Some(self.node.clone());
-            outbox.push(to_message(topic, Some(entity_key.to_owned()), &envelope));
+            outbox.push(to_message(topic.as_str(), Some(entity_key.to_owned()), &envelope));
             published.push(intent.intent_type.clone());
         }
         (outbox, published, dropped)

@@ -198,8 +198,8 @@ pub async fn start_with_bus(setup: HostSetup, bus: Arc<dyn EventBus>) -> Result<
     let consumer_config = ConsumerConfig {
         group: config.bus.group_id.clone(),
         topics: topics.clone(),
-        reply_topic: config.bus.reply_topic.clone(),
-        dlq_topic: config.bus.dlq_topic.clone(),
+        reply_topic: config.bus.reply_topic.as_str().into(),
+        dlq_topic: config.bus.dlq_topic.as_str().into(),
         lanes: config.bus.lanes.map_or(config.bus.partitions, std::num::NonZeroU32::get).clamp(1, 64) as usize,
         delivery: config.delivery.clone(),
     };

@@ -1,6 +1,8 @@
 //! Envelopes on the wire: bus messages built from envelopes (written in their dialect, headers
 //! mirroring the ids), the ids minted for a message that has none, and replies built from errors.
 
+use std::sync::Arc;
+
 use onex_core::envelope::{Envelope, Minted, ReplyError, bus_headers};
 use onex_spi::{InboundMessage, OutboundMessage, SpiError};
 
@@ -14,10 +16,10 @@ pub const HEADER_ERROR_MESSAGE: &str = "onex-error-message";
 /// `envelope` as a bus message on `topic` with partition key `key`, written in its dialect (a
 /// reply in its request's), with this runtime's and the Python runtime's headers
 /// ([`bus_headers::write`]).
-pub fn to_message(topic: &str, key: Option<String>, envelope: &Envelope) -> OutboundMessage {
+pub fn to_message(topic: impl Into<Arc<str>>, key: Option<String>, envelope: &Envelope) -> OutboundMessage {
     let headers = bus_headers::write(envelope, key.as_deref(), 0, bus_headers::PYTHON_MAX_RETRIES);
     let payload = envelope.encode().into();
-    OutboundMessage { topic: topic.to_owned(), key, payload, headers: std::sync::Arc::new(headers) }
+    OutboundMessage { topic: topic.into(), key, payload, headers: Arc::new(headers) }
 }
 
 /// The error of a failed reply from an spi error.

@@ -139,7 +139,7 @@ async fn write_transition(conn: &mut PgConnection, commit: &TransitionCommit) ->
     if !commit.outbox.is_empty() {
         let messages = &commit.outbox;
         sqlx::query(INSERT_OUTBOX)
-            .bind(messages.iter().map(|m| m.topic.as_str()).collect::<Vec<_>>())
+            .bind(messages.iter().map(|m| &*m.topic).collect::<Vec<_>>())
             .bind(messages.iter().map(|m| m.key.as_deref()).collect::<Vec<_>>())
             .bind(messages.iter().map(|m| &m.payload[..]).collect::<Vec<_>>())
             .bind(messages.iter().map(|m| headers_json(&m.headers)).collect::<Vec<_>>())

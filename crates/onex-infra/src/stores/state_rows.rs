@@ -59,7 +59,10 @@ pub(crate) fn outbox_entry(
             .with_source(e)
     })?;
     let (payload, headers) = (payload.into(), std::sync::Arc::new(headers));
-    Ok(OutboxEntry { id: stored_u64(id, "outbox id")?, message: OutboundMessage { topic, key, payload, headers } })
+    Ok(OutboxEntry {
+        id: stored_u64(id, "outbox id")?,
+        message: OutboundMessage { topic: topic.into(), key, payload, headers },
+    })
 }
 
 /// A journal entry as JSON.

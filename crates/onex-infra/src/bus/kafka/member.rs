@@ -167,7 +167,7 @@ impl Member {
             match self.consumer.recv().await {
                 Ok(message) => {
                     let inbound = inbound(&message);
-                    let partition = (inbound.topic.clone(), message.partition());
+                    let partition = (message.topic().to_owned(), message.partition());
                     self.context().book().delivered(&partition, message.offset());
                     return Ok(inbound);
                 }
@@ -193,7 +193,7 @@ fn inbound(message: &BorrowedMessage<'_>) -> InboundMessage {
         headers.insert_read(header.key, &String::from_utf8_lossy(header.value.unwrap_or_default()));
     }
     InboundMessage {
-        topic: message.topic().to_owned(),
+        topic: message.topic().into(),
         partition: u32::try_from(message.partition()).unwrap_or_default(),
         offset: u64::try_from(message.offset()).unwrap_or_default(),
         key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),

@@ -144,7 +144,7 @@ impl EventBus for KafkaEventBus {
                 enqueued = self.producer.send_result(record(message));
             }
             match enqueued {
-                Ok(report) => in_flight.push((message.topic.as_str(), report)),
+                Ok(report) => in_flight.push((&*message.topic, report)),
                 Err((e, _)) => {
                     self.settle(&mut in_flight, &mut results).await;
                     results.push(self.delivered(&message.topic, Err(e)));
@@ -174,7 +174,7 @@ impl EventBus for KafkaEventBus {
     }
 
     async fn acknowledge(&self, group: &str, message: &InboundMessage) -> SpiResult<()> {
-        let partition = (message.topic.clone(), i32::try_from(message.partition).unwrap_or(i32::MAX));
+        let partition = (message.topic.to_string(), i32::try_from(message.partition).unwrap_or(i32::MAX));
         let offset = i64::try_from(message.offset).unwrap_or(i64::MAX);
         let owner = self.members().into_iter().find(|m| m.group() == group && m.holds(&partition));
         match owner {

@@ -2,6 +2,7 @@
 //! each owner has delivered, and the group's acknowledged and committed offsets.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::task::Waker;
 
 /// A group's position on one partition.
@@ -42,7 +43,8 @@ impl Progress {
 /// A partition owned by a member and the next offset to deliver from it.
 #[derive(Debug)]
 pub(super) struct Assignment {
-    pub(super) topic: String,
+    /// Shared with every delivery from the partition.
+    pub(super) topic: Arc<str>,
     pub(super) partition: u32,
     pub(super) cursor: u64,
 }
@@ -62,7 +64,7 @@ pub(super) struct Member {
 impl Member {
     /// Whether the member owns `partition` of `topic`.
     pub(super) fn owns(&self, topic: &str, partition: u32) -> bool {
-        self.assigned.iter().any(|a| a.partition == partition && a.topic == topic)
+        self.assigned.iter().any(|a| a.partition == partition && *a.topic == *topic)
     }
 }
 
@@ -96,14 +98,14 @@ impl Group {
     /// its position on a partition it already owned; a partition that changes hands resumes at
     /// the group's commit, so whatever is not acknowledged is delivered again.
     fn rebalance(&mut self, partitions: u32, wake: &mut impl Extend<Waker>) {
-        let mut wanted: Vec<Vec<(String, u32)>> = self.members.iter().map(|_| Vec::new()).collect();
+        let mut wanted: Vec<Vec<(Arc<str>, u32)>> = self.members.iter().map(|_| Vec::new()).collect();
         let topics: BTreeSet<&String> = self.members.iter().flat_map(|m| &m.topics).collect();
         for topic in topics {
             let subscribers: Vec<usize> =
                 self.members.iter().enumerate().filter(|(_, m)| m.topics.contains(topic)).map(|(i, _)| i).collect();
             for (partition, owner) in (0..partitions).zip(subscribers.iter().cycle()) {
                 if let Some(owned) = wanted.get_mut(*owner) {
-                    owned.push((topic.clone(), partition));
+                    owned.push((Arc::from(topic.as_str()), partition));
                 }
             }
         }
@@ -155,7 +157,7 @@ mod tests {
         group.join(7, vec!["t".into()], 5, &mut wake);
         group.join(9, vec!["t".into(), "u".into()], 5, &mut wake);
         let owned = |group: &Group, i: usize, topic: &str| -> Vec<u32> {
-            group.members[i].assigned.iter().filter(|a| a.topic == topic).map(|a| a.partition).collect()
+            group.members[i].assigned.iter().filter(|a| *a.topic == *topic).map(|a| a.partition).collect()
         };
         assert_eq!(owned(&group, 0, "t"), [0, 2, 4]);
         assert_eq!(owned(&group, 1, "t"), [1, 3]);

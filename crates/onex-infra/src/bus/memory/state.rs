@@ -150,8 +150,8 @@ impl State {
             let index = (member.next_pick + step) % count;
             let Some(assignment) = member.assigned.get_mut(index) else { continue };
             let slot = usize::try_from(assignment.partition).unwrap_or(usize::MAX);
-            let log = self.topics.get(&assignment.topic).and_then(|t| t.partitions.get(slot));
-            let (Some(log), Some(done)) = (log, progress.get(&assignment.topic).and_then(|p| p.get(slot))) else {
+            let log = self.topics.get(&*assignment.topic).and_then(|t| t.partitions.get(slot));
+            let (Some(log), Some(done)) = (log, progress.get(&*assignment.topic).and_then(|p| p.get(slot))) else {
                 continue;
             };
             // Skip what the group already acknowledged (also through late acks after a rebalance).
@@ -174,7 +174,7 @@ impl State {
         if self.closed {
             return Err(closed());
         }
-        let (name, partition, offset) = (&message.topic, message.partition, message.offset);
+        let (name, partition, offset) = (&*message.topic, message.partition, message.offset);
         let slot = usize::try_from(partition).unwrap_or(usize::MAX);
         let end = self.topics.get(name).and_then(|t| t.partitions.get(slot)).map(|p| p.end());
         if end.is_none_or(|end| offset >= end) {

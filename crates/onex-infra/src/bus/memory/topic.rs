@@ -31,7 +31,7 @@ pub(super) struct Record {
 /// after the lock is released, so the lock is held for a pointer copy, not for allocations.
 #[derive(Debug)]
 pub(super) struct Picked {
-    pub(super) topic: String,
+    pub(super) topic: Arc<str>,
     pub(super) partition: u32,
     pub(super) offset: u64,
     pub(super) record: Arc<Record>,
@@ -77,10 +77,10 @@ impl Partition {
     }
 
     /// The message at `offset`, if it is retained.
-    pub(super) fn get(&self, topic: &str, partition: u32, offset: u64) -> Option<Picked> {
+    pub(super) fn get(&self, topic: &Arc<str>, partition: u32, offset: u64) -> Option<Picked> {
         let index = usize::try_from(offset.checked_sub(self.base)?).ok()?;
         let record = Arc::clone(self.log.get(index)?);
-        Some(Picked { topic: topic.to_owned(), partition, offset, record })
+        Some(Picked { topic: Arc::clone(topic), partition, offset, record })
     }
 
     /// Drops the messages below `floor` (every interested group committed past them, or
@@ -172,7 +172,8 @@ mod tests {
         assert!(!partition.trim(2, &mut dropped));
         assert_eq!(dropped.len(), 2);
         assert_eq!((partition.base(), partition.end(), partition.len()), (2, 3, 1));
-        assert!(partition.get("t", 0, 1).is_none());
-        assert_eq!(partition.get("t", 0, 2).map(|m| m.into_inbound().payload), Some(Bytes::from(vec![2])));
+        let topic: Arc<str> = "t".into();
+        assert!(partition.get(&topic, 0, 1).is_none());
+        assert_eq!(partition.get(&topic, 0, 2).map(|m| m.into_inbound().payload), Some(Bytes::from(vec![2])));
     }
 }

@@ -110,7 +110,7 @@ pub(super) async fn commit(pool: &PgPool, commits: &[TransitionCommit]) -> SpiRe
         .bind(commits.iter().map(|c| c.envelope_id.to_string()).collect::<Vec<_>>())
         .bind(commits.iter().map(|c| &c.reply).collect::<Vec<&Json>>())
         .bind(messages.iter().map(|(ord, _)| *ord).collect::<Vec<_>>())
-        .bind(messages.iter().map(|(_, m)| m.topic.as_str()).collect::<Vec<_>>())
+        .bind(messages.iter().map(|(_, m)| &*m.topic).collect::<Vec<_>>())
         .bind(messages.iter().map(|(_, m)| m.key.as_deref()).collect::<Vec<_>>())
         .bind(messages.iter().map(|(_, m)| &m.payload[..]).collect::<Vec<_>>())
         .bind(messages.iter().map(|(_, m)| headers_json(&m.headers)).collect::<Vec<_>>())
