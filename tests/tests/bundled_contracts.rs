@@ -141,10 +141,10 @@ async fn the_bundled_runtime_config_starts_a_dispatcher_on_the_embedded_default(
     let operations: Vec<&str> = dispatcher.operations().collect();
     assert!(operations.contains(&"stamp.create"), "{operations:?}");
     let request = Envelope::request(new_uuid_v7(), "stamp.create", json!({"content": "hello\n"}), now_utc());
-    let reply = dispatcher.dispatch(&request).await;
+    let reply = dispatcher.dispatch(&std::sync::Arc::new(request)).await;
     assert_eq!(reply.success, Some(true), "{:?}", reply.error);
     // A bundled node whose handler this host does not run yet answers with the reason.
     let vault = Envelope::request(new_uuid_v7(), "vault.read_secret", json!({}), now_utc());
-    let error = dispatcher.dispatch(&vault).await.error.unwrap();
+    let error = dispatcher.dispatch(&std::sync::Arc::new(vault)).await.error.unwrap();
     assert!(error.message.contains("handler `vault` is disabled in the runtime config"), "{}", error.message);
 }

@@ -48,8 +48,9 @@ fn scratch(name: &str) -> std::path::PathBuf {
     dir
 }
 
-fn request(op: &str, payload: serde_json::Value) -> Envelope {
-    Envelope::request(new_uuid_v7(), op, payload, now_utc())
+/// A request as the host hands it to the dispatcher: shared with the node's stack.
+fn request(op: &str, payload: serde_json::Value) -> std::sync::Arc<Envelope> {
+    std::sync::Arc::new(Envelope::request(new_uuid_v7(), op, payload, now_utc()))
 }
 
 #[tokio::test]

@@ -63,7 +63,7 @@ fn env(op: &str, payload: Value) -> Envelope {
 }
 
 async fn call(stack: &ResilienceStack, op: &str, payload: Value) -> Result<Value, SpiError> {
-    stack.call(env(op, payload)).await
+    stack.call(Arc::new(env(op, payload))).await
 }
 
 #[tokio::test(start_paused = true)]

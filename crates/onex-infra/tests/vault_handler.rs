@@ -98,7 +98,7 @@ async fn a_refused_token_is_an_auth_error_the_resilience_stack_does_not_retry() 
     let stack = ResilienceStack::build(&vault_contract(), h.clone());
     for op in ["vault.read_secret", "vault.list_secrets", "vault.delete_secret"] {
         let env = envelope(op, json!({"mount": "secret", "path": "anything"}));
-        let e = stack.call(env).await.unwrap_err();
+        let e = stack.call(std::sync::Arc::new(env)).await.unwrap_err();
         assert_eq!((e.code(), e.category()), (codes::VAULT_DENIED.as_str(), ErrorCategory::Auth), "{op}: {e}");
         assert!(e.message().contains("HTTP 403"), "{e}");
         assert!(!e.message().contains(&bad_token), "the token is in the error: {e}");

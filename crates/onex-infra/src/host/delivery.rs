@@ -160,6 +160,8 @@ async fn decide(
         cx
     });
     let schedule = config.delivery.retry_schedule();
+    // Shared with the node's stack from here on, not copied for it.
+    let mut request = Arc::new(request);
     let mut attempts = 0;
     loop {
         attempts += 1;

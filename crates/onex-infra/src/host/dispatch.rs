@@ -352,7 +352,7 @@ impl Dispatcher {
     /// Runs `request` through a compute node's stack: the reply, and the events it emitted as
     /// messages for the node's `published_events` topics (an event type the contract does not
     /// declare fails the call, naming it: nothing is dropped silently).
-    pub async fn dispatch_compute(&self, request: &Envelope) -> (Envelope, Vec<OutboundMessage>) {
+    pub async fn dispatch_compute(&self, request: &Arc<Envelope>) -> (Envelope, Vec<OutboundMessage>) {
         let reply = self.dispatch(request).await;
         let Some(route) = self.route(request) else { return (reply, Vec::new()) };
         let Some(publishes) = &route.publishes else { return (reply, Vec::new()) };
@@ -387,7 +387,7 @@ impl Dispatcher {
 
     /// Runs `request` through its node's stack and returns the reply: the handler's payload, or
     /// an error that names the envelope and operation.
-    pub async fn dispatch(&self, request: &Envelope) -> Envelope {
+    pub async fn dispatch(&self, request: &Arc<Envelope>) -> Envelope {
         let Some(route) = self.route(request) else {
             let unavailable = routing_keys(request).find_map(|key| Some((key, self.unavailable.get(key)?)));
             let message = match unavailable {
@@ -401,14 +401,15 @@ impl Dispatcher {
             };
             return fail(request, ReplyError::new(codes::OPERATION_NOT_FOUND, message));
         };
-        let mut call = request.clone();
+        // Shared with the stack; copied only when a header or a span is added to it.
+        let mut call = Arc::clone(request);
         if let Some(header) = &route.idempotency_header {
-            with_idempotency_header(&mut call, header);
+            with_idempotency_header(Arc::make_mut(&mut call), header);
         }
         let outcome = if crate::telemetry::enabled() {
             // The handler call is a span of its own; a handler's outgoing request carries it.
             let name = format!("handler {}", request.operation);
-            let cx = span::start_for(&mut call, name, SpanKind::Client);
+            let cx = span::start_for(Arc::make_mut(&mut call), name, SpanKind::Client);
             cx.span().set_attribute(KeyValue::new("onex.node", route.node.to_string()));
             let outcome = route.stack.call(call).with_context(cx.clone()).await;
             span::end(&cx, outcome.as_ref().err().map(|e| e.to_reply_error().to_text()));

@@ -19,7 +19,7 @@ use super::{Dispatcher, RuntimeHost};
 pub(super) async fn dispatch_recorded(
     host: &Arc<RuntimeHost>,
     dispatcher: &Dispatcher,
-    request: &Envelope,
+    request: &Arc<Envelope>,
 ) -> Envelope {
     let context = format!("envelope {} (`{}`)", request.envelope_id, request.operation);
     match host.store.processed_reply(request.envelope_id).await {

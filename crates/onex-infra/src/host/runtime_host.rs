@@ -151,29 +151,31 @@ impl RuntimeHost {
     /// envelope gets a span of its own (see [`crate::telemetry::span`]).
     pub async fn handle(self: &Arc<Self>, mut request: Envelope) -> Envelope {
         if !crate::telemetry::enabled() {
-            return self.handle_kept(&mut request).await;
+            return self.handle_kept(&mut Arc::new(request)).await;
         }
         let name = format!("envelope {}", request.operation);
         let cx = span::start_for(&mut request, name, SpanKind::Internal);
-        let reply = self.route(&request).with_context(cx.clone()).await;
+        let reply = self.route(&Arc::new(request)).with_context(cx.clone()).await;
         span::end_with_reply(&cx, &reply);
         reply
     }
 
-    /// [`Self::handle`] on a request the caller keeps, to try it again: not copied when tracing
-    /// is off (it only gains the traceparent `handle` would give it, the same every time).
-    pub(super) async fn handle_kept(self: &Arc<Self>, request: &mut Envelope) -> Envelope {
+    /// [`Self::handle`] on a request the caller keeps, to try it again, and shares with the
+    /// node's stack: not copied when tracing is off (it only gains the traceparent `handle`
+    /// would give it, the same every time).
+    pub(super) async fn handle_kept(self: &Arc<Self>, request: &mut Arc<Envelope>) -> Envelope {
         if crate::telemetry::enabled() {
             // Each attempt's span is a child of the request's own parent, not of the last attempt.
-            return Box::pin(self.handle(request.clone())).await;
+            return Box::pin(self.handle(Envelope::clone(request))).await;
         }
         if request.metadata.traceparent.is_none() {
-            request.metadata.traceparent = Some(traceparent(request));
+            let minted = traceparent(request);
+            Arc::make_mut(request).metadata.traceparent = Some(minted);
         }
         self.route(request).await
     }
 
-    async fn route(self: &Arc<Self>, request: &Envelope) -> Envelope {
+    async fn route(self: &Arc<Self>, request: &Arc<Envelope>) -> Envelope {
         let started = Instant::now();
         let _in_flight = self.metrics.in_flight();
         let served = self.served();
@@ -210,7 +212,7 @@ impl RuntimeHost {
     /// Runs a compute node and publishes what it emitted before answering: a success reply means
     /// the events are on the bus. When they cannot be published, the reply is a retryable error
     /// (the bus redelivers the request; the events' ids are the same on every attempt).
-    async fn compute(&self, dispatcher: &super::Dispatcher, request: &Envelope) -> Envelope {
+    async fn compute(&self, dispatcher: &super::Dispatcher, request: &Arc<Envelope>) -> Envelope {
         let (reply, events) = dispatcher.dispatch_compute(request).await;
         for message in events {
             if let Err(e) = self.bus.publish(message).await {

@@ -28,7 +28,7 @@ pub type CallFuture = Pin<Box<dyn Future<Output = Result<Json, SpiError>> + Send
 /// One stage of a node's stack (or the handler at its end).
 pub trait Stage: Send + Sync + 'static {
     /// Calls the stage with `env`.
-    fn call(&self, env: Envelope) -> CallFuture;
+    fn call(&self, env: Arc<Envelope>) -> CallFuture;
 }
 
 /// A stage shared by every task that dispatches to the node.
@@ -54,14 +54,15 @@ pub struct Timeout {
 }
 
 impl Stage for Timeout {
-    fn call(&self, env: Envelope) -> CallFuture {
+    fn call(&self, env: Arc<Envelope>) -> CallFuture {
         let limit = self.per_operation.iter().find(|(op, _)| *op == env.operation).map(|(_, d)| *d).or(self.default);
-        let (id, op, stats) = (env.envelope_id, env.operation.clone(), Arc::clone(&self.stats));
-        let call = self.inner.call(env);
+        let stats = Arc::clone(&self.stats);
+        let call = self.inner.call(Arc::clone(&env));
         Box::pin(async move {
             let Some(limit) = limit else { return call.await };
             tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
                 stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                let (id, op) = (env.envelope_id, &env.operation);
                 Err(SpiError::new(
                     codes::OPERATION_TIMEOUT,
                     format!("envelope {id}: {op} did not finish within {} ms", limit.as_millis()),
@@ -78,7 +79,7 @@ pub struct ConcurrencyLimit {
 }
 
 impl Stage for ConcurrencyLimit {
-    fn call(&self, env: Envelope) -> CallFuture {
+    fn call(&self, env: Arc<Envelope>) -> CallFuture {
         let slots = Arc::clone(&self.slots);
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
@@ -97,7 +98,7 @@ pub struct RateLimit {
 }
 
 impl Stage for RateLimit {
-    fn call(&self, env: Envelope) -> CallFuture {
+    fn call(&self, env: Arc<Envelope>) -> CallFuture {
         let (bucket, clock) = (Arc::clone(&self.bucket), self.clock);
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
@@ -124,7 +125,7 @@ pub struct Retry {
 }
 
 impl Stage for Retry {
-    fn call(&self, env: Envelope) -> CallFuture {
+    fn call(&self, env: Arc<Envelope>) -> CallFuture {
         let (schedule, budget, stats) = (Arc::clone(&self.schedule), Arc::clone(&self.budget), Arc::clone(&self.stats));
         let clock = self.clock;
         let inner = Arc::clone(&self.inner);
@@ -132,7 +133,7 @@ impl Stage for Retry {
             budget.lock().await.deposit(clock.now());
             let mut retries = 0;
             loop {
-                let error = match inner.call(env.clone()).await {
+                let error = match inner.call(Arc::clone(&env)).await {
                     Ok(reply) => return Ok(reply),
                     Err(e) => e,
                 };
@@ -162,7 +163,7 @@ pub struct Breaker {
 }
 
 impl Stage for Breaker {
-    fn call(&self, env: Envelope) -> CallFuture {
+    fn call(&self, env: Arc<Envelope>) -> CallFuture {
         let breaker = Arc::clone(&self.breaker);
         let admitted = breaker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).try_acquire(self.clock.now());
         if let Err(open) = admitted {

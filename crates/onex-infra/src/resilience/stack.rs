@@ -22,7 +22,7 @@ pub const RETRY_FLOOR_PER_SECOND: f64 = 10.0;
 struct HandlerStage(Arc<dyn Handler>);
 
 impl Stage for HandlerStage {
-    fn call(&self, env: Envelope) -> CallFuture {
+    fn call(&self, env: Arc<Envelope>) -> CallFuture {
         let handler = Arc::clone(&self.0);
         Box::pin(async move { handler.execute(&env).await })
     }
@@ -96,8 +96,8 @@ impl ResilienceStack {
         Self { service, stats, breaker, clock }
     }
 
-    /// Calls the node through its stack.
-    pub fn call(&self, env: Envelope) -> CallFuture {
+    /// Calls the node through its stack (the envelope shared, not copied, by its stages).
+    pub fn call(&self, env: Arc<Envelope>) -> CallFuture {
         self.service.call(env)
     }
 

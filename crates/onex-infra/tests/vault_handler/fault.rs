@@ -143,7 +143,7 @@ async fn a_stopped_vault_is_unavailable_opens_the_breaker_and_recovers_after_res
     breaker.recovery_timeout_ms = recovery.as_millis() as u64;
     let threshold = breaker.failure_threshold;
     let stack = ResilienceStack::build(&contract, h.clone());
-    let send = |op: &str, payload: Json| stack.call(envelope(op, payload));
+    let send = |op: &str, payload: Json| stack.call(std::sync::Arc::new(envelope(op, payload)));
     let path = unique("fault");
     let read = json!({"mount": "secret", "path": path});
 
