@@ -1,9 +1,11 @@
 //! Consumer groups of the in-memory bus: live members, which partitions each one owns, how far
 //! each owner has delivered, and the group's acknowledged and committed offsets.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::task::Waker;
+
+use super::ByName;
 
 /// A group's position on one partition.
 #[derive(Debug)]
@@ -72,7 +74,7 @@ impl Member {
 #[derive(Debug, Default)]
 pub(super) struct Group {
     pub(super) members: Vec<Member>,
-    pub(super) progress: HashMap<String, Vec<Progress>>,
+    pub(super) progress: ByName<Vec<Progress>>,
 }
 
 impl Group {
@@ -130,7 +132,7 @@ impl Group {
 }
 
 /// The commit on `partition` of `topic` in `progress`.
-fn committed(progress: &HashMap<String, Vec<Progress>>, topic: &str, partition: u32) -> Option<u64> {
+fn committed(progress: &ByName<Vec<Progress>>, topic: &str, partition: u32) -> Option<u64> {
     Some(progress.get(topic)?.get(usize::try_from(partition).ok()?)?.committed)
 }
 

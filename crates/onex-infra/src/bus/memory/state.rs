@@ -1,13 +1,13 @@
 //! The in-memory bus's whole state behind its one lock: topics, groups and what to wake once
 //! the lock is released. Every operation here is synchronous and quick.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 use onex_spi::{Delivery, InboundMessage, OutboundMessage, SpiError, SpiResult};
 use smallvec::SmallVec;
 
+use super::ByName;
 use super::group::{Group, Progress};
 use super::topic::{Picked, Record, Topic};
 use crate::error::codes;
@@ -27,8 +27,8 @@ pub(super) struct State {
     partitions: u32,
     capacity: usize,
     closed: bool,
-    topics: HashMap<String, Topic>,
-    groups: HashMap<String, Group>,
+    topics: ByName<Topic>,
+    groups: ByName<Group>,
     next_member: u64,
     /// Streams to wake after unlocking (inline: taken out on every operation, so a heap
     /// vector would be allocated again each time).
@@ -40,7 +40,7 @@ pub(super) struct State {
 }
 
 /// The topic `name` of `topics`, created with `partitions` partitions on first use.
-fn topic<'a>(topics: &'a mut HashMap<String, Topic>, name: &str, partitions: u32) -> &'a mut Topic {
+fn topic<'a>(topics: &'a mut ByName<Topic>, name: &str, partitions: u32) -> &'a mut Topic {
     // Looked up before the entry API, which would copy the name on every publish.
     if !topics.contains_key(name) {
         topics.insert(name.to_owned(), Topic::new(partitions));
@@ -59,8 +59,8 @@ impl State {
             partitions: partitions.max(1),
             capacity: usize::try_from(capacity.max(1)).unwrap_or(usize::MAX),
             closed: false,
-            topics: HashMap::new(),
-            groups: HashMap::new(),
+            topics: ByName::default(),
+            groups: ByName::default(),
             next_member: 0,
             wake: SmallVec::new(),
             space_freed: false,
