@@ -40,12 +40,12 @@ use onex_spi::{Delivery, EventBus, Health, InboundMessage, MessageStream, Outbou
 use tokio::sync::Notify;
 
 use state::{Append, State};
-
-/// A map keyed by topic or group name, hashed fast: the bus looks names up several times per
-/// message, and none of them comes from outside the process's own configuration and clients.
-type ByName<V> = std::collections::HashMap<String, V, foldhash::fast::RandomState>;
 use stream::Subscription;
 pub use topic::partition_for_key;
+
+/// A map keyed by topic or group name. The bus looks names up several times per message, so
+/// they are hashed with foldhash (seeded per process) rather than std's slower SipHash.
+type ByName<V> = std::collections::HashMap<String, V, foldhash::fast::RandomState>;
 
 /// The state and the signal publishers wait on for space.
 ///
