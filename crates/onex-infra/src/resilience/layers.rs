@@ -55,10 +55,11 @@ pub struct Timeout {
 impl Stage for Timeout {
     fn call(&self, env: Arc<Envelope>) -> CallFuture {
         let limit = self.per_operation.iter().find(|(op, _)| *op == env.operation).map(|(_, d)| *d).or(self.default);
+        // No limit for this operation: the inner call's own future, not one wrapped around it.
+        let Some(limit) = limit else { return self.inner.call(env) };
         let stats = Arc::clone(&self.stats);
         let call = self.inner.call(Arc::clone(&env));
         Box::pin(async move {
-            let Some(limit) = limit else { return call.await };
             tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
                 stats.timeouts.fetch_add(1, Ordering::Relaxed);
                 let (id, op) = (env.envelope_id, &env.operation);
