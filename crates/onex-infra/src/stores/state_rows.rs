@@ -43,7 +43,9 @@ pub(crate) fn version_conflict(commit: &TransitionCommit, found: Option<i64>) ->
 
 /// Headers as a JSON object.
 pub(crate) fn headers_json(headers: &HeaderMap) -> Json {
-    Json::Object(headers.iter().map(|(k, v)| (k.to_owned(), Json::String(v.to_owned()))).collect())
+    // `HeaderMap`'s own serde form, the one `outbox_entry` reads back; a map of strings always
+    // serialises.
+    serde_json::to_value(headers).unwrap_or_default()
 }
 
 /// An outbox row as an entry.
