@@ -151,16 +151,16 @@ impl Envelope {
         let copied = ENCODE_BUFFER.try_with(|buffer| {
             let mut buffer = buffer.try_borrow_mut().ok()?;
             buffer.clear();
-            let written = self.encode_into(&mut buffer);
-            let bytes = written.is_ok().then(|| buffer.as_slice().to_vec());
+            // Strings, numbers and JSON values with string keys: serialising cannot fail.
+            let bytes = self.encode_into(&mut buffer).map_or_else(|_| Vec::new(), |()| buffer.as_slice().to_vec());
             if buffer.capacity() > ENCODE_BUFFER_KEPT {
                 *buffer = Vec::new();
             }
-            bytes
+            Some(bytes)
         });
+        // Without the buffer (the thread is ending, or the buffer is in use): a vector of its own.
         copied.ok().flatten().unwrap_or_else(|| {
             let mut bytes = Vec::new();
-            // Strings, numbers and JSON values with string keys: serialising cannot fail.
             self.encode_into(&mut bytes).map_or_else(|_| Vec::new(), |()| bytes)
         })
     }
