@@ -103,11 +103,12 @@ impl Group {
         let mut wanted: Vec<Vec<(Arc<str>, u32)>> = self.members.iter().map(|_| Vec::new()).collect();
         let topics: BTreeSet<&String> = self.members.iter().flat_map(|m| &m.topics).collect();
         for topic in topics {
+            let shared: Arc<str> = Arc::from(topic.as_str());
             let subscribers: Vec<usize> =
                 self.members.iter().enumerate().filter(|(_, m)| m.topics.contains(topic)).map(|(i, _)| i).collect();
             for (partition, owner) in (0..partitions).zip(subscribers.iter().cycle()) {
                 if let Some(owned) = wanted.get_mut(*owner) {
-                    owned.push((Arc::from(topic.as_str()), partition));
+                    owned.push((Arc::clone(&shared), partition));
                 }
             }
         }
