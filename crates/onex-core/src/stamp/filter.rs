@@ -135,6 +135,31 @@ impl Default for StampFilter {
 }
 
 impl StampFilter {
+    /// A filter for content that continues, at byte `offset` of the whole, at a line start
+    /// (stamp offsets are counted from the start of the whole).
+    pub fn continuing_at(offset: u64) -> Self {
+        Self { offset, ..Self::default() }
+    }
+
+    /// Whether the filter stands at a line start with nothing held back and outside any stamp,
+    /// so what follows filters exactly as it would on a fresh [`StampFilter::continuing_at`].
+    pub fn at_line_start(&self) -> bool {
+        match self.fate {
+            Fate::Keep { at_line_start } => at_line_start,
+            Fate::Undecided => self.head.is_empty(),
+            Fate::DropLine | Fate::DropBlock { .. } => false,
+        }
+    }
+
+    /// Takes in what a filter of the content's next part found (that filter started where this
+    /// one [stood at a line start](StampFilter::at_line_start)).
+    pub fn append(&mut self, next: StampFilter) {
+        self.offset = next.offset;
+        self.found_total += next.found_total;
+        let room = MAX_FOUND.saturating_sub(self.found.len());
+        self.found.extend(next.found.into_iter().take(room));
+    }
+
     /// The stamps found so far (at most [`MAX_FOUND`]).
     pub fn found(&self) -> &[FoundStamp] {
         &self.found

@@ -158,6 +158,8 @@ struct Collapse {
     /// Whitespace after the last non-whitespace character, newline runs already collapsed.
     pending: Vec<u8>,
     pending_newlines: usize,
+    /// Whether the first byte that came in was whitespace (`None` before any came).
+    opened_on_space: Option<bool>,
 }
 
 impl Collapse {
@@ -177,6 +179,9 @@ impl Collapse {
 
     fn push(&mut self, input: &[u8], out: &mut impl FnMut(&[u8])) {
         let mut s = input;
+        if self.opened_on_space.is_none() && !s.is_empty() {
+            self.opened_on_space = Some(space_at_start(s) > 0);
+        }
         if !self.started {
             s = &s[leading_space(s)..];
             if s.is_empty() {
@@ -223,6 +228,14 @@ pub struct BodyInfo {
 }
 
 impl BodyInfo {
+    /// Takes in the body of the content's next part.
+    fn append(&mut self, next: BodyInfo) {
+        self.last = next.last.or(self.last);
+        let room = BODY_HEAD.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&next.head[..next.head.len().min(room)]);
+        self.len += next.len;
+    }
+
     fn add(&mut self, bytes: &[u8]) {
         if let Some(&last) = bytes.last() {
             self.last = Some(last);
@@ -252,6 +265,16 @@ pub struct NormalizeOutcome {
     pub body: BodyInfo,
 }
 
+impl NormalizeOutcome {
+    /// The outcome of content normalised in two parts: this one, ended by
+    /// [`Normalizer::end_at_split`], then `next`, normalised by a [`Normalizer::continuing_at`].
+    pub fn then(mut self, next: NormalizeOutcome) -> NormalizeOutcome {
+        self.filter.append(next.filter);
+        self.body.append(next.body);
+        self
+    }
+}
+
 impl Normalizer {
     /// A pipeline at the start of content.
     pub fn new() -> Self {
@@ -265,6 +288,31 @@ impl Normalizer {
         normalizer
     }
 
+    /// A pipeline for the second part of content split in two (at byte `offset` of the whole,
+    /// about `len` bytes long): it starts at a line start, where [`Normalizer::end_at_split`]
+    /// ends the first part. End it with [`Normalizer::finish_continuing`].
+    pub fn continuing_at(offset: u64, len: usize) -> Self {
+        let mut normalizer = Self::with_len_hint(len);
+        normalizer.filter = StampFilter::continuing_at(offset);
+        normalizer.collapse.started = true;
+        normalizer
+    }
+
+    /// Ends the first part of content split in two if the second part, normalised by a
+    /// [`Normalizer::continuing_at`], can take over here: at a line start outside any stamp,
+    /// with nothing but trailing whitespace held back. That whitespace is passed to `sink`, as
+    /// the second part's first byte of content would have released it (whether it does is
+    /// [`Normalizer::finish_continuing`]'s to say). Otherwise gives the pipeline back, to take
+    /// the rest of the content in order.
+    #[allow(clippy::result_large_err, reason = "the pipeline itself is given back, to go on with")]
+    pub fn end_at_split(self, sink: &mut impl FnMut(&[u8])) -> Result<NormalizeOutcome, Self> {
+        if !(self.filter.at_line_start() && !self.crlf.held_cr && self.utf8.held.is_empty()) {
+            return Err(self);
+        }
+        sink(&self.collapse.pending);
+        Ok(NormalizeOutcome { filter: self.filter, body: self.body })
+    }
+
     /// Normalises a chunk, passing normalised bytes to `sink`.
     pub fn push(&mut self, chunk: &[u8], sink: &mut impl FnMut(&[u8])) {
         let Self { filter, body, crlf, utf8, collapse } = self;
@@ -276,7 +324,24 @@ impl Normalizer {
 
     /// Ends the content (trailing whitespace is dropped); says what was removed and kept.
     pub fn finish(mut self, sink: &mut impl FnMut(&[u8])) -> NormalizeOutcome {
-        let Self { filter, body, crlf, utf8, collapse } = &mut self;
+        self.drain(sink);
+        NormalizeOutcome { filter: self.filter, body: self.body }
+    }
+
+    /// Ends the second part of split content (a [`Normalizer::continuing_at`]), or says that
+    /// its output cannot follow the first part's as it is: that takes a first normalised byte
+    /// (past any stamp removed) that is not whitespace. Only then does the whitespace the first
+    /// part released stand as it was, as in one pass (whitespace after the cut would have
+    /// joined it, and nothing after it would have had it trimmed).
+    pub fn finish_continuing(mut self, sink: &mut impl FnMut(&[u8])) -> Option<NormalizeOutcome> {
+        self.drain(sink);
+        (self.collapse.opened_on_space == Some(false))
+            .then_some(NormalizeOutcome { filter: self.filter, body: self.body })
+    }
+
+    /// Passes on what the stages still hold at the end of the content.
+    fn drain(&mut self, sink: &mut impl FnMut(&[u8])) {
+        let Self { filter, body, crlf, utf8, collapse } = self;
         let mut stage4 = |c: &[u8]| collapse.push(c, &mut *sink);
         let mut stage3 = |b: &[u8]| utf8.push(b, &mut stage4);
         filter.finish(&mut |a: &[u8]| {
@@ -285,7 +350,6 @@ impl Normalizer {
         });
         crlf.finish(&mut stage3);
         utf8.finish(&mut stage4);
-        NormalizeOutcome { filter: self.filter, body: self.body }
     }
 }
 
