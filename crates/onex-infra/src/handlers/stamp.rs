@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use onex_core::envelope::Envelope;
 use onex_core::error::codes as core_codes;
 use onex_core::stamp::{
@@ -111,7 +112,7 @@ fn content_type_of(bytes: &[u8], file_path: Option<&str>, mime: Option<&str>) ->
 fn prepare(payload: &Json, default_namespace: &str) -> SpiResult<Prepared> {
     const OP: &str = "stamp.create";
     let req: CreateRequest = decode(OP, payload)?;
-    let content = content_bytes(OP, req.content, req.content_base64.as_deref())?;
+    let content = Bytes::from(content_bytes(OP, req.content, req.content_base64.as_deref())?);
     let content_type = content_type_of(&content, req.file_path.as_deref(), req.content_type.as_deref())?;
     let format = match req.format.as_deref() {
         None => StampFormat::Lightweight,
@@ -136,7 +137,7 @@ fn prepare(payload: &Json, default_namespace: &str) -> SpiResult<Prepared> {
 }
 
 /// The stamp hash of content: normalised for text, raw for binary; on two cores when large.
-fn hash_content(content: &[u8], binary: bool) -> NormalizedHash {
+fn hash_content(content: &Bytes, binary: bool) -> NormalizedHash {
     if binary { raw_hash_parallel(content) } else { normalized_hash_parallel(content) }
 }
 
@@ -244,7 +245,7 @@ impl StampHandler {
     async fn validate(&self, payload: &Json) -> SpiResult<Json> {
         const OP: &str = "stamp.validate";
         let req: ContentRequest = decode(OP, payload)?;
-        let content = content_bytes(OP, req.content, req.content_base64.as_deref())?;
+        let content = Bytes::from(content_bytes(OP, req.content, req.content_base64.as_deref())?);
         let namespace = req.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
         let binary = content_type_of(&content, req.file_path.as_deref(), None)? == BINARY;
         let hashed = hash_content(&content, binary);
@@ -285,7 +286,7 @@ impl StampHandler {
     fn hash(payload: &Json) -> SpiResult<Json> {
         const OP: &str = "stamp.hash";
         let req: ContentRequest = decode(OP, payload)?;
-        let content = content_bytes(OP, req.content, req.content_base64.as_deref())?;
+        let content = Bytes::from(content_bytes(OP, req.content, req.content_base64.as_deref())?);
         let raw = req.raw || content_type_of(&content, req.file_path.as_deref(), None)? == BINARY;
         let hashed = hash_content(&content, raw);
         Ok(json!({"hash": hashed.hash.to_hex().to_string(), "len": hashed.len, "normalized": !raw}))

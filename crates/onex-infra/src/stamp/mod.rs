@@ -3,6 +3,9 @@
 
 pub mod file;
 pub mod parallel;
+pub mod split;
+mod worker;
 
 pub use file::{FileDigest, FileError, FileStamp, Output, digest_file, stamp_file, verify_file};
-pub use parallel::{ParallelSink, normalized_hash_parallel, raw_hash_parallel};
+pub use parallel::ParallelSink;
+pub use split::{normalized_hash_parallel, raw_hash_parallel};

@@ -1,22 +1,24 @@
-//! BLAKE3 on two cores while content is normalised: the normalised stream is cut into 64 KiB
-//! blocks, each a complete BLAKE3 subtree; a worker thread hashes blocks as they come while
-//! the caller keeps normalising, the caller helps with what is left, and the subtrees'
-//! chaining values are merged into the root exactly as BLAKE3's tree defines it
-//! (`blake3::hazmat`; tested against `blake3::hash` at every size boundary).
+//! BLAKE3 on two cores while content is normalised as a stream: the normalised stream is cut
+//! into 64 KiB blocks, each a complete BLAKE3 subtree; the worker thread hashes blocks as they
+//! come while the caller keeps normalising, the caller helps with what is left, and the
+//! subtrees' chaining values are merged into the root exactly as BLAKE3's tree defines it
+//! (`blake3::hazmat`; tested against `blake3::hash` at every size boundary). Large content
+//! held in memory goes through [`super::split`] instead (both cores normalise).
 //!
 //! Content of one block or less never leaves the calling thread. Longer content wakes the
 //! worker before its first block is full, the worker spins briefly between blocks instead of
-//! sleeping, and block buffers are reused across runs: waking a thread and faulting in fresh
-//! pages each cost more than hashing a block.
+//! sleeping, nobody is signalled unless it sleeps, and block buffers are reused across runs:
+//! waking a thread and faulting in fresh pages each cost more than hashing a block.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Sender, channel};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use blake3::hazmat::{ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root};
 use onex_core::stamp::{NormalizedHash, Normalizer};
+
+use super::worker;
+use blake3::hazmat::{ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root};
 
 /// Bytes per block: 64 chunks, a power of two, so every full block is a subtree of the tree.
 pub const BLOCK: usize = 64 * 1024;
@@ -64,6 +66,8 @@ struct RunState {
     cvs: Vec<Option<ChainingValue>>,
     in_progress: usize,
     closed: bool,
+    /// Threads waiting on `changed`: signalling costs a system call, so only they are signalled.
+    sleeping: usize,
 }
 
 fn block_cv(index: usize, bytes: &[u8]) -> ChainingValue {
@@ -84,16 +88,33 @@ impl Run {
             state = self.hash_one(state, job);
         }
         state.pending.push_back((index, block));
-        drop(state);
-        self.news.fetch_add(1, Ordering::Release);
-        self.changed.notify_all();
+        self.announce(state);
     }
 
     /// No more blocks will come.
     fn close(&self) {
-        self.lock().closed = true;
+        let mut state = self.lock();
+        state.closed = true;
+        self.announce(state);
+    }
+
+    /// Tells a spinning worker (through `news`) and a sleeping one (through `changed`) that
+    /// `state` changed.
+    fn announce(&self, state: MutexGuard<'_, RunState>) {
+        let sleeping = state.sleeping > 0;
+        drop(state);
         self.news.fetch_add(1, Ordering::Release);
-        self.changed.notify_all();
+        if sleeping {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Sleeps until `changed` is signalled.
+    fn sleep<'s>(&'s self, mut state: MutexGuard<'s, RunState>) -> MutexGuard<'s, RunState> {
+        state.sleeping += 1;
+        let mut state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+        state.sleeping -= 1;
+        state
     }
 
     /// Spins up to [`SPIN`] for a push or the close after `seen` pushes; false if none came.
@@ -124,7 +145,9 @@ impl Run {
         }
         state.cvs[index] = Some(cv);
         state.in_progress -= 1;
-        self.changed.notify_all();
+        if state.sleeping > 0 {
+            self.changed.notify_all();
+        }
         state
     }
 
@@ -143,29 +166,13 @@ impl Run {
                 let news = self.spin_for_news(seen);
                 state = self.lock();
                 if !news && state.pending.is_empty() && !state.closed {
-                    state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+                    state = self.sleep(state);
                 }
             } else {
-                state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+                state = self.sleep(state);
             }
         }
     }
-}
-
-/// The worker thread, started on first use; it serves one run at a time.
-fn worker() -> &'static Sender<Arc<Run>> {
-    static WORKER: OnceLock<Sender<Arc<Run>>> = OnceLock::new();
-    WORKER.get_or_init(|| {
-        let (tx, rx) = channel::<Arc<Run>>();
-        let spawned = std::thread::Builder::new().name("onex-blake3".into()).spawn(move || {
-            for run in rx {
-                run.work(false);
-            }
-        });
-        // Without a worker thread the caller hashes every block itself: slower, still right.
-        drop(spawned);
-        tx
-    })
 }
 
 /// A drop-in for `HashSink` that hashes on a second core once content exceeds one block.
@@ -262,26 +269,20 @@ impl Drop for ParallelSink {
 /// `finalize`).
 fn start_run() -> Arc<Run> {
     let run = Arc::new(Run::default());
-    let _ = worker().send(Arc::clone(&run));
+    let on_worker = Arc::clone(&run);
+    // Without a worker thread the caller hashes every block itself: slower, still right.
+    let _ = worker::run(Box::new(move || on_worker.work(false)));
     run
 }
 
-/// Normalises and hashes content, hashing on a second core once it exceeds one block.
-pub fn normalized_hash_parallel(content: &[u8]) -> NormalizedHash {
+/// Normalises and hashes content through the pipeline: on a second core past one block.
+pub fn normalized_hash_pipelined(content: &[u8]) -> NormalizedHash {
     let mut sink = ParallelSink::with_len_hint(content.len());
     let mut normalizer = Normalizer::with_len_hint(content.len());
     normalizer.push(content, &mut |b: &[u8]| sink.write(b));
     let outcome = normalizer.finish(&mut |b: &[u8]| sink.write(b));
     let (hash, len) = sink.finalize();
     NormalizedHash::from_parts(outcome, hash, len)
-}
-
-/// Raw BLAKE3 of binary content, on a second core once it exceeds one block.
-pub fn raw_hash_parallel(content: &[u8]) -> NormalizedHash {
-    let mut sink = ParallelSink::with_len_hint(content.len());
-    sink.write(content);
-    let (hash, len) = sink.finalize();
-    NormalizedHash::raw(hash, len, content.last().copied())
 }
 
 /// Merges subtree chaining values (with their byte lengths, all full blocks but the last)
@@ -358,12 +359,11 @@ mod tests {
     }
 
     #[test]
-    fn normalised_and_raw_hashes_match_the_single_core_ones() {
+    fn normalised_hashes_match_the_single_core_ones() {
         let text = "line\r\n\n\n\n# ONEX:uid=1\n  tail \u{a0}\n".repeat(40_000);
         let single = onex_core::stamp::normalized_hash(text.as_bytes());
-        let parallel = normalized_hash_parallel(text.as_bytes());
+        let parallel = normalized_hash_pipelined(text.as_bytes());
         assert_eq!((parallel.hash, parallel.len, parallel.stamp_count), (single.hash, single.len, single.stamp_count));
-        assert_eq!(raw_hash_parallel(text.as_bytes()).hash, blake3::hash(text.as_bytes()));
     }
 
     #[test]
@@ -371,7 +371,7 @@ mod tests {
         // Long enough to start a run on the second core, but normalised to one block or less.
         for (blank, body) in [(3 * BLOCK, "x".to_owned()), (2 * BLOCK, "y".repeat(BLOCK))] {
             let text = format!("{}{body}\n\n\n", " \n".repeat(blank / 2));
-            let parallel = normalized_hash_parallel(text.as_bytes());
+            let parallel = normalized_hash_pipelined(text.as_bytes());
             let single = onex_core::stamp::normalized_hash(text.as_bytes());
             assert_eq!((parallel.hash, parallel.len), (single.hash, single.len));
             assert_eq!(parallel.hash, blake3::hash(body.as_bytes()));
