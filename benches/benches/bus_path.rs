@@ -6,29 +6,23 @@
 //!   against a bare tokio mpsc round trip of the same bytes; several runs, the median run (by
 //!   the host's p50) reported;
 //! - **pipelined throughput**: 10,000 round trips in flight over the bus, against
-//!   `RuntimeHost::handle` called directly from one task on the same envelopes;
-//! - **allocations** per envelope on the bus path, counted by this binary's global allocator.
+//!   `RuntimeHost::handle` called directly from one task on the same envelopes.
+//!
+//! Allocations are counted in `bus_allocations`, a binary of its own: a counting allocator
+//! bumps shared counters on every allocation, which the bus's threads then contend for.
 //!
 //! Prints one `check` line per target ([`onex_benches::check`]); `cargo xtask bench-check` runs
 //! it with `ONEX_BENCH_QUICK=1` (fewer round trips) and fails when a line says `MISSED`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, missing_docs)]
 
-use std::alloc::System;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use host_support::{Fixture, MpscEcho, bus_round_trip, bus_round_trips, echo_envelope, fixture};
+use host_support::{Fixture, MpscEcho, bus_round_trip, bus_round_trips, echo_envelope, fixture, messages};
 use onex_benches::check::{Check, median};
 use onex_core::envelope::Envelope;
-use onex_infra::host::wire::to_message;
-use onex_spi::OutboundMessage;
-use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 mod host_support;
-
-/// Counts every allocation of the process.
-#[global_allocator]
-static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 /// How much to measure: the figure of record, or a quick look for `bench-check`.
 struct Sizes {
@@ -45,10 +39,6 @@ impl Sizes {
             Self { round_trips: 20_000, runs: 5, pipelined: 10_000 }
         }
     }
-}
-
-fn messages(fx: &Fixture, n: usize) -> Vec<OutboundMessage> {
-    (0..n).map(|i| to_message(fx.request_topic.as_str(), None, &echo_envelope(i))).collect()
 }
 
 fn micros(d: Duration) -> f64 {
@@ -144,55 +134,11 @@ fn pipelined(fx: &mut Fixture, sizes: &Sizes) -> Vec<Check> {
     vec![Check::at_least("pipelined bus / handle direct", via_bus / direct, 0.5)]
 }
 
-fn allocations(fx: &mut Fixture) -> Vec<Check> {
-    let n = 2_000;
-    // Reallocations count as allocations: each is a trip to the allocator.
-    let counted = |f: &mut dyn FnMut()| {
-        let region = Region::new(ALLOCATOR);
-        f();
-        let change = region.change();
-        let count = change.allocations + change.reallocations;
-        (count as f64 / n as f64, change.bytes_allocated as f64 / n as f64)
-    };
-    let messages = messages(fx, n);
-    let payloads: Vec<Vec<u8>> = messages.iter().map(|m| m.payload.to_vec()).collect();
-    let mut mpsc = MpscEcho::start(&fx.runtime);
-    let Fixture { runtime, bus, replies, .. } = fx;
-    let (host, host_bytes) = counted(&mut || {
-        let messages = messages.clone();
-        runtime.block_on(async {
-            for message in messages {
-                bus_round_trip(bus, replies, message).await;
-            }
-        });
-    });
-    let (baseline, baseline_bytes) = counted(&mut || {
-        let payloads = payloads.clone();
-        runtime.block_on(async {
-            for payload in payloads {
-                mpsc.round_trip(payload).await;
-            }
-        });
-    });
-    // The clones of the inputs above are counted too: one message (topic, payload, headers)
-    // and one payload per round trip, taken off each path's figure.
-    let inputs = counted(&mut || drop(black_box(messages.clone()))).0;
-    let payload_inputs = counted(&mut || drop(black_box(payloads.clone()))).0;
-    let (host, baseline) = (host - inputs, baseline - payload_inputs);
-    println!(
-        "allocations per sequential round trip: host bus path {host:.1} ({host_bytes:.0} bytes with the \
-         inputs' clones); baseline tokio mpsc {baseline:.1} ({baseline_bytes:.0} bytes)"
-    );
-    // The reply's own bytes are the one allocation the target allows.
-    vec![Check::at_most("allocations per envelope on the bus path, besides the reply payload", host - 1.0, 0.0)]
-}
-
 fn main() {
     let sizes = Sizes::from_env();
     let mut fx = fixture("bus-path");
     let mut checks = latency(&mut fx, &sizes);
     checks.extend(pipelined(&mut fx, &sizes));
-    checks.extend(allocations(&mut fx));
     fx.finish();
     println!();
     for check in &checks {

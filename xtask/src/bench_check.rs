@@ -13,6 +13,7 @@ use crate::cmd;
 /// The benchmarks with targets, as `cargo bench` arguments.
 const BENCHES: &[&[&str]] = &[
     &["bench", "-p", "onex-benches", "--bench", "bus_path"],
+    &["bench", "-p", "onex-benches", "--bench", "bus_allocations"],
     &["bench", "-p", "onex-benches", "--bench", "stamp"],
     &["bench", "-p", "onex-benches", "--bench", "keycloak_verify"],
 ];

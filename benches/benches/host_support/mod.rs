@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use onex_core::envelope::Envelope;
 use onex_infra::contracts::load_bundled_contracts;
+use onex_infra::host::wire::to_message;
 use onex_infra::host::{HostSetup, RunningHost, RuntimeHost, start};
 use onex_infra::ids::{new_uuid_v7, now_utc};
 use onex_infra::registry::Registry;
@@ -74,6 +75,11 @@ impl Fixture {
 
 pub fn echo_envelope(i: usize) -> Envelope {
     Envelope::request(new_uuid_v7(), "local.echo", json!({ "n": i }), now_utc())
+}
+
+/// `n` echo envelopes as messages to the host's request topic.
+pub fn messages(fx: &Fixture, n: usize) -> Vec<OutboundMessage> {
+    (0..n).map(|i| to_message(fx.request_topic.as_str(), None, &echo_envelope(i))).collect()
 }
 
 pub async fn next_reply(stream: &mut MessageStream) -> InboundMessage {
