@@ -152,12 +152,18 @@ fn normalized_hash_split(content: &Bytes) -> Option<NormalizedHash> {
     // A worker that has not started (busy, or none) leaves the second part to the caller.
     let worker_has_it = on_worker_thread && job.claimed.swap(true, Ordering::AcqRel);
     let second = if worker_has_it { job.second.take() } else { normalize_second(content, cut) };
-    let (Ok(first_outcome), Some((second, second_outcome))) = (first_outcome, second) else {
-        if worker_has_it {
-            job.plan.put(None);
+    let (first_outcome, (second, second_outcome)) = match (first_outcome, second) {
+        (Ok(first_outcome), Some(second)) => (first_outcome, second),
+        (_, second) => {
+            if worker_has_it {
+                job.plan.put(None);
+            }
+            give_back(first);
+            if let Some((second, _)) = second {
+                give_back(second);
+            }
+            return None;
         }
-        give_back(first);
-        return None;
     };
     let outcome = first_outcome.then(second_outcome);
     let len = first.len() + second.len();

@@ -19,7 +19,7 @@ pub(super) const AWAKE: Duration = Duration::from_micros(100);
 /// Hands `task` to the worker thread (started on first use). Gives the task back when there is
 /// no worker thread: the caller then does the work itself, slower but right.
 pub(super) fn run(task: Task) -> Result<(), Task> {
-    static WORKER: OnceLock<Option<Mutex<Sender<Task>>>> = OnceLock::new();
+    static WORKER: OnceLock<Option<Sender<Task>>> = OnceLock::new();
     let worker = WORKER.get_or_init(|| {
         let (tx, rx) = channel::<Task>();
         let spawned = std::thread::Builder::new().name("onex-blake3".into()).spawn(move || {
@@ -27,10 +27,10 @@ pub(super) fn run(task: Task) -> Result<(), Task> {
                 task();
             }
         });
-        spawned.ok().map(|_| Mutex::new(tx))
+        spawned.ok().map(|_| tx)
     });
     match worker {
-        Some(tx) => tx.lock().unwrap_or_else(PoisonError::into_inner).send(task).map_err(|e| e.0),
+        Some(tx) => tx.send(task).map_err(|e| e.0),
         None => Err(task),
     }
 }
